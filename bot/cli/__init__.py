@@ -1,0 +1,159 @@
+"""The one command line: ``python -m bot <command>``.
+
+Every expected failure (bad setting, bad argument, bad protocol, bad token) ends in one clear line
+on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import NoReturn
+from zoneinfo import ZoneInfo
+
+from bot import output
+from bot.config import Settings, load_settings
+from bot.domain.protocol import Indication, KneeSide
+from bot.errors import BotError, ConfigError, ProtocolError, UsageError
+from bot.logs import configure_logging
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        output.error(f"{self.prog}: {message} (see --help)")
+        raise SystemExit(2)
+
+
+def parse_local_datetime(value: str, zone: str) -> datetime:
+    """'2026-12-01 09:30' in ``zone`` → aware datetime; a clear error otherwise."""
+    try:
+        naive = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M")  # noqa: DTZ007 - zone added below
+    except ValueError:
+        raise UsageError(
+            f'--procedure-at {value!r}: expected local date and time as "YYYY-MM-DD HH:MM"'
+        ) from None
+    return naive.replace(tzinfo=ZoneInfo(zone))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All commands and their options."""
+    parser = _Parser(prog="python -m bot", description="Knee cryoneurolysis follow-up bot.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run the bot (the sandbox when no token is set)")
+    run.add_argument("--webhook", action="store_true", help="receive updates by webhook")
+    commands.add_parser("demo", help="play the sandbox script once and exit")
+
+    enroll = commands.add_parser("enroll", help="enrol a patient and print the deep link")
+    enroll.add_argument("--label", required=True, help="the unit's pseudonymous patient id")
+    enroll.add_argument("--procedure-at", required=True, help='local time, "YYYY-MM-DD HH:MM"')
+    enroll.add_argument("--side", required=True, choices=[s.value for s in KneeSide])
+    enroll.add_argument("--indication", required=True, choices=[i.value for i in Indication])
+    enroll.add_argument("--language", required=True, help="fr or en")
+    enroll.add_argument("--protocol", default="knee-cryoneurolysis", help="protocol id")
+    enroll.add_argument("--baseline-pain", type=int, choices=range(11), metavar="0-10")
+    enroll.add_argument("--timezone", help="IANA zone of the patient (default TIMEZONE)")
+    enroll.add_argument("--qr", type=Path, help="also write the link as a QR code PNG here")
+
+    protocol = commands.add_parser("protocol", help="check or show a protocol file")
+    protocol_commands = protocol.add_subparsers(
+        dest="protocol_command", required=True, parser_class=_Parser
+    )
+    check = protocol_commands.add_parser("check", help="validate a protocol file")
+    check.add_argument("file", type=Path)
+    show = protocol_commands.add_parser("show", help="print the timeline for a procedure time")
+    show.add_argument("file", type=Path)
+    show.add_argument("--procedure-at", required=True)
+    show.add_argument(
+        "--indication", default="osteoarthritis", choices=[i.value for i in Indication]
+    )
+    show.add_argument("--timezone")
+    show.add_argument("--language", default="fr")
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    db_commands.add_parser("upgrade", help="apply pending migrations")
+
+    staff = commands.add_parser("staff", help="manage staff members without a restart")
+    staff_commands = staff.add_subparsers(dest="staff_command", required=True, parser_class=_Parser)
+    for name in ("add", "remove"):
+        sub = staff_commands.add_parser(name)
+        sub.add_argument("user_id", type=int)
+    staff_commands.add_parser("list")
+
+    audit = commands.add_parser("audit", help="print the audit trail")
+    audit.add_argument("--since", help='"YYYY-MM-DD HH:MM" local')
+    audit.add_argument("--action")
+    audit.add_argument("--limit", type=int, default=200)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "protocol":
+            from bot.cli.commands import protocol_command
+
+            return protocol_command(args)
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
+        return asyncio.run(_dispatch(args, settings))
+    except (ConfigError, UsageError, ProtocolError) as exc:
+        output.error(str(exc))
+        return 2
+    except BotError as exc:
+        output.error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.cli import commands
+
+    if args.command == "run":
+        if settings.sandbox:
+            from bot.sandbox.demo import run_sandbox
+
+            return await run_sandbox(settings, keep_running=True, stop=_stop_event())
+        return await commands.run_bot(settings, stop=_stop_event(), webhook=args.webhook)
+    if args.command == "demo":
+        from bot.sandbox.demo import run_sandbox
+
+        return await run_sandbox(settings, keep_running=False, stop=_stop_event())
+    if args.command == "enroll":
+        zone = args.timezone or settings.timezone
+        procedure_at = parse_local_datetime(args.procedure_at, zone)
+        return await commands.enroll(settings, args, procedure_at, zone)
+    if args.command == "db":
+        return await commands.db_upgrade(settings)
+    if args.command == "staff":
+        return await commands.staff(settings, args.staff_command, getattr(args, "user_id", None))
+    if args.command == "audit":
+        since = parse_local_datetime(args.since, settings.timezone) if args.since else None
+        return await commands.audit(settings, since=since, action=args.action, limit=args.limit)
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _stop_event() -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM, for a clean shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""What each CLI command does (the parser lives in ``bot.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import segno
+from sqlalchemy import select
+
+from bot import output
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.db.models import StaffMember
+from bot.db.session import create_engine, current_revision, make_sessionmaker, upgrade_database
+from bot.domain.protocol import Indication, KneeSide
+from bot.domain.schedule import plan_checkins
+from bot.errors import UsageError
+from bot.i18n import format_local
+from bot.protocols import load_protocol_file
+from bot.services import audit as audit_service
+from bot.services import enrolment
+from bot.services.context import ProtocolStore, ServiceContext
+from bot.services.ports import DeliveryError, OutgoingMessage, SentRef
+from bot.telegram.runtime import BotRuntime, load_registry, unit_settings
+
+
+class OfflineMessenger:
+    """The CLI's messenger: these commands never talk to patients, so sending is an error."""
+
+    async def send(self, chat_id: int, message: OutgoingMessage) -> SentRef:
+        """Refuse: the CLI does not send messages."""
+        raise DeliveryError("the command line does not send Telegram messages")
+
+    async def edit(self, ref: SentRef, message: OutgoingMessage) -> None:
+        """Refuse: the CLI does not edit messages."""
+        raise DeliveryError("the command line does not edit Telegram messages")
+
+    async def forward(self, chat_id: int, from_chat_id: int, message_id: int) -> SentRef:
+        """Refuse: the CLI does not forward messages."""
+        raise DeliveryError("the command line does not forward Telegram messages")
+
+
+@asynccontextmanager
+async def offline_context(settings: Settings) -> AsyncIterator[ServiceContext]:
+    """Database + protocols, no Telegram: for enrol, staff and audit commands."""
+    registry = load_registry(settings, require_approval=False)
+    engine = create_engine(settings.database_url, schema=settings.database_schema)
+    try:
+        await upgrade_database(engine)
+        clock = SystemClock()
+        sessions = make_sessionmaker(engine)
+        store = ProtocolStore(registry)
+        async with sessions.begin() as session:
+            await store.register_all(session, clock)
+        yield ServiceContext(
+            sessions=sessions,
+            messenger=OfflineMessenger(),
+            clock=clock,
+            unit=unit_settings(settings, settings.bot_username or "cryo_followup_bot"),
+            protocols=store,
+            process_id="cli",
+        )
+    finally:
+        await engine.dispose()
+
+
+async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> int:
+    """The long-running bot against real Telegram (polling)."""
+    if webhook:
+        raise UsageError("webhook mode is not available yet: run without --webhook (polling)")
+    runtime = await BotRuntime.create(settings)
+    output.line("Bot running (polling). Stop with Ctrl-C.")
+    await runtime.run_until(stop)
+    return 0
+
+
+async def enroll(
+    settings: Settings, args: argparse.Namespace, procedure_at: datetime, zone: str
+) -> int:
+    """Create the episode and print the single-use deep link (and a QR code if asked)."""
+    async with offline_context(settings) as ctx:
+        try:
+            protocol = ctx.protocols.registry.latest(args.protocol)
+        except KeyError:
+            known = ", ".join(ctx.protocols.registry.ids())
+            raise UsageError(f"--protocol {args.protocol!r} is unknown (known: {known})") from None
+        invitation = await enrolment.enrol(
+            ctx,
+            label=args.label,
+            procedure_at=procedure_at,
+            side=KneeSide(args.side),
+            indication=Indication(args.indication),
+            language=args.language,
+            protocol=protocol,
+            baseline_pain=args.baseline_pain,
+            time_zone=zone,
+            actor="cli",
+        )
+    output.line(invitation.link)
+    if args.qr is not None:
+        segno.make(invitation.link, error="m").save(str(args.qr), scale=8, border=2)
+        output.line(f"QR code written to {args.qr}")
+    expiry = invitation.expires_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+    output.line(f"single use, expires {expiry} ({zone})")
+    return 0
+
+
+async def db_upgrade(settings: Settings) -> int:
+    """Apply migrations and say where the database is."""
+    engine = create_engine(settings.database_url, schema=settings.database_schema)
+    try:
+        await upgrade_database(engine)
+        revision = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    output.line(f"database at revision {revision}")
+    return 0
+
+
+async def staff(settings: Settings, command: str, user_id: int | None) -> int:
+    """Add, remove or list staff members (on top of STAFF_USER_IDS)."""
+    async with offline_context(settings) as ctx:
+        now = ctx.clock.now()
+        async with ctx.sessions.begin() as session:
+            if command == "list":
+                rows = await session.scalars(
+                    select(StaffMember).where(StaffMember.removed_at.is_(None))
+                )
+                for uid in sorted(settings.staff_user_ids):
+                    output.line(f"{uid}\t(STAFF_USER_IDS)")
+                for row in rows:
+                    output.line(f"{row.user_id}\tadded {row.added_at:%Y-%m-%d} by {row.added_by}")
+                return 0
+            assert user_id is not None
+            row = await session.get(StaffMember, user_id)
+            if command == "add":
+                if row is None:
+                    session.add(StaffMember(user_id=user_id, added_at=now, added_by="cli"))
+                else:
+                    row.removed_at = None
+                output.line(f"staff member {user_id} added")
+            else:
+                if row is None or row.removed_at is not None:
+                    if user_id in settings.staff_user_ids:
+                        raise UsageError(f"{user_id} comes from STAFF_USER_IDS: remove it there")
+                    raise UsageError(f"{user_id} is not a staff member")
+                row.removed_at = now
+                output.line(f"staff member {user_id} removed")
+            audit_service.record(
+                session, at=now, actor="cli", action=f"staff_{command}", staff_user_id=user_id
+            )
+    return 0
+
+
+async def audit(
+    settings: Settings, *, since: datetime | None, action: str | None, limit: int
+) -> int:
+    """Print audit events as tab-separated lines."""
+    async with offline_context(settings) as ctx, ctx.sessions() as session:
+        events = await audit_service.list_events(session, since=since, action=action, limit=limit)
+    for event in events:
+        details = " ".join(f"{k}={v}" for k, v in sorted(event.details.items()))
+        output.line(
+            f"{event.at:%Y-%m-%d %H:%M:%S}Z\t{event.actor}\t{event.action}\t"
+            f"episode={event.episode_id or '-'}\talert={event.alert_id or '-'}\t{details}"
+        )
+    return 0
+
+
+def protocol_command(args: argparse.Namespace) -> int:
+    """``protocol check`` and ``protocol show`` (no database needed)."""
+    protocol = load_protocol_file(args.file)
+    if args.protocol_command == "check":
+        approval = (
+            f"approved by {protocol.approved_by} on {protocol.approved_on}"
+            if protocol.approved
+            else "NOT approved yet (run refuses it unless ALLOW_UNAPPROVED_PROTOCOL=true)"
+        )
+        output.line(
+            f"{args.file}: valid — {protocol.id} v{protocol.version}, "
+            f"{len(protocol.checkins)} check-ins, {len(protocol.rules)} rules; {approval}"
+        )
+        return 0
+    zone = args.timezone or "Europe/Paris"
+    from bot.cli import parse_local_datetime
+
+    procedure_at = parse_local_datetime(args.procedure_at, zone)
+    if args.language not in protocol.languages:
+        raise UsageError(f"--language must be one of {', '.join(protocol.languages)}")
+    planned = plan_checkins(
+        protocol, procedure_at=procedure_at, time_zone=zone, indication=Indication(args.indication)
+    )
+    output.line(f"{protocol.title.get(args.language)} (v{protocol.version}) — {zone}")
+    for item in planned:
+        when = format_local(item.due_at, args.language, zone)
+        until = format_local(item.window_ends_at, args.language, zone, "short")
+        state = "" if item.status == "scheduled" else f"  [cancelled: {item.reason}]"
+        questions = ", ".join(
+            q.id for q in protocol.questions_for(item.checkin_id, Indication(args.indication))
+        )
+        output.line(f"{item.checkin_id:<11} {when:<32} until {until}{state}")
+        output.line(f"{'':<11} {questions}")
+    return 0

@@ -1,0 +1,262 @@
+"""Typed SQLAlchemy models: the single source of truth for everything that must survive a restart.
+
+No real names, phone numbers or birth dates: a patient is a pseudonymous label chosen by the unit.
+All datetimes are aware and stored in UTC (:class:`UTCDateTime` re-attaches UTC on SQLite).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every engine (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes: a naive time in a clinical schedule is a bug."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Give back aware UTC datetimes."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention so Alembic can alter constraints later."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
+
+
+class ProtocolVersion(Base):
+    """A protocol file as it was when first used: episodes point here, never at the live file."""
+
+    __tablename__ = "protocol_versions"
+    __table_args__ = (UniqueConstraint("protocol_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime]
+
+
+class Patient(Base):
+    """A person followed by the unit, known only by the unit's own label."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), unique=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    created_at: Mapped[datetime]
+    erased_at: Mapped[datetime | None]
+
+    episodes: Mapped[list[Episode]] = relationship(back_populates="patient")
+
+
+class Episode(Base):
+    """One procedure and its follow-up; keeps the protocol version it was enrolled with."""
+
+    __tablename__ = "episodes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    protocol_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    procedure_at: Mapped[datetime]
+    time_zone: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(16))
+    indication: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    baseline_pain: Mapped[int | None]
+    baseline_source: Mapped[str | None] = mapped_column(String(16))
+    consent_version: Mapped[int | None]
+    consented_at: Mapped[datetime | None]
+    blocked_at: Mapped[datetime | None]
+    awaiting: Mapped[str | None] = mapped_column(String(32))
+    reask_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+
+    patient: Mapped[Patient] = relationship(back_populates="episodes")
+    protocol_version: Mapped[ProtocolVersion] = relationship()
+
+
+class EnrolmentToken(Base):
+    """A single-use deep-link token; only its SHA-256 is stored."""
+
+    __tablename__ = "enrolment_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class CheckIn(Base):
+    """One time point of an episode: scheduled → sending → awaiting → answered|partial|missed.
+
+    ``cancelled`` covers time points that fell before consent or into quiet hours.
+    ``question_index`` is the conversation position; ``selection`` holds checklist ticks.
+    """
+
+    __tablename__ = "checkins"
+    __table_args__ = (
+        Index("ix_checkins_status_due_at", "status", "due_at"),
+        UniqueConstraint("episode_id", "def_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
+    def_id: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime]
+    window_ends_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    question_index: Mapped[int] = mapped_column(Integer, default=0)
+    reask_count: Mapped[int] = mapped_column(Integer, default=0)
+    selection: Mapped[list[str]] = mapped_column(JSON, default=list)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    next_reminder_at: Mapped[datetime | None]
+
+    episode: Mapped[Episode] = relationship()
+
+
+class Answer(Base):
+    """Every reply, raw text beside the parsed value; notes have no check-in."""
+
+    __tablename__ = "answers"
+    __table_args__ = (Index("ix_answers_episode_created", "episode_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"))
+    checkin_id: Mapped[int | None] = mapped_column(ForeignKey("checkins.id"), index=True)
+    question_id: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[int | None]
+    option_id: Mapped[str | None] = mapped_column(String(32))
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    day: Mapped[int]
+    file_id: Mapped[str | None] = mapped_column(String(256))
+    file_path: Mapped[str | None] = mapped_column(String(512))
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+
+
+class ProcessedUpdate(Base):
+    """Telegram update ids already handled: a redelivered update changes nothing."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime]
+
+
+class Alert(Base):
+    """A finding for staff: one open alert per episode and rule (``open_key`` is 1 while open).
+
+    ``delivery`` is pending until the staff chat accepted the message: never dropped.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("episode_id", "rule_id", "open_key"),
+        Index("ix_alerts_delivery_next", "delivery", "next_delivery_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    open_key: Mapped[int | None]
+    evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    delivery: Mapped[str] = mapped_column(String(16))
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_delivery_at: Mapped[datetime | None]
+    needs_edit: Mapped[bool] = mapped_column(default=False)
+    staff_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    staff_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    acknowledged_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None]
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    escalation_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_escalation_at: Mapped[datetime | None]
+
+    episode: Mapped[Episode] = relationship()
+
+
+class AuditEvent(Base):
+    """Who did what and when; details carry ids, never health values or free text."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class StaffMember(Base):
+    """A staff member added at run time (on top of STAFF_USER_IDS); removal keeps the row."""
+
+    __tablename__ = "staff_members"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    added_at: Mapped[datetime]
+    added_by: Mapped[str] = mapped_column(String(128))
+    removed_at: Mapped[datetime | None]

@@ -1,0 +1,523 @@
+"""The follow-up protocol as frozen, validated data (schedules/*.yaml).
+
+Clinicians write and approve these files; the code only reads them. Everything a unit may want
+to change without a programmer lives here: time points, questions and their wording in every
+language, red flags and the phrases that reveal them in free text, escalation rules and their
+thresholds, safety advice, quiet hours, reminders.
+
+Validation happens in two passes so every error can name its place in the file:
+pydantic checks shapes (unknown keys, wrong types), then :func:`check_protocol` checks meaning
+(references, translations, quiet hours, duplicates, every red flag covered by a rule).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+
+
+class Severity(StrEnum):
+    """How fast staff must act; ordered from most to least pressing."""
+
+    EMERGENCY = "emergency"
+    URGENT = "urgent"
+    REVIEW = "review"
+
+    @property
+    def rank(self) -> int:
+        """0 for emergency, 2 for review: sort keys for 'most urgent first'."""
+        return list(Severity).index(self)
+
+
+class Indication(StrEnum):
+    """Why the knee was treated; some questions apply only to some indications."""
+
+    OSTEOARTHRITIS = "osteoarthritis"
+    CHRONIC_PAIN = "chronic_pain"
+    BEFORE_KNEE_REPLACEMENT = "before_knee_replacement"
+    AFTER_KNEE_REPLACEMENT = "after_knee_replacement"
+
+
+class KneeSide(StrEnum):
+    """The treated knee."""
+
+    LEFT = "left"
+    RIGHT = "right"
+    BOTH = "both"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalizedText(RootModel[dict[str, str]]):
+    """A text in every language of the protocol (checked by :func:`check_protocol`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def get(self, language: str, fallback: str = "en") -> str:
+        """The text in ``language``, else in ``fallback``, else in any language."""
+        texts = self.root
+        return texts.get(language) or texts.get(fallback) or next(iter(texts.values()))
+
+
+class LocalizedPhrases(RootModel[dict[str, list[str]]]):
+    """Free-text phrases per language (red-flag words, answer synonyms)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def get(self, language: str) -> list[str]:
+        """Phrases of ``language`` (empty when none)."""
+        return self.root.get(language, [])
+
+    def all(self) -> list[str]:
+        """Phrases of every language: a French patient may type English words and vice versa."""
+        return [phrase for phrases in self.root.values() for phrase in phrases]
+
+
+_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _parse_hhmm(value: str) -> dt.time:
+    if not _HHMM.match(value):
+        raise ValueError(f"expected a time as HH:MM (24 h), got {value!r}")
+    hours, minutes = value.split(":")
+    return dt.time(int(hours), int(minutes))
+
+
+class Option(_Frozen):
+    """One answer of a choice question; ``value`` is what rules and scores compute with."""
+
+    id: str
+    value: int
+    label: LocalizedText
+    synonyms: LocalizedPhrases = LocalizedPhrases({})
+    flag: str | None = None
+
+
+class RedFlag(_Frozen):
+    """A warning sign: its yes/no question, its short checklist label, its free-text phrases."""
+
+    question: LocalizedText
+    label: LocalizedText
+    phrases: LocalizedPhrases = LocalizedPhrases({})
+
+
+QuestionType = Literal["scale", "choice", "yes_no", "checklist", "text", "photo"]
+
+
+class Question(_Frozen):
+    """A question asked in a check-in.
+
+    ``scale``: integer ``min``..``max`` (one-tap keyboard). ``choice``: one of ``options``.
+    ``yes_no``: answered yes means red flag ``flag`` when set. ``checklist``: any of the red
+    flags in ``flags`` or "none of these". ``text`` and ``photo``: free, ``optional`` may skip.
+    """
+
+    id: str
+    type: QuestionType
+    text: LocalizedText
+    hint: LocalizedText | None = None
+    min: int = 0
+    max: int = 10
+    options: tuple[Option, ...] = ()
+    flags: tuple[str, ...] = ()
+    flag: str | None = None
+    optional: bool = False
+    indications: tuple[Indication, ...] | None = None
+    loinc: str | None = None
+    score: str | None = None
+
+
+class Offset(_Frozen):
+    """When a check-in is due, relative to the procedure date in the episode's time zone.
+
+    ``days`` counts calendar days; ``months`` means the same calendar day N months later,
+    clamped to the month's end (31 Jan + 1 month = 28/29 Feb).
+    """
+
+    days: int = 0
+    months: int = 0
+
+
+class CheckInDef(_Frozen):
+    """One time point of the follow-up and the questions asked then."""
+
+    id: str
+    offset: Offset
+    time: str
+    min_hours_after_procedure: float = 0
+    window_hours: float = Field(gt=0)
+    questions: tuple[str, ...]
+    message_before: str | None = None
+    indications: tuple[Indication, ...] | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _time_is_hhmm(cls, value: str) -> str:
+        _parse_hhmm(value)
+        return value
+
+    @property
+    def local_time(self) -> dt.time:
+        """The wall-clock time the check-in is due."""
+        return _parse_hhmm(self.time)
+
+
+class QuietHours(_Frozen):
+    """Hours when no check-in or reminder is sent (alerts and safety advice ignore them)."""
+
+    start: str = "21:00"
+    end: str = "08:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _is_hhmm(cls, value: str) -> str:
+        _parse_hhmm(value)
+        return value
+
+    def contains(self, moment: dt.time) -> bool:
+        """True when the wall-clock ``moment`` is inside the quiet hours (start incl., end excl.)."""
+        start, end = _parse_hhmm(self.start), _parse_hhmm(self.end)
+        if start <= end:
+            return start <= moment < end
+        return moment >= start or moment < end
+
+    @property
+    def end_time(self) -> dt.time:
+        """The wall-clock time quiet hours end."""
+        return _parse_hhmm(self.end)
+
+
+class Reminders(_Frozen):
+    """How the bot nudges a patient who has not answered."""
+
+    after_minutes: int = Field(default=120, gt=0)
+    max: int = Field(default=2, ge=0)
+
+
+class _RuleBase(_Frozen):
+    id: str
+    severity: Severity
+    explanation: LocalizedText
+    indications: tuple[Indication, ...] | None = None
+
+
+class ThresholdRule(_RuleBase):
+    """The value of ``question`` compared with ``value`` (e.g. pain >= 8)."""
+
+    kind: Literal["threshold"]
+    question: str
+    op: Literal[">=", ">", "<=", "<", "=="]
+    value: int
+    from_day: int | None = None
+    until_day: int | None = None
+
+
+class RiseOverBaselineRule(_RuleBase):
+    """The tracked value at least ``by`` above the patient's own baseline, from ``from_day``."""
+
+    kind: Literal["rise_over_baseline"]
+    question: str
+    by: int = Field(gt=0)
+    from_day: int = 0
+
+
+class InsufficientReliefRule(_RuleBase):
+    """At a given check-in, the tracked value not ``percent`` % below baseline (non-responder)."""
+
+    kind: Literal["insufficient_relief"]
+    question: str
+    checkin: str
+    percent: int = Field(gt=0, le=100)
+
+
+class WorseningRule(_RuleBase):
+    """The value rose at each of the last ``consecutive`` check-ins where it was asked."""
+
+    kind: Literal["worsening"]
+    question: str
+    consecutive: int = Field(default=1, ge=1)
+    from_day: int = 0
+
+
+class RedFlagRule(_RuleBase):
+    """Any of ``flags`` reported: ticked, answered yes, or read in free text."""
+
+    kind: Literal["red_flag"]
+    flags: tuple[str, ...] = Field(min_length=1)
+
+
+class UnclearAnswerRule(_RuleBase):
+    """A red-flag question still unclear after the one re-ask: a human must look."""
+
+    kind: Literal["unclear_answer"]
+    question_types: tuple[QuestionType, ...] = ("checklist", "yes_no")
+
+
+class MissedInRowRule(_RuleBase):
+    """``count`` check-ins in a row went unanswered."""
+
+    kind: Literal["missed_in_row"]
+    count: int = Field(ge=1)
+
+
+class BotBlockedRule(_RuleBase):
+    """The patient blocked the bot: the follow-up is silent from now on."""
+
+    kind: Literal["bot_blocked"]
+
+
+class UnheardMediaRule(_RuleBase):
+    """A voice note or video the bot cannot read may hold a red flag: a human must listen."""
+
+    kind: Literal["unheard_media"]
+
+
+Rule = Annotated[
+    ThresholdRule
+    | RiseOverBaselineRule
+    | InsufficientReliefRule
+    | WorseningRule
+    | RedFlagRule
+    | UnclearAnswerRule
+    | MissedInRowRule
+    | BotBlockedRule
+    | UnheardMediaRule,
+    Field(discriminator="kind"),
+]
+
+
+class SafetyAdvice(_Frozen):
+    """What the patient is told at once, per severity; ``{unit_phone}`` etc. are filled in."""
+
+    emergency: LocalizedText
+    urgent: LocalizedText
+    review: LocalizedText
+
+
+class Consent(_Frozen):
+    """The consent text; a new ``version`` asks every patient to consent again."""
+
+    version: int = Field(ge=1)
+    text: LocalizedText
+    details: LocalizedText
+
+
+class Protocol(_Frozen):
+    """A whole follow-up protocol, as approved by the unit."""
+
+    id: str
+    version: int = Field(ge=1)
+    title: LocalizedText
+    approved_by: str | None = None
+    approved_on: dt.date | None = None
+    languages: tuple[str, ...] = Field(min_length=1)
+    quiet_hours: QuietHours = QuietHours()
+    reminders: Reminders = Reminders()
+    fever_threshold_celsius: float = 38.0
+    tracked_question: str
+    baseline_question: LocalizedText
+    consent: Consent
+    questions: tuple[Question, ...]
+    red_flags: dict[str, RedFlag]
+    checkins: tuple[CheckInDef, ...]
+    messages: dict[str, LocalizedText] = {}
+    rules: tuple[Rule, ...]
+    safety_advice: SafetyAdvice
+
+    @property
+    def approved(self) -> bool:
+        """True when a named person approved this version on a date."""
+        return bool(self.approved_by) and self.approved_on is not None
+
+    def question(self, question_id: str) -> Question:
+        """The question with this id (KeyError when none)."""
+        for question in self.questions:
+            if question.id == question_id:
+                return question
+        raise KeyError(question_id)
+
+    def checkin(self, checkin_id: str) -> CheckInDef:
+        """The check-in definition with this id (KeyError when none)."""
+        for checkin in self.checkins:
+            if checkin.id == checkin_id:
+                return checkin
+        raise KeyError(checkin_id)
+
+    def questions_for(self, checkin_id: str, indication: Indication) -> list[Question]:
+        """The questions of a check-in that apply to this indication, in order."""
+        selected = []
+        for question_id in self.checkin(checkin_id).questions:
+            question = self.question(question_id)
+            if question.indications is None or indication in question.indications:
+                selected.append(question)
+        return selected
+
+    def checkins_for(self, indication: Indication) -> list[CheckInDef]:
+        """The check-ins that apply to this indication, in file order."""
+        return [c for c in self.checkins if c.indications is None or indication in c.indications]
+
+    def rules_for(self, indication: Indication) -> list[Rule]:
+        """The rules that apply to this indication."""
+        return [r for r in self.rules if r.indications is None or indication in r.indications]
+
+    def flags_of(self, question: Question) -> tuple[str, ...]:
+        """The red flags a question can reveal."""
+        if question.type == "checklist":
+            return question.flags
+        if question.type == "choice":
+            return tuple(o.flag for o in question.options if o.flag)
+        return (question.flag,) if question.flag else ()
+
+
+def format_location(location: tuple[int | str, ...]) -> str:
+    """Turn a pydantic error location into ``checkins[3].questions[1]``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif text:
+            text += f".{part}"
+        else:
+            text = str(part)
+    return text
+
+
+def _walk(node: Any, path: tuple[int | str, ...]) -> Iterator[tuple[tuple[int | str, ...], Any]]:
+    yield path, node
+    if isinstance(node, LocalizedText | LocalizedPhrases):
+        return
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            yield from _walk(getattr(node, name), (*path, name))
+    elif isinstance(node, tuple | list):
+        for index, item in enumerate(node):
+            yield from _walk(item, (*path, index))
+    elif isinstance(node, dict):
+        for key, item in node.items():
+            yield from _walk(item, (*path, key))
+
+
+def check_protocol(protocol: Protocol) -> list[tuple[str, str]]:
+    """Every problem of meaning in a protocol, as (path, message); empty when valid."""
+    problems: list[tuple[str, str]] = []
+
+    def problem(path: tuple[int | str, ...], message: str) -> None:
+        problems.append((format_location(path), message))
+
+    languages = set(protocol.languages)
+    for path, node in _walk(protocol, ()):
+        if isinstance(node, LocalizedText):
+            missing = languages - set(node.root)
+            if missing:
+                problem(path, f"missing translation for {', '.join(sorted(missing))}")
+            for language, text in node.root.items():
+                if not text.strip():
+                    problem((*path, language), "empty text")
+        elif isinstance(node, LocalizedPhrases) and node.root:
+            missing = languages - set(node.root)
+            if missing:
+                problem(path, f"missing phrases for {', '.join(sorted(missing))}")
+
+    def check_unique(kind: str, items: list[tuple[tuple[int | str, ...], str]]) -> None:
+        seen: set[str] = set()
+        for path, item_id in items:
+            if not _ID.match(item_id):
+                problem(path, f"{kind} id {item_id!r} must be a letter then letters/digits/_")
+            if item_id in seen:
+                problem(path, f"duplicate {kind} id {item_id!r}")
+            seen.add(item_id)
+
+    check_unique(
+        "question", [(("questions", i, "id"), q.id) for i, q in enumerate(protocol.questions)]
+    )
+    check_unique(
+        "check-in", [(("checkins", i, "id"), c.id) for i, c in enumerate(protocol.checkins)]
+    )
+    check_unique("rule", [(("rules", i, "id"), r.id) for i, r in enumerate(protocol.rules)])
+
+    question_ids = {q.id for q in protocol.questions}
+    flag_ids = set(protocol.red_flags)
+    checkin_ids = {c.id for c in protocol.checkins}
+
+    if protocol.tracked_question not in question_ids:
+        problem(("tracked_question",), f"no question {protocol.tracked_question!r}")
+    elif protocol.question(protocol.tracked_question).type != "scale":
+        problem(("tracked_question",), "the tracked question must be a 0-10 scale")
+
+    for index, question in enumerate(protocol.questions):
+        where: tuple[int | str, ...] = ("questions", index)
+        if question.type == "choice":
+            if len(question.options) < 2:
+                problem((*where, "options"), "a choice question needs at least two options")
+            check_unique(
+                "option",
+                [((*where, "options", i, "id"), o.id) for i, o in enumerate(question.options)],
+            )
+            for i, option in enumerate(question.options):
+                if option.flag is not None and option.flag not in flag_ids:
+                    problem(
+                        (*where, "options", i, "flag"), f"no red flag {option.flag!r} in red_flags"
+                    )
+        elif question.options:
+            problem((*where, "options"), f"a {question.type} question takes no options")
+        if question.type == "checklist":
+            if not question.flags:
+                problem((*where, "flags"), "a checklist needs at least one red flag")
+            for i, flag in enumerate(question.flags):
+                if flag not in flag_ids:
+                    problem((*where, "flags", i), f"no red flag {flag!r} in red_flags")
+        elif question.flags:
+            problem((*where, "flags"), "only a checklist takes flags (a yes_no takes flag)")
+        if question.flag is not None:
+            if question.type != "yes_no":
+                problem((*where, "flag"), "only a yes_no question takes a flag")
+            elif question.flag not in flag_ids:
+                problem((*where, "flag"), f"no red flag {question.flag!r} in red_flags")
+        if question.type == "scale" and question.min >= question.max:
+            problem(where, "a scale needs min < max")
+
+    for index, checkin in enumerate(protocol.checkins):
+        where = ("checkins", index)
+        for i, question_id in enumerate(checkin.questions):
+            if question_id not in question_ids:
+                problem((*where, "questions", i), f"no question {question_id!r}")
+        if len(set(checkin.questions)) != len(checkin.questions):
+            problem((*where, "questions"), "a question is listed twice")
+        if checkin.message_before and checkin.message_before not in protocol.messages:
+            problem((*where, "message_before"), f"no message {checkin.message_before!r}")
+        if protocol.quiet_hours.contains(checkin.local_time):
+            problem(
+                (*where, "time"),
+                f"{checkin.time} is inside quiet hours "
+                f"{protocol.quiet_hours.start}-{protocol.quiet_hours.end}",
+            )
+        if checkin.offset.days < 0 or checkin.offset.months < 0:
+            problem((*where, "offset"), "a check-in cannot be before the procedure")
+
+    covered: set[str] = set()
+    for index, rule in enumerate(protocol.rules):
+        where = ("rules", index)
+        question_ref = getattr(rule, "question", None)
+        if question_ref is not None:
+            if question_ref not in question_ids:
+                problem((*where, "question"), f"no question {question_ref!r}")
+            elif protocol.question(question_ref).type not in ("scale", "choice"):
+                problem((*where, "question"), "this rule needs a scale or choice question")
+        if isinstance(rule, RedFlagRule):
+            for i, flag in enumerate(rule.flags):
+                if flag not in flag_ids:
+                    problem((*where, "flags", i), f"no red flag {flag!r} in red_flags")
+                covered.add(flag)
+        if isinstance(rule, InsufficientReliefRule) and rule.checkin not in checkin_ids:
+            problem((*where, "checkin"), f"no check-in {rule.checkin!r}")
+    for flag in sorted(flag_ids - covered):
+        problem(("red_flags", flag), "no red_flag rule escalates this flag")
+    return problems

@@ -1,0 +1,20 @@
+"""Prometheus metrics: counts and latencies only, never patient data in labels."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_SENT = Counter("cryo_messages_sent_total", "Messages sent to Telegram", ["kind"])
+MESSAGES_FAILED = Counter("cryo_messages_failed_total", "Messages Telegram refused", ["reason"])
+ANSWERS_SAVED = Counter("cryo_answers_saved_total", "Patient answers saved", ["kind"])
+ALERTS_RAISED = Counter("cryo_alerts_raised_total", "Alerts raised", ["severity"])
+ALERT_DELIVERY_FAILURES = Counter(
+    "cryo_alert_delivery_failures_total", "Failed attempts to post an alert to staff", ["reason"]
+)
+ALERT_ACK_SECONDS = Histogram(
+    "cryo_alert_ack_seconds",
+    "Time from alert to acknowledgement",
+    buckets=(60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600),
+)
+ALERTS_OPEN = Gauge("cryo_alerts_open", "Alerts not yet resolved")
+DISPATCHER_LAG = Gauge("cryo_dispatcher_lag_seconds", "Age of the oldest due, unsent check-in")

@@ -1,0 +1,107 @@
+"""Load protocol files from schedules/ into validated :class:`~bot.domain.protocol.Protocol`.
+
+File I/O only; the meaning checks live in the pure domain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from bot.domain.protocol import Protocol, check_protocol, format_location
+from bot.errors import ProtocolError
+
+DEFAULT_PROTOCOL_ID = "knee-cryoneurolysis"
+
+
+def default_schedules_dir() -> Path:
+    """The repository's schedules/ folder (next to the bot package)."""
+    return Path(__file__).resolve().parent.parent / "schedules"
+
+
+def parse_protocol(text: str, *, source: str) -> Protocol:
+    """Validate protocol YAML text; every problem is reported with its path in the file."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise ProtocolError(source, [(where, f"not valid YAML: {exc}")]) from None
+    if not isinstance(raw, dict):
+        raise ProtocolError(source, [("", "the file must be a mapping of protocol fields")])
+    try:
+        protocol = Protocol.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            (format_location(tuple(error["loc"])), _describe(error)) for error in exc.errors()
+        ]
+        raise ProtocolError(source, problems) from None
+    problems = check_protocol(protocol)
+    if problems:
+        raise ProtocolError(source, problems)
+    return protocol
+
+
+def _describe(error: object) -> str:
+    assert isinstance(error, dict)
+    if error.get("type") == "extra_forbidden":
+        return "unknown key (check its spelling against the protocol schema)"
+    if error.get("type") == "missing":
+        return "required field is missing"
+    return str(error.get("msg", "invalid value"))
+
+
+def load_protocol_file(path: Path) -> Protocol:
+    """Read and validate one protocol file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProtocolError(str(path), [("", f"cannot read the file: {exc.strerror}")]) from None
+    return parse_protocol(text, source=str(path))
+
+
+class ProtocolRegistry:
+    """Every protocol of a folder, by (id, version); episodes keep the version they started with.
+
+    Old versions stay loadable from the database snapshot (see services), so editing a file never
+    changes a running follow-up silently.
+    """
+
+    def __init__(self, protocols: list[Protocol]) -> None:
+        self._by_key: dict[tuple[str, int], Protocol] = {}
+        self._latest: dict[str, Protocol] = {}
+        for protocol in protocols:
+            self.add(protocol)
+
+    def add(self, protocol: Protocol) -> None:
+        """Register a protocol version (the highest version of an id is its latest)."""
+        self._by_key[(protocol.id, protocol.version)] = protocol
+        latest = self._latest.get(protocol.id)
+        if latest is None or protocol.version > latest.version:
+            self._latest[protocol.id] = protocol
+
+    @classmethod
+    def from_dir(cls, folder: Path) -> ProtocolRegistry:
+        """Load every *.yaml of ``folder``; one bad file stops everything (fail fast)."""
+        files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+        if not files:
+            raise ProtocolError(str(folder), [("", "no protocol file (*.yaml) in this folder")])
+        return cls([load_protocol_file(path) for path in files])
+
+    def latest(self, protocol_id: str) -> Protocol:
+        """The newest version of a protocol (KeyError when unknown)."""
+        return self._latest[protocol_id]
+
+    def get(self, protocol_id: str, version: int) -> Protocol | None:
+        """A precise version, when loaded."""
+        return self._by_key.get((protocol_id, version))
+
+    def ids(self) -> list[str]:
+        """The protocol ids known."""
+        return sorted(self._latest)
+
+    def all(self) -> list[Protocol]:
+        """Every loaded version."""
+        return list(self._by_key.values())

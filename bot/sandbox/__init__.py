@@ -1,0 +1,1 @@
+"""Sandbox tooling: a fake Telegram Bot API server for tests, demos and benchmarks."""

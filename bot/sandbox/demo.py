@@ -1,0 +1,309 @@
+"""The sandbox: the fake Telegram server, the real bot, and scripted virtual patients.
+
+``python -m bot run`` without a token (and ``python -m bot demo``) start this, so a new user sees
+the whole product work in under a minute, without any account: enrolment, consent, check-ins on an
+accelerated clock, free-text answers, a worrying answer, the safety advice, the staff alert and a
+nurse acknowledging it. The transcript is printed as it happens (patient / bot / staff lines).
+The sandbox uses a throw-away SQLite file, so it never touches the real database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot import output
+from bot.clock import AcceleratedClock
+from bot.config import Settings
+from bot.domain.protocol import Indication, KneeSide
+from bot.sandbox.fake_api import FakeTelegramServer, SentMessage
+from bot.services import enrolment
+from bot.telegram.runtime import BotRuntime
+
+STAFF_CHAT = -1001000000001
+ONCALL_CHAT = -1001000000002
+NURSE_ID = 5001
+DOCTOR_ID = 5002
+#: One real second is one simulated minute; the script jumps the clock to each due check-in.
+SPEED = 60.0
+
+
+class Transcript:
+    """Prints every message the bot sends or edits, with who it went to."""
+
+    def __init__(self, server: FakeTelegramServer, names: dict[int, str]) -> None:
+        self._server = server
+        self._names = names
+        self._seen: dict[tuple[int, int], int] = {}
+
+    def flush(self) -> None:
+        """Print what is new since the last call."""
+        for message in self._server.sent():
+            key = (message.chat_id, message.message_id)
+            edits = self._seen.get(key)
+            if edits == message.edits:
+                continue
+            self._seen[key] = message.edits
+            who = self._names.get(message.chat_id, str(message.chat_id))
+            arrow = "bot ✎" if edits is not None else "bot →"
+            text = (message.text or f"[{message.kind}]").replace("\n", "\n" + " " * 18)
+            buttons = [label for label, _ in message.buttons()]
+            output.line(f"{arrow} {who:<11} {text}")
+            if buttons:
+                output.line(" " * 18 + "  ".join(f"[{b}]" for b in buttons))
+
+    async def follow(self) -> None:
+        """Flush continuously (background task)."""
+        while True:
+            self.flush()
+            await asyncio.sleep(0.05)
+
+
+class VirtualPatient:
+    """A scripted patient acting through the fake server's control side."""
+
+    def __init__(self, server: FakeTelegramServer, user_id: int, label: str) -> None:
+        self.server = server
+        self.user_id = user_id
+        self.label = label
+        self._read = 0
+
+    async def next_message(self, needle: str | None = None, timeout: float = 15.0) -> SentMessage:  # noqa: ASYNC109
+        """Wait for the bot's next message to this patient (containing ``needle`` if given)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                messages = await self.server.wait_for_count(
+                    self._read + 1, chat_id=self.user_id, timeout=timeout
+                )
+                message = messages[self._read]
+                self._read += 1
+                if needle is None or needle in (message.text or ""):
+                    return message
+
+    async def question(self, timeout: float = 15.0) -> SentMessage:  # noqa: ASYNC109
+        """Wait for the bot's next message that has buttons (a question), or an edit of one."""
+        async with asyncio.timeout(timeout):
+            while True:
+                messages = await self.server.wait_for_count(
+                    self._read + 1, chat_id=self.user_id, timeout=timeout
+                )
+                if messages[self._read].buttons():
+                    self._read += 1
+                    return messages[self._read - 1]
+                self._read += 1
+
+    async def tap_next(self, label: str) -> SentMessage:
+        """Wait for the next question and tap ``label`` on it."""
+        message = await self.question()
+        self.taps(message, label)
+        return message
+
+    def says(self, text: str) -> None:
+        """The patient types ``text``."""
+        output.line(f"patient {self.label:<8} {text}")
+        self.server.send_text(self.user_id, text)
+
+    def taps(self, message: SentMessage, label: str) -> None:
+        """The patient taps the button whose label contains ``label``."""
+        data = message.button_data(label)
+        output.line(f"patient {self.label:<8} (taps {label})")
+        self.server.press_button(self.user_id, message.message_id, data)
+
+
+def _sandbox_settings(settings: Settings, server: FakeTelegramServer, folder: Path) -> Settings:
+    return settings.model_copy(
+        update={
+            "database_url": f"sqlite+aiosqlite:///{folder / 'sandbox.db'}",
+            "telegram_api_base_url": server.api_base_url,
+            "staff_chat_id": STAFF_CHAT,
+            "oncall_chat_id": ONCALL_CHAT,
+            "staff_user_ids": (NURSE_ID, DOCTOR_ID),
+            "allow_unapproved_protocol": True,
+            "bot_username": server.bot_username,
+            "media_dir": folder / "media",
+        }
+    )
+
+
+async def run_sandbox(settings: Settings, *, keep_running: bool, stop: asyncio.Event) -> int:
+    """Start the sandbox, play the script, and keep running if asked (until ``stop``)."""
+    server = FakeTelegramServer()
+    await server.start()
+    folder = Path(tempfile.mkdtemp(prefix="cryo-sandbox-"))
+    zone = ZoneInfo(settings.timezone)
+    today = datetime.now(zone).date()
+    procedure_at = datetime.combine(today, time(9, 30), tzinfo=zone)
+    clock = AcceleratedClock(procedure_at + timedelta(hours=1), SPEED)
+    local = _sandbox_settings(settings, server, folder)
+    server.add_group(STAFF_CHAT, title="Radiologie interventionnelle — équipe")
+    server.add_group(ONCALL_CHAT, title="Astreinte")
+    server.add_user(NURSE_ID, first_name="Claire", language_code="fr")
+    server.add_user(DOCTOR_ID, first_name="Dr Martin", language_code="fr")
+    output.line(
+        "Sandbox: no TELEGRAM_BOT_TOKEN set, so the bot talks to the built-in fake Telegram"
+    )
+    output.line(
+        f"server at {server.url}, on an accelerated clock, with a throw-away database in {folder}."
+    )
+    output.line(
+        "The protocol is NOT approved by a physician yet: the sandbox allows it "
+        "(ALLOW_UNAPPROVED_PROTOCOL=true); `run` with a real token refuses it."
+    )
+    output.line("")
+    runtime = await BotRuntime.create(
+        local,
+        clock=clock,
+        token=server.bot_token,
+        base_url=server.api_base_url,
+        base_file_url=server.file_base_url,
+        require_approval=False,
+        rate_limit=False,
+    )
+    names = {STAFF_CHAT: "staff", ONCALL_CHAT: "on-call"}
+    transcript = Transcript(server, names)
+    printer = asyncio.create_task(transcript.follow())
+    try:
+        await runtime.start(safety_tick=timedelta(seconds=1))
+        await _script(runtime, server, names, clock, procedure_at, transcript)
+        transcript.flush()
+        output.line("")
+        output.line(
+            "Script finished: enrolment, consent, check-ins, a pain of 9 escalated to staff "
+            "and acknowledged, a calf-pain red flag with safety advice."
+        )
+        if keep_running:
+            output.line(
+                f"The sandbox keeps running (fake Telegram at {server.url}); Ctrl-C to stop."
+            )
+            await stop.wait()
+    finally:
+        printer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await printer
+        await runtime.stop()
+        await server.stop()
+    return 0
+
+
+async def _jump_to_next_checkin(runtime: BotRuntime, clock: AcceleratedClock) -> None:
+    from bot.services import dispatch
+
+    upcoming = await dispatch.next_wakeup(runtime.ctx)
+    if upcoming is not None and upcoming > clock.now():
+        clock.jump(upcoming - clock.now())
+        local = upcoming.astimezone(ZoneInfo(runtime.settings.timezone))
+        output.line(f"--- clock jumps to {local:%a %d %b %H:%M} ---")
+    runtime.ctx.on_schedule_changed()
+
+
+async def _script(
+    runtime: BotRuntime,
+    server: FakeTelegramServer,
+    names: dict[int, str],
+    clock: AcceleratedClock,
+    procedure_at: datetime,
+    transcript: Transcript,
+) -> None:
+    ctx = runtime.ctx
+    protocol = ctx.protocols.registry.latest("knee-cryoneurolysis")
+    anne = VirtualPatient(server, 1001, "P-001")
+    john = VirtualPatient(server, 1002, "P-002")
+    server.add_user(anne.user_id, first_name="Anne", language_code="fr")
+    server.add_user(john.user_id, first_name="John", language_code="en")
+    names.update({anne.user_id: anne.label, john.user_id: john.label})
+
+    output.line(
+        "staff    enrols P-001 (left knee, osteoarthritis, French) and P-002 (right knee, "
+        "after knee replacement, English, baseline pain 5)"
+    )
+    first = await enrolment.enrol(
+        ctx,
+        label=anne.label,
+        procedure_at=procedure_at,
+        side=KneeSide.LEFT,
+        indication=Indication.OSTEOARTHRITIS,
+        language="fr",
+        protocol=protocol,
+        actor="sandbox",
+    )
+    second = await enrolment.enrol(
+        ctx,
+        label=john.label,
+        procedure_at=procedure_at,
+        side=KneeSide.RIGHT,
+        indication=Indication.AFTER_KNEE_REPLACEMENT,
+        language="en",
+        protocol=protocol,
+        baseline_pain=5,
+        actor="sandbox",
+    )
+    output.line(f"staff    link for P-001: {first.link}")
+
+    anne.says(f"/start {first.token}")
+    await anne.tap_next("J'accepte")
+    await anne.tap_next("6")
+    await anne.next_message("Prochain")
+
+    john.says(f"/start {second.token}")
+    await john.tap_next("I agree")
+    await john.next_message("Next")
+
+    # Day 0, evening check-in.
+    await _jump_to_next_checkin(runtime, clock)
+    await anne.tap_next("4")
+    for _ in range(3):  # bleeding, toes, dressing
+        await anne.tap_next("Non")
+    await anne.question()
+    anne.says("un peu gonflé")
+    await anne.tap_next("Aucun")
+    await anne.next_message("Prochain")
+
+    await john.question()
+    john.says("about 3")
+    for _ in range(3):
+        await john.tap_next("No")
+    await john.tap_next("A little")
+    flags = await john.question()
+    john.taps(flags, "Calf")
+    await server.wait_for(  # the same checklist, edited to show the tick
+        lambda m: m.chat_id == john.user_id and m.message_id == flags.message_id and m.edits > 0
+    )
+    john.taps(flags, "Done")
+    await john.next_message("alerted")  # safety advice
+    await server.wait_for(lambda m: m.chat_id == STAFF_CHAT and "P-002" in (m.text or ""))
+
+    # Nobody takes P-002's urgent alert for 15 minutes: it goes to the on-call chat.
+    await _jump_to_next_checkin(runtime, clock)
+    oncall_card = await server.wait_for(lambda m: m.chat_id == ONCALL_CHAT and "P-002" in (m.text or ""))
+    transcript.flush()
+    output.line("on-call  Dr Martin taps [Je prends] in the on-call chat")
+    server.press_button(DOCTOR_ID, oncall_card.message_id, oncall_card.button_data("Je prends"),
+                        chat_id=ONCALL_CHAT)
+    await server.wait_for(lambda m: m.chat_id == STAFF_CHAT and "P-002" in (m.text or "")
+                          and "Martin" in (m.text or ""))
+
+    # Day 1 morning: Anne reports a pain of 9 in her own words.
+    await _jump_to_next_checkin(runtime, clock)
+    await anne.question()
+    anne.says("j'ai mal à 9, ça ne passe pas")
+    await anne.next_message("15")  # safety advice with the numbers to call
+    card = await server.wait_for(
+        lambda m: m.chat_id == STAFF_CHAT and "P-001" in (m.text or "") and bool(m.buttons())
+    )
+    transcript.flush()
+    output.line("staff    Claire (nurse) taps [Acknowledge] on the alert for P-001")
+    server.press_button(
+        NURSE_ID, card.message_id, card.button_data(card.buttons()[0][0]), chat_id=STAFF_CHAT
+    )
+    await server.wait_for(
+        lambda m: (
+            m.chat_id == STAFF_CHAT
+            and m.message_id == card.message_id
+            and "Claire" in (m.text or "")
+        )
+    )
+    await asyncio.sleep(0.2)

@@ -1,0 +1,119 @@
+"""What every use case needs, gathered once: sessions, the messenger, the clock, protocols."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.db.models import ProtocolVersion
+from bot.domain.protocol import Protocol
+from bot.errors import ProtocolError
+from bot.protocols import ProtocolRegistry
+from bot.services.ports import Messenger
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class UnitSettings:
+    """The unit's own numbers and chats, as services need them."""
+
+    unit_name: str
+    unit_phone: str
+    oncall_phone: str
+    staff_chat_id: int | None
+    oncall_chat_id: int | None
+    staff_user_ids: tuple[int, ...]
+    time_zone: str
+    token_ttl: timedelta = timedelta(days=7)
+    reescalate_after: timedelta = timedelta(minutes=15)
+    digest_time: str = "08:30"
+    bot_username: str = "cryo_followup_bot"
+    media_dir: str = "media"
+    media_max_bytes: int = 5_000_000
+
+
+@dataclass
+class ProtocolStore:
+    """Protocols by database row: an episode reads the exact version it was enrolled with."""
+
+    registry: ProtocolRegistry
+    _by_row: dict[int, Protocol] = field(default_factory=dict)
+    _row_of: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    async def register_all(self, session: AsyncSession, now_factory: Clock) -> None:
+        """Store each loaded file version; a file changed without a version bump is refused."""
+        for protocol in self.registry.all():
+            await self.row_for(session, protocol, now_factory)
+
+    async def row_for(self, session: AsyncSession, protocol: Protocol, clock: Clock) -> int:
+        """The protocol_versions row of this version, created on first use."""
+        key = (protocol.id, protocol.version)
+        if key in self._row_of:
+            return self._row_of[key]
+        content = protocol.model_dump_json()
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        row = await session.scalar(
+            select(ProtocolVersion).where(
+                ProtocolVersion.protocol_id == protocol.id,
+                ProtocolVersion.version == protocol.version,
+            )
+        )
+        if row is None:
+            row = ProtocolVersion(
+                protocol_id=protocol.id,
+                version=protocol.version,
+                sha256=digest,
+                content=content,
+                loaded_at=clock.now(),
+            )
+            session.add(row)
+            await session.flush()
+        elif row.sha256 != digest:
+            raise ProtocolError(
+                protocol.id,
+                [
+                    (
+                        "version",
+                        f"version {protocol.version} is already in use with other content: "
+                        "increase `version` when you change the protocol",
+                    )
+                ],
+            )
+        self._row_of[key] = row.id
+        self._by_row[row.id] = protocol
+        return row.id
+
+    async def protocol_of(self, session: AsyncSession, row_id: int) -> Protocol:
+        """The protocol version stored in row ``row_id`` (from the database snapshot if needed)."""
+        cached = self._by_row.get(row_id)
+        if cached is not None:
+            return cached
+        row = await session.get(ProtocolVersion, row_id)
+        if row is None:
+            raise LookupError(f"protocol version row {row_id} does not exist")
+        protocol = Protocol.model_validate_json(row.content)
+        self._by_row[row_id] = protocol
+        self._row_of[(protocol.id, protocol.version)] = row_id
+        return protocol
+
+
+@dataclass
+class ServiceContext:
+    """Everything the use cases share; built once by the entry point."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    messenger: Messenger
+    clock: Clock
+    unit: UnitSettings
+    protocols: ProtocolStore
+    process_id: str = "main"
+    #: Called when a new due time may be earlier than the dispatcher's next wake-up.
+    on_schedule_changed: Callable[[], None] = field(default=lambda: None)

@@ -1,0 +1,116 @@
+"""How a question looks on the patient's phone, and the compact button data that comes back.
+
+Button data (at most 64 bytes, Telegram's limit) names the check-in row and the question's
+position, so a press on an old message is recognised as stale and a forged press for another
+patient's check-in is refused (the handler checks the check-in belongs to the chat).
+
+    c:<y|n|i>                  consent: yes, no, more information
+    b:<n>                      baseline pain n
+    a:<checkin>:<q>:<v>        answer v to question q (scale value, option index, 1/0, s = skip)
+    t:<checkin>:<q>:<i>        toggle red flag i of a checklist
+    d:<checkin>:<q>            checklist done
+    n:<checkin>:<q>            checklist "none of these"
+    f:<flag>:<y|n>             clarify a red flag read in free text
+    x:<y|n>                    confirm /stop
+    l:<lang>                   choose the language
+    k:<alert> / r:<alert>      staff: acknowledge / resolve an alert
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain.protocol import Protocol, Question
+from bot.i18n import t
+from bot.services.ports import Button, OutgoingMessage
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    """Decoded button data."""
+
+    kind: str
+    checkin_id: int | None = None
+    question_index: int | None = None
+    value: str | None = None
+
+
+def decode(data: str) -> ButtonPress | None:
+    """Decode button data; None when malformed (forged or from an older bot version)."""
+    parts = data.split(":")
+    kind = parts[0]
+    try:
+        if kind in ("a", "t") and len(parts) == 4:
+            return ButtonPress(kind, int(parts[1]), int(parts[2]), parts[3])
+        if kind in ("d", "n") and len(parts) == 3:
+            return ButtonPress(kind, int(parts[1]), int(parts[2]))
+        if kind in ("c", "b", "x", "l", "k", "r") and len(parts) == 2 and parts[1]:
+            return ButtonPress(kind, value=parts[1])
+        if kind == "f" and len(parts) == 3 and parts[2] in ("y", "n"):
+            return ButtonPress(kind, value=f"{parts[1]}:{parts[2]}")
+    except ValueError:
+        return None
+    return None
+
+
+def scale_rows(prefix: str, minimum: int, maximum: int) -> tuple[tuple[Button, ...], ...]:
+    """A one-tap 0-10 keyboard in two rows (large enough for an elderly thumb)."""
+    values = list(range(minimum, maximum + 1))
+    half = (len(values) + 1) // 2
+    rows = (values[:half], values[half:])
+    return tuple(tuple(Button(str(v), f"{prefix}{v}") for v in row) for row in rows if row)
+
+
+def render_question(
+    protocol: Protocol,
+    question: Question,
+    *,
+    language: str,
+    checkin_id: int,
+    index: int,
+    selection: list[str] | None = None,
+    prefix_text: str | None = None,
+) -> OutgoingMessage:
+    """The message asking ``question``, with its keyboard."""
+    text = question.text.get(language)
+    if prefix_text:
+        text = f"{prefix_text}\n{text}"
+    base = f"a:{checkin_id}:{index}:"
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    if question.type == "scale":
+        buttons = scale_rows(base, question.min, question.max)
+    elif question.type == "choice":
+        buttons = tuple(
+            (Button(option.label.get(language), f"{base}{i}"),)
+            for i, option in enumerate(question.options)
+        )
+    elif question.type == "yes_no":
+        buttons = ((Button(t(language, "Yes"), f"{base}1"), Button(t(language, "No"), f"{base}0")),)
+    elif question.type == "checklist":
+        ticked = set(selection or [])
+        rows = []
+        for i, flag in enumerate(question.flags):
+            label = protocol.red_flags[flag].label.get(language)
+            mark = "☑ " if flag in ticked else "☐ "
+            rows.append((Button(mark + label, f"t:{checkin_id}:{index}:{i}"),))
+        rows.append((Button(t(language, "None of these"), f"n:{checkin_id}:{index}"),))
+        rows.append((Button(t(language, "Done"), f"d:{checkin_id}:{index}"),))
+        buttons = tuple(rows)
+    if question.optional:
+        buttons = (*buttons, (Button(t(language, "Skip"), f"{base}s"),))
+    return OutgoingMessage(text=text, buttons=buttons)
+
+
+def answer_label(
+    question: Question, *, language: str, value: int | None, option_id: str | None
+) -> str:
+    """What was understood, said back to the patient ('Noted: 4/10')."""
+    if question.type == "scale" and value is not None:
+        return f"{value}/{question.max}"
+    if question.type == "choice" and option_id is not None:
+        for option in question.options:
+            if option.id == option_id:
+                return option.label.get(language)
+    if question.type == "yes_no" and value is not None:
+        return t(language, "Yes") if value else t(language, "No")
+    return ""

@@ -1,0 +1,171 @@
+"""Assemble a running bot: database (migrated), protocols, services, PTB application, wake-ups.
+
+Used by ``python -m bot run`` (real Telegram or the sandbox), the demo, tests and benchmarks, so
+they all exercise the same stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import Update
+from telegram.ext import Application
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.db.models import StaffMember
+from bot.db.session import create_engine, make_sessionmaker, upgrade_database
+from bot.errors import ProtocolError
+from bot.protocols import ProtocolRegistry, default_schedules_dir
+from bot.services.context import ProtocolStore, ServiceContext, UnitSettings
+from bot.telegram.app import build_application, start_waker
+from bot.telegram.jobs import DispatcherWaker
+from bot.telegram.sender import TelegramMessenger
+
+log = structlog.get_logger(__name__)
+
+
+def unit_settings(settings: Settings, bot_username: str) -> UnitSettings:
+    """The part of the settings services need."""
+    return UnitSettings(
+        unit_name=settings.unit_name,
+        unit_phone=settings.unit_phone,
+        oncall_phone=settings.oncall_phone,
+        staff_chat_id=settings.staff_chat_id,
+        oncall_chat_id=settings.oncall_chat_id,
+        staff_user_ids=settings.staff_user_ids,
+        time_zone=settings.timezone,
+        token_ttl=timedelta(days=settings.token_ttl_days),
+        reescalate_after=timedelta(minutes=settings.reescalate_after_minutes),
+        digest_time=settings.digest_time,
+        bot_username=bot_username,
+        media_dir=str(settings.media_dir),
+        media_max_bytes=settings.media_max_bytes,
+    )
+
+
+def load_registry(settings: Settings, *, require_approval: bool) -> ProtocolRegistry:
+    """Load schedules/; refuse unapproved protocols unless explicitly allowed."""
+    registry = ProtocolRegistry.from_dir(settings.schedules_dir or default_schedules_dir())
+    if require_approval and not settings.allow_unapproved_protocol:
+        for protocol in registry.all():
+            if not protocol.approved:
+                raise ProtocolError(
+                    f"{protocol.id} v{protocol.version}",
+                    [
+                        (
+                            "approved_by",
+                            "not approved by a physician: fill approved_by and "
+                            "approved_on, or set ALLOW_UNAPPROVED_PROTOCOL=true for testing",
+                        )
+                    ],
+                )
+    return registry
+
+
+@dataclass
+class BotRuntime:
+    """A fully wired bot; ``await start()`` then ``await stop()``."""
+
+    settings: Settings
+    engine: AsyncEngine
+    ctx: ServiceContext
+    application: Application[Any, Any, Any, Any, Any, Any]
+    waker: DispatcherWaker | None = None
+
+    @classmethod
+    async def create(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        token: str | None = None,
+        base_url: str | None = None,
+        base_file_url: str | None = None,
+        require_approval: bool = True,
+        rate_limit: bool | None = None,
+    ) -> BotRuntime:
+        """Migrate the database, load protocols, build the application (not yet started)."""
+        registry = load_registry(settings, require_approval=require_approval)
+        engine = create_engine(settings.database_url, schema=settings.database_schema)
+        await upgrade_database(engine)
+        sessions = make_sessionmaker(engine)
+        api = base_url or settings.telegram_api_base_url
+        file_api = base_file_url or api.removesuffix("/bot") + "/file/bot"
+        real_token = token or settings.telegram_bot_token
+        store = ProtocolStore(registry)
+        clock = clock or SystemClock()
+        async with sessions.begin() as session:
+            await store.register_all(session, clock)
+        placeholder = unit_settings(settings, settings.bot_username or "cryo_followup_bot")
+        ctx = ServiceContext(
+            sessions=sessions,
+            messenger=None,  # type: ignore[arg-type]  # set below, once the bot exists
+            clock=clock,
+            unit=placeholder,
+            protocols=store,
+            process_id=f"{socket.gethostname()}:{os.getpid()}",
+        )
+
+        async def staff_ids() -> set[int]:
+            async with sessions() as session:
+                rows = await session.scalars(
+                    select(StaffMember.user_id).where(StaffMember.removed_at.is_(None))
+                )
+                return set(settings.staff_user_ids) | set(rows)
+
+        application = build_application(
+            ctx,
+            token=real_token,
+            base_url=api,
+            base_file_url=file_api,
+            rate_limit=(not settings.sandbox) if rate_limit is None else rate_limit,
+            staff_ids=staff_ids,
+        )
+        ctx.messenger = TelegramMessenger(application.bot)
+        return cls(settings=settings, engine=engine, ctx=ctx, application=application)
+
+    async def start(self, *, polling: bool = True, safety_tick: timedelta | None = None) -> None:
+        """Initialise PTB, learn the bot's username, start polling and the dispatcher."""
+        await self.application.initialize()
+        username = self.settings.bot_username or self.application.bot.username
+        self.ctx.unit = unit_settings(self.settings, username)
+        await self.application.start()
+        if polling and self.settings.receive_updates:
+            assert self.application.updater is not None
+            await self.application.updater.start_polling(
+                poll_interval=0.0,
+                timeout=10,
+                allowed_updates=Update.ALL_TYPES,
+                drop_pending_updates=False,
+            )
+        self.waker = start_waker(
+            self.application, self.ctx, safety_tick=safety_tick or timedelta(seconds=60)
+        )
+        log.info("bot_started", username=username, sandbox=self.settings.sandbox)
+
+    async def stop(self) -> None:
+        """Stop polling and jobs, close the database."""
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+        await self.engine.dispose()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set (SIGINT/SIGTERM in the CLI)."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,484 @@
+"""Parsing of typed replies: scale, yes/no, choice, checklist, red flags in free text.
+
+The table rows are realistic replies (French and English, typos, emojis) with the expected
+result; CLINICAL.md §6 rows are tagged ``#n``. The protocol is the real one
+(schedules/knee-cryoneurolysis.yaml), so its phrases and synonyms are tested too.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from unidecode import unidecode
+
+from bot.domain.parsing import (
+    MAX_CHARS,
+    FlagMention,
+    Parsed,
+    parse_choice,
+    parse_question,
+    parse_scale,
+    parse_yes_no,
+    read_temperature,
+    scan_red_flags,
+)
+from bot.domain.protocol import Protocol
+from bot.protocols import load_protocol_file
+
+PROTOCOL_FILE = Path(__file__).resolve().parents[2] / "schedules" / "knee-cryoneurolysis.yaml"
+PROTOCOL: Protocol = load_protocol_file(PROTOCOL_FILE)
+RED_FLAGS = PROTOCOL.red_flags
+
+UNCLEAR = Parsed("unclear")
+SKIP = Parsed("skip")
+
+
+def ok(value: int) -> Parsed:
+    return Parsed("ok", value=value)
+
+
+def yes(flag: str | None = None) -> Parsed:
+    return Parsed("ok", value=1, option_id="yes", flags=frozenset({flag} if flag else ()))
+
+
+NO = Parsed("ok", value=0, option_id="no")
+
+
+def option(question_id: str, option_id: str) -> Parsed:
+    for candidate in PROTOCOL.question(question_id).options:
+        if candidate.id == option_id:
+            flags = frozenset({candidate.flag}) if candidate.flag else frozenset()
+            return Parsed("ok", value=candidate.value, option_id=option_id, flags=flags)
+    raise KeyError(option_id)
+
+
+def ticked(*flags: str) -> Parsed:
+    return Parsed("ok", flags=frozenset(flags))
+
+
+# (question id, reply, patient language, expected)
+REPLIES: list[tuple[str, str, str, Parsed]] = [
+    # --- pain 0-10 (scale) ---
+    ("pain_avg", "pain 7/10", "en", ok(7)),  # 3
+    ("pain_avg", "sept", "fr", ok(7)),  # 4
+    ("pain_avg", "3", "fr", ok(3)),  # 6
+    ("pain_avg", "zéro douleur !!", "fr", ok(0)),  # 7
+    ("pain_avg", "pire qu'avant l'opération, 9", "fr", ok(9)),  # 18
+    ("pain_avg", "beaucoup mieux merci", "fr", UNCLEAR),  # 20
+    ("pain_avg", "ok", "fr", UNCLEAR),  # 21
+    ("pain_avg", "dix", "fr", ok(10)),  # 22
+    ("pain_avg", "6-7", "fr", ok(7)),  # 25
+    ("pain_avg", "7", "fr", ok(7)),
+    ("pain_avg", "7/10", "fr", ok(7)),
+    ("pain_avg", "7 sur 10", "fr", ok(7)),
+    ("pain_avg", "sept sur dix", "fr", ok(7)),
+    ("pain_avg", "about 6", "en", ok(6)),
+    ("pain_avg", "j'ai mal à 8", "fr", ok(8)),
+    ("pain_avg", "6 ou 7", "fr", ok(7)),
+    ("pain_avg", "between 6 and 7", "en", ok(7)),
+    ("pain_avg", "entre cinq et six", "fr", ok(6)),
+    ("pain_avg", "six-sept", "fr", ok(7)),
+    ("pain_avg", "6.5", "en", ok(7)),
+    ("pain_avg", "6,5/10", "fr", ok(7)),
+    ("pain_avg", "4,4", "fr", ok(4)),
+    ("pain_avg", "12", "fr", UNCLEAR),
+    ("pain_avg", "38,5", "fr", UNCLEAR),
+    ("pain_avg", "bof", "fr", UNCLEAR),
+    ("pain_avg", "", "fr", UNCLEAR),
+    ("pain_avg", "   ", "fr", UNCLEAR),
+    ("pain_avg", "I'd say 4", "en", ok(4)),
+    ("pain_avg", "4 ish", "en", ok(4)),
+    ("pain_avg", "ca va mieux 3", "fr", ok(3)),
+    ("pain_avg", "Je dirais 4 ça va mieux", "fr", ok(4)),
+    ("pain_avg", "😣 8", "fr", ok(8)),
+    ("pain_avg", "8!!!", "fr", ok(8)),
+    ("pain_avg", "huit", "fr", ok(8)),
+    ("pain_avg", "eight", "en", ok(8)),
+    ("pain_avg", "zero", "en", ok(0)),
+    ("pain_avg", "0", "fr", ok(0)),
+    ("pain_avg", "10/10", "fr", ok(10)),
+    ("pain_avg", "11", "fr", UNCLEAR),
+    ("pain_avg", "11/10", "en", UNCLEAR),
+    ("pain_avg", "-3", "fr", UNCLEAR),
+    ("pain_avg", "nine out of ten", "en", ok(9)),
+    ("pain_avg", "un", "fr", ok(1)),
+    ("pain_avg", "un peu", "fr", UNCLEAR),
+    ("pain_avg", "no pain", "en", UNCLEAR),  # 0 is implied, not written: never guess
+    ("pain_avg", "le 12/03 j'avais 4", "fr", UNCLEAR),  # a date and a score: ambiguous
+    ("pain_avg", "le 12/03 j'avais 4/10", "fr", ok(4)),  # x/10 says which one
+    ("pain_avg", "hier 8 aujourd'hui 5", "fr", UNCLEAR),
+    ("pain_avg", "j'ai mal à 8 depuis 2 jours", "fr", ok(8)),  # "2 jours" is a duration
+    ("pain_avg", "moins de 3", "fr", UNCLEAR),
+    ("pain_avg", "3 jours", "fr", UNCLEAR),
+    ("pain_avg", "swelling huge, 5 (day 5)", "en", ok(5)),
+    ("pain_worst", "neuf", "fr", ok(9)),
+    ("pain_evening", "cinq ou six", "fr", ok(6)),
+    # --- yes / no ---
+    ("toes_check", "oui", "fr", yes("V6B")),
+    ("toes_check", "non", "fr", NO),
+    ("bleeding", "ouais", "fr", yes("R10")),
+    ("bleeding", "ouai", "fr", yes("R10")),
+    ("bleeding", "ouaip", "fr", yes("R10")),
+    ("bleeding", "Non merci", "fr", NO),
+    ("dressing_tight", "yes", "en", yes("V6")),
+    ("dressing_tight", "yep", "en", yes("V6")),
+    ("dressing_tight", "yeah", "en", yes("V6")),
+    ("dressing_tight", "y", "en", yes("V6")),
+    ("dressing_tight", "nope", "en", NO),
+    ("dressing_tight", "n", "en", NO),
+    ("numbness_spread", "o", "fr", yes("V1")),
+    ("numbness_spread", "si", "fr", yes("V1")),
+    ("numbness_spread", "bien sûr", "fr", yes("V1")),
+    ("numbness_spread", "tout à fait", "fr", yes("V1")),
+    ("numbness_spread", "exact", "fr", yes("V1")),
+    ("numbness_spread", "nan", "fr", NO),
+    ("numbness_spread", "pas du tout", "fr", NO),
+    ("numbness_spread", "absolument pas", "fr", NO),
+    ("numbness_spread", "oiu", "fr", yes("V1")),
+    ("numbness_spread", "nonn", "fr", NO),
+    ("skin_sensations", "no", "en", NO),
+    ("skin_sensations", "not at all", "en", NO),
+    ("skin_sensations", "no thanks", "en", NO),
+    ("skin_sensations", "Oui !", "fr", yes("V2")),
+    ("skin_sensations", "oui et non", "fr", UNCLEAR),
+    ("skin_sensations", "peut-être", "fr", UNCLEAR),
+    ("skin_sensations", "no idea", "en", UNCLEAR),
+    ("skin_sensations", "bof", "fr", UNCLEAR),
+    ("skin_sensations", "mon", "fr", UNCLEAR),
+    ("swelling_worse", "non, ça diminue", "fr", NO),
+    ("swelling_worse", "oui un peu", "fr", yes("V3")),
+    ("pain_returning", "oui", "fr", yes()),
+    ("repeat_interest", "yes please", "en", yes()),
+    ("repeat_interest", "je ne pense pas", "fr", NO),
+    ("repeat_interest", "passer", "fr", UNCLEAR),  # not optional: cannot be skipped
+    # --- choice ---
+    ("swelling", "genou un peu gonflé mais ça va", "fr", option("swelling", "mild")),  # 1
+    ("swelling", "un peu gonflé", "fr", option("swelling", "mild")),
+    ("swelling", "Un peu", "fr", option("swelling", "mild")),
+    ("swelling", "un pe gonflé", "fr", option("swelling", "mild")),
+    ("swelling", "un peu, pas beaucoup", "fr", option("swelling", "mild")),
+    ("swelling", "très peu", "fr", option("swelling", "mild")),
+    ("swelling", "a little swollen", "en", option("swelling", "mild")),
+    ("swelling", "très enflé", "fr", option("swelling", "severe")),
+    ("swelling", "tres gonfle", "fr", option("swelling", "severe")),
+    ("swelling", "A lot", "en", option("swelling", "severe")),
+    ("swelling", "moyennement", "fr", option("swelling", "moderate")),
+    ("swelling", "moyenement", "fr", option("swelling", "moderate")),
+    ("swelling", "pas du tout", "fr", option("swelling", "none")),
+    ("swelling", "not swollen", "en", option("swelling", "none")),
+    ("swelling", "oui", "fr", UNCLEAR),
+    ("swelling", "2", "fr", UNCLEAR),  # never select by position
+    ("swelling", "un peu et beaucoup", "fr", UNCLEAR),
+    ("swelling", "beaucoup moins qu'hier", "fr", UNCLEAR),
+    ("bruise", "bcp de bleus autour du genou", "fr", option("bruise", "large")),  # 8
+    ("bruise", "un petit bleu", "fr", option("bruise", "small")),
+    ("walking", "je boite", "fr", option("walking", "difficult")),
+    ("walking", "avec des béquilles", "fr", option("walking", "aid")),
+    ("walking", "I can't", "en", option("walking", "cannot")),
+    ("walking", "normalement", "fr", option("walking", "normal")),
+    ("pgic", "beaucoup mieux merci", "fr", option("pgic", "much_improved")),  # 20
+    ("pgic", "much better", "en", option("pgic", "much_improved")),
+    ("pgic", "pareil", "fr", option("pgic", "no_change")),
+    ("pgic", "un peu mieux", "fr", option("pgic", "minimally_improved")),
+    ("pgic", "catastrophique", "fr", option("pgic", "very_much_worse")),
+    ("koos_1", "aucune", "fr", option("koos_1", "none")),
+    ("koos_4", "légère", "fr", option("koos_4", "mild")),
+    ("koos_5", "moderee", "fr", option("koos_5", "moderate")),
+    ("koos_7", "Extreme", "en", option("koos_7", "extreme")),
+    ("satisfaction", "not very satisfied", "en", option("satisfaction", "little")),
+    ("satisfaction", "très satisfait", "fr", option("satisfaction", "very")),
+    # --- checklist ---
+    ("flags_early", "aucun", "fr", ticked()),
+    ("flags_early", "Aucun de ces signes ✓", "fr", ticked()),
+    ("flags_early", "rien de tout ça", "fr", ticked()),
+    ("flags_early", "none", "en", ticked()),
+    ("flags_early", "none of these", "en", ticked()),
+    ("flags_early", "non", "fr", ticked()),
+    ("flags_early", "aucn", "fr", ticked()),
+    ("flags_early", "fièvre", "fr", ticked("R3")),
+    ("flags_early", "j'ai de la fièvre et le mollet dur", "fr", ticked("R2", "R3")),
+    ("flags_early", "fever and spreading redness", "en", ticked("R3", "R4")),
+    ("flags_early", "pas de fièvre", "fr", UNCLEAR),  # denies one sign, not all of them
+    ("flags_early", "peut-être un peu de fièvre", "fr", UNCLEAR),
+    ("flags_day0", "brûlures", "fr", UNCLEAR),  # V2 is not on this checklist
+    # --- text and photo ---
+    ("comment", "Le genou va mieux, merci à toute l'équipe", "fr", Parsed("ok")),
+    ("comment", "non merci", "fr", SKIP),
+    ("comment", "rien", "fr", SKIP),
+    ("comment", "skip", "en", SKIP),
+    ("comment", "", "fr", UNCLEAR),
+    ("skin_photo", "passer", "fr", SKIP),
+    ("skin_photo", "skip", "en", SKIP),
+    ("skin_photo", "voilà la photo", "fr", UNCLEAR),
+]
+
+
+@pytest.mark.parametrize(("question_id", "text", "language", "expected"), REPLIES)
+def test_reply(question_id: str, text: str, language: str, expected: Parsed) -> None:
+    question = PROTOCOL.question(question_id)
+    assert parse_question(question, text, language=language, red_flags=RED_FLAGS) == expected
+
+
+def test_table_is_large_and_bilingual() -> None:
+    assert len(REPLIES) >= 80
+    assert {language for _q, _t, language, _e in REPLIES} == {"fr", "en"}
+
+
+Certainty = Literal["certain", "doubtful"]
+
+# (free text, expected {flag: certainty}, flags that may also appear as doubtful)
+SCANS: list[tuple[str, dict[str, Certainty], set[str]]] = [
+    ("genou un peu gonflé mais ça va", {}, set()),  # 1
+    ("j'ai 39 de fièvre", {"R3": "certain"}, set()),  # 2
+    ("can't walk", {"R7": "certain"}, set()),  # 5
+    ("bcp de bleus autour du genou", {}, set()),  # 8
+    ("le mollet est dur et me fait mal", {"R2": "certain"}, set()),  # 9
+    ("I'm short of breath since this morning", {"R1": "certain"}, set()),  # 10
+    ("ya du pus qui sort d'un point", {"R5": "certain"}, set()),  # 11
+    ("la peau est toute blanche et j'ai une cloque", {"R6": "certain"}, set()),  # 12
+    ("skin looks black where they froze it", {"R6": "certain"}, set()),  # 13
+    ("numb patch below kneecap, normal?", {}, set()),  # 14: expected numbness
+    ("tout le pied est engourdi", {"V1": "certain"}, set()),  # 15
+    ("swelling huge, worse than yesterday", {"V3": "certain"}, {"R8"}),  # 16
+    ("temp 37.5", {}, set()),  # 17
+    ("pire qu'avant l'opération, 9", {"R9": "certain"}, set()),  # 18
+    ("brûlures la nuit comme des décharges", {"V2": "certain"}, set()),  # 19
+    ("beaucoup mieux merci", {}, set()),  # 20
+    ("ok", {}, set()),  # 21
+    ("pansement trop serré orteils violets", {"V6": "certain", "V6B": "certain"}, set()),  # 23
+    ("fievre non, rougeur oui qui s'étale", {"R4": "certain"}, set()),  # 24
+    ("knee red hot and massive, can't bend it", {"R8": "certain"}, set()),  # 26
+    # negations
+    ("pas de fièvre", {}, set()),
+    ("sans fièvre", {}, set()),
+    ("no pus", {}, set()),
+    ("no calf pain", {}, set()),
+    ("ni pus ni rougeur", {}, set()),
+    ("not short of breath", {}, set()),
+    ("No fever, no chills", {}, set()),
+    ("no fever or chills", {}, set()),
+    ("I don't have chest pain", {}, set()),
+    ("je n'ai plus de fièvre", {}, set()),
+    ("fièvre : non", {}, set()),
+    ("it's not bleeding anymore", {}, set()),
+    ("je n'ai pas de fièvre mais des frissons", {"R3": "certain"}, set()),
+    ("pas de fièvre, mais le mollet est gonflé", {"R2": "certain"}, set()),
+    ("j'ai pas mal de fièvre", {"R3": "certain"}, set()),  # "pas mal de" = quite a lot
+    # phrases carrying their own negation
+    ("je ne peux pas marcher", {"R7": "certain"}, set()),
+    ("I cant put weight on it", {"R7": "certain"}, set()),
+    ("it won't stop bleeding", {"R10": "certain"}, set()),
+    # temperatures
+    ("fièvre 38,2", {"R3": "certain"}, set()),
+    ("38°5 ce matin", {"R3": "certain"}, set()),
+    ("fièvre 37,8 ce soir", {}, set()),
+    ("my temperature is 37", {}, set()),
+    ("temperature 37.2 but chills", {"R3": "certain"}, set()),
+    # doubtful: typo, hedge, question, bare topic
+    ("fiévre", {"R3": "certain"}, set()),  # accents are not typos
+    ("frisons cette nuit", {"R3": "doubtful"}, set()),
+    ("je suis essouflé", {"R1": "doubtful"}, set()),
+    ("peut-être un peu de fièvre", {"R3": "doubtful"}, set()),
+    ("I think I have a fever", {"R3": "doubtful"}, set()),
+    ("je crois que j'ai de la fièvre", {"R3": "doubtful"}, set()),
+    ("c'est normal d'avoir le mollet un peu dur ?", {"R2": "doubtful"}, set()),
+    ("is it normal to have blisters", {"R6": "doubtful"}, set()),
+    ("mon mollet va bien", {"R2": "doubtful"}, set()),
+    ("le mollet n'est pas gonflé", {"R2": "doubtful"}, set()),
+    ("la rougeur a diminué", {"R4": "doubtful"}, set()),
+    ("la fièvre est tombée", {"R3": "certain", "R7": "doubtful"}, set()),
+    # everyday messages: no alarm
+    ("Tout va bien merci, le genou est un peu raide le matin", {}, set()),
+    ("I walked to the shops today, knee feels better", {}, set()),
+    ("La zone sous la rotule est engourdie, c'est normal je crois", {}, set()),
+    ("The bruise is turning yellow, getting smaller", {}, set()),
+    ("J'ai pris une gélule de doliprane", {}, set()),
+    ("Je marche normalement maintenant avec ma canne", {}, set()),
+    ("😀👍", {}, set()),
+    ("", {}, set()),
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "may_ask"), SCANS)
+def test_scan(text: str, expected: dict[str, Certainty], may_ask: set[str]) -> None:
+    found = {m.flag: m.certainty for m in scan_red_flags(text, RED_FLAGS)}
+    extra = {flag: c for flag, c in found.items() if flag not in expected}
+    assert {flag: found.get(flag) for flag in expected} == expected
+    assert all(flag in may_ask and c == "doubtful" for flag, c in extra.items()), extra
+
+
+def test_fever_mention_carries_the_temperature() -> None:
+    assert scan_red_flags("j'ai 39 de fièvre", RED_FLAGS) == [FlagMention("R3", "certain", 39.0)]
+    assert scan_red_flags("J'AI 38,5 DEPUIS CE MATIN, FIEVRE", RED_FLAGS) == [
+        FlagMention("R3", "certain", 38.5)
+    ]
+    assert scan_red_flags("fièvre 38,2", RED_FLAGS, fever_threshold=38.5) == []
+
+
+def test_mentions_follow_protocol_order_one_per_flag() -> None:
+    mentions = scan_red_flags("pus, fièvre, pus encore, mollet gonflé", RED_FLAGS)
+    assert [m.flag for m in mentions] == ["R2", "R3", "R5"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("39", None),
+        ("38,2", 38.2),
+        ("38.5°", 38.5),
+        ("38°5", 38.5),
+        ("39 de fièvre", 39.0),
+        ("temp 37.5", 37.5),
+        ("trente-neuf de fièvre", 39.0),
+        ("101 F", 38.3),
+        ("pain 7/10", None),
+        ("le 12.03", None),
+        ("hier 38,5 aujourd'hui 37,2", 38.5),
+        ("45 de fièvre", None),
+        ("", None),
+    ],
+)
+def test_read_temperature(text: str, expected: float | None) -> None:
+    assert read_temperature(text) == expected
+
+
+def test_parse_choice_directly_uses_every_language() -> None:
+    options = PROTOCOL.question("swelling").options
+    assert parse_choice("very swollen", options, language="fr").option_id == "severe"
+    assert parse_choice("très enflé", options, language="en").option_id == "severe"
+
+
+def test_parse_yes_no_directly() -> None:
+    assert parse_yes_no("ouaip") == Parsed("ok", value=1, option_id="yes")
+    assert parse_yes_no("nope") == Parsed("ok", value=0, option_id="no")
+    assert parse_yes_no("yes no") == UNCLEAR
+
+
+def test_scale_bounds_are_the_question_bounds() -> None:
+    assert parse_scale("7", minimum=1, maximum=7) == ok(7)
+    assert parse_scale("0", minimum=1, maximum=7) == UNCLEAR
+    assert parse_scale("4/4", minimum=0, maximum=4) == ok(4)
+
+
+def test_checklist_without_red_flag_table() -> None:
+    question = PROTOCOL.question("flags_full")
+    assert parse_question(question, "aucun", language="fr") == ticked()
+    assert parse_question(question, "fièvre", language="fr") == UNCLEAR
+
+
+def test_huge_text_is_capped_and_fast() -> None:
+    huge = "é😣 le genou va bien " * 20000 + " fièvre 39"
+    start = time.perf_counter()
+    assert scan_red_flags(huge, RED_FLAGS) == []  # beyond MAX_CHARS: not read
+    assert parse_scale(huge) == UNCLEAR
+    assert time.perf_counter() - start < 1.0
+    assert len(huge) > MAX_CHARS
+
+
+def test_scan_is_fast() -> None:
+    text = (
+        "Bonjour, le genou est un peu gonflé ce matin, pas de fièvre mais le mollet me tire "
+        "un peu quand je marche, est-ce normal ? J'ai pris mon doliprane, merci beaucoup."
+    )
+    assert 150 <= len(text) <= 250
+    scan_red_flags(text, RED_FLAGS)  # warm the phrase cache
+    runs = 300
+    start = time.perf_counter()
+    for i in range(runs):
+        scan_red_flags(f"{text} {i}", RED_FLAGS)
+    assert (time.perf_counter() - start) / runs < 0.001
+
+
+# ---------------------------------------------------------------------- property tests
+
+NUMBER_WORDS = {
+    0: ("zero",),
+    1: ("un", "une", "one"),
+    2: ("deux", "two"),
+    3: ("trois", "three"),
+    4: ("quatre", "four"),
+    5: ("cinq", "five"),
+    6: ("six",),
+    7: ("sept", "seven"),
+    8: ("huit", "eight"),
+    9: ("neuf", "nine"),
+    10: ("dix", "ten"),
+}
+
+
+def literal_values(text: str) -> set[int]:
+    """Every value 0..10 written in the text, as digits (rounded half up) or a number word."""
+    plain = unidecode(text.replace("°", " ")).lower()
+    values = set()
+    for match in re.finditer(r"\d+(?:[.,]\d+)?", plain):
+        number = Decimal(match.group().replace(",", "."))
+        values.add(int(number.quantize(Decimal(1), rounding=ROUND_HALF_UP)))
+        values.update(int(part) for part in re.findall(r"\d+", match.group()))
+    for value, words in NUMBER_WORDS.items():
+        if any(re.search(rf"\b{word}\b", plain) for word in words):
+            values.add(value)
+    return values
+
+
+VOCABULARY = [
+    *(w for words in NUMBER_WORDS.values() for w in words),
+    *(str(i) for i in range(13)),
+    "6.5", "38,5", "/10", "sur", "10", "-", "ou", "or", "entre", "et", "between", "and",
+    "pas", "de", "fièvre", "fever", "no", "non", "oui", "mollet", "calf", "pus", "😣", "!!",
+    "?", ",", "peut-être", "un peu", "gonflé", "jours", "h", "°", "moins", "dix-sept", "é",
+]  # fmt: skip
+sentences = st.lists(st.sampled_from(VOCABULARY), max_size=12).map(" ".join)
+any_text = st.one_of(
+    st.text(),
+    st.text(max_size=40).map(lambda s: s * 300),  # long, repetitive
+    sentences,
+)
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
+@given(any_text)
+def test_scale_never_invents_a_number(text: str) -> None:
+    parsed = parse_scale(text)
+    assert isinstance(parsed, Parsed)
+    assert parsed.status in ("ok", "unclear")
+    if parsed.status == "ok":
+        assert isinstance(parsed.value, int)
+        assert 0 <= parsed.value <= 10
+        assert parsed.value in literal_values(text[:MAX_CHARS])
+    else:
+        assert parsed.value is None
+
+
+@PROPERTY
+@given(any_text)
+def test_nothing_raises_on_any_text(text: str) -> None:
+    assert parse_yes_no(text).status in ("ok", "unclear")
+    temperature = read_temperature(text)
+    assert temperature is None or 35.0 <= temperature <= 42.0
+    mentions = scan_red_flags(text, RED_FLAGS)
+    assert all(isinstance(m, FlagMention) and m.flag in RED_FLAGS for m in mentions)
+    assert len({m.flag for m in mentions}) == len(mentions)
+    assert all(m.certainty in ("certain", "doubtful") for m in mentions)
+    options = PROTOCOL.question("swelling").options
+    choice = parse_choice(text, options, language="fr")
+    assert choice.status == "unclear" or choice.option_id in {o.id for o in options}
+
+
+@PROPERTY
+@given(st.sampled_from([q.id for q in PROTOCOL.questions]), any_text)
+def test_every_question_type_returns_a_parsed(question_id: str, text: str) -> None:
+    question = PROTOCOL.question(question_id)
+    parsed = parse_question(question, text, language="fr", red_flags=RED_FLAGS)
+    assert isinstance(parsed, Parsed)
+    assert parsed.status in ("ok", "unclear", "skip")
+    assert parsed.flags <= set(PROTOCOL.flags_of(question))
+    if parsed.status == "skip":
+        assert question.optional

@@ -1,0 +1,173 @@
+"""A running bot for end-to-end tests: fake Telegram server + real PTB stack + real database.
+
+The clock is a :class:`~bot.clock.ManualClock`: tests move it and call :meth:`BotHarness.tick`,
+so schedules, reminders and windows are exact and no test sleeps for time to pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from zoneinfo import ZoneInfo
+
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.domain.protocol import Indication, KneeSide
+from bot.sandbox.fake_api import FakeTelegramServer, SentMessage
+from bot.services import dispatch, enrolment
+from bot.services.enrolment import Invitation
+from bot.telegram.runtime import BotRuntime
+
+PARIS = ZoneInfo("Europe/Paris")
+STAFF_CHAT = -1001000000001
+ONCALL_CHAT = -1001000000002
+NURSE = 5001
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    """Where a test's data lives."""
+
+    url: str
+    schema: str | None
+
+
+def test_settings(database: TestDatabase, server: FakeTelegramServer, tmp_path: Path, **extra: object) -> Settings:
+    """Settings built explicitly: never from the environment's DATABASE_URL or a .env file."""
+    values: dict[str, object] = {
+        "telegram_bot_token": "",
+        "telegram_api_base_url": server.api_base_url,
+        "bot_username": server.bot_username,
+        "database_url": database.url,
+        "database_schema": database.schema,
+        "staff_chat_id": STAFF_CHAT,
+        "oncall_chat_id": ONCALL_CHAT,
+        "staff_user_ids": (NURSE,),
+        "allow_unapproved_protocol": True,
+        "media_dir": tmp_path / "media",
+        "timezone": "Europe/Paris",
+    }
+    values.update(extra)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+class Patient:
+    """A test patient acting through the fake server, reading the bot's replies in order."""
+
+    def __init__(self, server: FakeTelegramServer, user_id: int, language: str = "fr") -> None:
+        self.server = server
+        self.user_id = user_id
+        self._read = 0
+        server.add_user(user_id, first_name=f"User{user_id}", language_code=language)
+
+    async def next(self, timeout: float = 10.0) -> SentMessage:  # noqa: ASYNC109
+        """The bot's next message to this patient."""
+        messages = await self.server.wait_for_count(self._read + 1, chat_id=self.user_id, timeout=timeout)
+        self._read += 1
+        return messages[-1]
+
+    async def until(self, needle: str, timeout: float = 10.0) -> SentMessage:  # noqa: ASYNC109
+        """Skip messages until one contains ``needle``."""
+        while True:
+            message = await self.next(timeout)
+            if needle in (message.text or ""):
+                return message
+
+    def say(self, text: str) -> None:
+        """Type a message."""
+        self.server.send_text(self.user_id, text)
+
+    def tap(self, message: SentMessage, label: str) -> None:
+        """Tap a button by (part of) its label."""
+        self.server.press_button(self.user_id, message.message_id, message.button_data(label))
+
+    def all_texts(self) -> list[str]:
+        """Everything the bot sent this patient so far."""
+        return [m.text or "" for m in self.server.sent(self.user_id)]
+
+
+class BotHarness:
+    """Start/stop the whole stack; helpers to enrol, move time and read the staff chat."""
+
+    def __init__(self, database: TestDatabase, tmp_path: Path, *, start: datetime | None = None) -> None:
+        self.database = database
+        self.tmp_path = tmp_path
+        self.server = FakeTelegramServer()
+        self.clock = ManualClock(start or datetime(2026, 12, 1, 8, 0, tzinfo=PARIS))
+        self.runtime: BotRuntime | None = None
+
+    async def __aenter__(self) -> BotHarness:
+        await self.server.start()
+        self.server.add_group(STAFF_CHAT, title="Staff")
+        self.server.add_group(ONCALL_CHAT, title="On call")
+        self.server.add_user(NURSE, first_name="Claire", language_code="fr")
+        await self.start_bot()
+        return self
+
+    async def start_bot(self) -> None:
+        """(Re)start the bot process part (same database, same fake server)."""
+        settings = test_settings(self.database, self.server, self.tmp_path)
+        self.runtime = await BotRuntime.create(
+            settings, clock=self.clock, token=self.server.bot_token,
+            base_url=self.server.api_base_url, base_file_url=self.server.file_base_url,
+            require_approval=False, rate_limit=False,
+        )
+        await self.runtime.start(safety_tick=timedelta(seconds=3600))
+
+    async def stop_bot(self) -> None:
+        """Stop the bot (the fake server keeps running)."""
+        if self.runtime is not None:
+            await self.runtime.stop()
+            self.runtime = None
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop_bot()
+        await self.server.stop()
+
+    @property
+    def ctx(self):  # type: ignore[no-untyped-def]
+        """The running bot's service context."""
+        assert self.runtime is not None
+        return self.runtime.ctx
+
+    async def enrol(self, label: str = "P-001", *, language: str = "fr", baseline: int | None = None,
+                    procedure_at: datetime | None = None,
+                    indication: Indication = Indication.OSTEOARTHRITIS) -> Invitation:
+        """Enrol through the service (as the CLI does)."""
+        protocol = self.ctx.protocols.registry.latest("knee-cryoneurolysis")
+        return await enrolment.enrol(
+            self.ctx, label=label,
+            procedure_at=procedure_at or datetime(2026, 12, 1, 9, 30, tzinfo=PARIS),
+            side=KneeSide.LEFT, indication=indication, language=language, protocol=protocol,
+            baseline_pain=baseline,
+        )
+
+    async def tick(self) -> dispatch.TickReport:
+        """Run the dispatcher once at the current (manual) time."""
+        return await dispatch.tick(self.ctx)
+
+    async def advance_to(self, when: datetime) -> dispatch.TickReport:
+        """Move the clock and run the dispatcher."""
+        self.clock.set(when)
+        return await self.tick()
+
+    async def staff_message(self, needle: str, timeout: float = 10.0) -> SentMessage:  # noqa: ASYNC109
+        """The first staff-chat message containing ``needle``."""
+        return await self.server.wait_for(
+            lambda m: m.chat_id == STAFF_CHAT and needle in (m.text or ""), timeout=timeout
+        )
+
+    async def consented_patient(self, user_id: int = 1001, *, language: str = "fr",
+                                baseline: int = 5, label: str = "P-001") -> Patient:
+        """Enrol, /start, consent, baseline: a patient whose follow-up has started."""
+        invitation = await self.enrol(label, language=language)
+        patient = Patient(self.server, user_id, language)
+        patient.say(f"/start {invitation.token}")
+        consent = await patient.next()
+        patient.tap(consent, "J'accepte" if language == "fr" else "I agree")
+        baseline_question = await patient.next()
+        patient.tap(baseline_question, str(baseline))
+        await patient.until("Prochain" if language == "fr" else "Next")
+        return patient
