@@ -148,7 +148,9 @@ class Settings(BaseSettings):
     def _empty_chat(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("webhook_url", "webhook_secret", "schedules_dir", "bot_username", mode="before")
+    @field_validator(
+        "webhook_url", "webhook_secret", "schedules_dir", "bot_username", mode="before"
+    )
     @classmethod
     def _empty_to_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -185,7 +187,7 @@ class Settings(BaseSettings):
 def load_settings(env_file: str | None = ".env", **overrides: object) -> Settings:
     """Read settings, turning any validation problem into one clear :class:`ConfigError` line."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "?"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -37,8 +37,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     try:
         asyncio.run(asyncio.wait_for(ping(), timeout=10))
-    except Exception as exc:  # noqa: BLE001 - any failure means the server is unusable
-        pytest.exit(f"TEST_DATABASE_URL is set but PostgreSQL does not answer: {exc!r}", returncode=3)
+    except Exception as exc:
+        pytest.exit(
+            f"TEST_DATABASE_URL is set but PostgreSQL does not answer: {exc!r}", returncode=3
+        )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -73,8 +75,8 @@ async def harness(database: TestDatabase, tmp_path: Path) -> AsyncIterator[BotHa
 
 
 @pytest.fixture
-def protocol_path() -> Iterator[Path]:
+def protocol_path() -> Path:
     """The real protocol file."""
     from bot.protocols import default_schedules_dir
 
-    yield default_schedules_dir() / "knee-cryoneurolysis.yaml"
+    return default_schedules_dir() / "knee-cryoneurolysis.yaml"

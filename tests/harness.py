@@ -34,7 +34,9 @@ class TestDatabase:
     schema: str | None
 
 
-def test_settings(database: TestDatabase, server: FakeTelegramServer, tmp_path: Path, **extra: object) -> Settings:
+def test_settings(
+    database: TestDatabase, server: FakeTelegramServer, tmp_path: Path, **extra: object
+) -> Settings:
     """Settings built explicitly: never from the environment's DATABASE_URL or a .env file."""
     values: dict[str, object] = {
         "telegram_bot_token": "",
@@ -64,7 +66,9 @@ class Patient:
 
     async def next(self, timeout: float = 10.0) -> SentMessage:  # noqa: ASYNC109
         """The bot's next message to this patient."""
-        messages = await self.server.wait_for_count(self._read + 1, chat_id=self.user_id, timeout=timeout)
+        messages = await self.server.wait_for_count(
+            self._read + 1, chat_id=self.user_id, timeout=timeout
+        )
         self._read += 1
         return messages[-1]
 
@@ -91,7 +95,9 @@ class Patient:
 class BotHarness:
     """Start/stop the whole stack; helpers to enrol, move time and read the staff chat."""
 
-    def __init__(self, database: TestDatabase, tmp_path: Path, *, start: datetime | None = None) -> None:
+    def __init__(
+        self, database: TestDatabase, tmp_path: Path, *, start: datetime | None = None
+    ) -> None:
         self.database = database
         self.tmp_path = tmp_path
         self.server = FakeTelegramServer()
@@ -110,9 +116,13 @@ class BotHarness:
         """(Re)start the bot process part (same database, same fake server)."""
         settings = test_settings(self.database, self.server, self.tmp_path)
         self.runtime = await BotRuntime.create(
-            settings, clock=self.clock, token=self.server.bot_token,
-            base_url=self.server.api_base_url, base_file_url=self.server.file_base_url,
-            require_approval=False, rate_limit=False,
+            settings,
+            clock=self.clock,
+            token=self.server.bot_token,
+            base_url=self.server.api_base_url,
+            base_file_url=self.server.file_base_url,
+            require_approval=False,
+            rate_limit=False,
         )
         await self.runtime.start(safety_tick=timedelta(seconds=3600))
 
@@ -122,7 +132,12 @@ class BotHarness:
             await self.runtime.stop()
             self.runtime = None
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop_bot()
         await self.server.stop()
 
@@ -132,15 +147,25 @@ class BotHarness:
         assert self.runtime is not None
         return self.runtime.ctx
 
-    async def enrol(self, label: str = "P-001", *, language: str = "fr", baseline: int | None = None,
-                    procedure_at: datetime | None = None,
-                    indication: Indication = Indication.OSTEOARTHRITIS) -> Invitation:
+    async def enrol(
+        self,
+        label: str = "P-001",
+        *,
+        language: str = "fr",
+        baseline: int | None = None,
+        procedure_at: datetime | None = None,
+        indication: Indication = Indication.OSTEOARTHRITIS,
+    ) -> Invitation:
         """Enrol through the service (as the CLI does)."""
         protocol = self.ctx.protocols.registry.latest("knee-cryoneurolysis")
         return await enrolment.enrol(
-            self.ctx, label=label,
+            self.ctx,
+            label=label,
             procedure_at=procedure_at or datetime(2026, 12, 1, 9, 30, tzinfo=PARIS),
-            side=KneeSide.LEFT, indication=indication, language=language, protocol=protocol,
+            side=KneeSide.LEFT,
+            indication=indication,
+            language=language,
+            protocol=protocol,
             baseline_pain=baseline,
         )
 
@@ -159,8 +184,9 @@ class BotHarness:
             lambda m: m.chat_id == STAFF_CHAT and needle in (m.text or ""), timeout=timeout
         )
 
-    async def consented_patient(self, user_id: int = 1001, *, language: str = "fr",
-                                baseline: int = 5, label: str = "P-001") -> Patient:
+    async def consented_patient(
+        self, user_id: int = 1001, *, language: str = "fr", baseline: int = 5, label: str = "P-001"
+    ) -> Patient:
         """Enrol, /start, consent, baseline: a patient whose follow-up has started."""
         invitation = await self.enrol(label, language=language)
         patient = Patient(self.server, user_id, language)
@@ -171,3 +197,18 @@ class BotHarness:
         patient.tap(baseline_question, str(baseline))
         await patient.until("Prochain" if language == "fr" else "Next")
         return patient
+
+
+async def eventually(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]  # noqa: ASYNC109
+    """Retry an async check until it stops raising AssertionError (the bot commits after it
+    sends, so what Telegram saw may be a few milliseconds ahead of the database)."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.02)

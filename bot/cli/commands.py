@@ -137,19 +137,19 @@ async def staff(settings: Settings, command: str, user_id: int | None) -> int:
                     output.line(f"{row.user_id}\tadded {row.added_at:%Y-%m-%d} by {row.added_by}")
                 return 0
             assert user_id is not None
-            row = await session.get(StaffMember, user_id)
+            member = await session.get(StaffMember, user_id)
             if command == "add":
-                if row is None:
+                if member is None:
                     session.add(StaffMember(user_id=user_id, added_at=now, added_by="cli"))
                 else:
-                    row.removed_at = None
+                    member.removed_at = None
                 output.line(f"staff member {user_id} added")
             else:
-                if row is None or row.removed_at is not None:
+                if member is None or member.removed_at is not None:
                     if user_id in settings.staff_user_ids:
                         raise UsageError(f"{user_id} comes from STAFF_USER_IDS: remove it there")
                     raise UsageError(f"{user_id} is not a staff member")
-                row.removed_at = now
+                member.removed_at = now
                 output.line(f"staff member {user_id} removed")
             audit_service.record(
                 session, at=now, actor="cli", action=f"staff_{command}", staff_user_id=user_id

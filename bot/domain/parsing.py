@@ -21,7 +21,7 @@ Work is capped: only the first :data:`MAX_CHARS` characters of a message are rea
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
@@ -100,10 +100,21 @@ _CONTRACTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _transliterate(match: re.Match[str]) -> str:
+    return str(unidecode(match.group()))
+
+
 def _ascii(text: str) -> str:
     """Cap, transliterate to lower-case ASCII (accents, curly quotes, odd digits), never raise."""
-    text = text[:MAX_CHARS].replace("°", " deg ")
-    return str(unidecode(text)).lower()
+    return _ascii_capped(text[:MAX_CHARS])
+
+
+@lru_cache(maxsize=256)
+def _ascii_capped(text: str) -> str:
+    return _NON_ASCII.sub(_transliterate, text.replace("°", " deg ")).lower()
 
 
 def _expand_contractions(text: str) -> str:
@@ -112,6 +123,7 @@ def _expand_contractions(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=8192)
 def _stem(token: str) -> str:
     """A crude, symmetric stem: plural s/x and French feminine/past-participle e dropped.
 
@@ -925,6 +937,60 @@ _TOPIC_WORDS = _stemmed_set(
         "infected",
     )
 )
+# "le mollet va bien", "my calf feels fine": a bare topic said to be fine is not a mention.
+_REASSURING = _stemmed_set(("bien", "fine", "ok", "okay", "good", "great", "nickel", "parfait"))
+# A phrase made only of degree words ("much worse", "bien pire") says how much, not what: asking
+# is enough.
+_DEGREE_WORDS = _stemmed_set(
+    (
+        "much",
+        "bien",
+        "worse",
+        "pire",
+        "beaucoup",
+        "very",
+        "tres",
+        "lot",
+        "far",
+        "really",
+        "vraiment",
+    )
+)
+# Skipped when matching phrases, in the text and in the phrases alike, so "calf is swollen" =
+# "calf swollen", "la peau est toute blanche" = "peau toute blanche", "pain in my calf" = "pain in
+# the calf". Negations, hedges and clauses are still read on the full text.
+_SKIPPABLE = _stemmed_set(
+    (
+        "is",
+        "are",
+        "am",
+        "was",
+        "were",
+        "been",
+        "est",
+        "sont",
+        "etait",
+        "etaient",
+        "the",
+        "a",
+        "an",
+        "my",
+        "his",
+        "her",
+        "le",
+        "la",
+        "les",
+        "l",
+        "un",
+        "une",
+        "mon",
+        "ma",
+        "mes",
+        "son",
+        "sa",
+        "ses",
+    )
+)
 # Phrases with one of these words report fever; a measured normal temperature cancels them.
 _FEVER_WORDS = _stemmed_set(
     ("fievre", "fever", "feverish", "temperature", "febrile", "fievreux", "fievreuse")
@@ -936,13 +1002,14 @@ class _FlagPhrase:
     flag: str
     words: tuple[str, ...]
     fever: bool
-    topic: bool
+    topic: bool  # a bare body part / measure / worry: doubtful
+    degree: bool  # degree words only ("much worse"): doubtful
 
 
 @dataclass(frozen=True)
 class _CompiledFlags:
     ngrams: dict[tuple[str, ...], tuple[_FlagPhrase, ...]]
-    longest: int
+    prefixes: frozenset[tuple[str, ...]]
     vocabulary: frozenset[str]
     by_initial: dict[str, tuple[str, ...]]
     order: tuple[str, ...]
@@ -952,7 +1019,7 @@ class _CompiledFlags:
 @dataclass(frozen=True)
 class _Hedges:
     ngrams: dict[tuple[str, ...], bool]  # True: sentence-wide
-    longest: int
+    prefixes: frozenset[tuple[str, ...]]
 
 
 def _compile_hedges() -> _Hedges:
@@ -961,7 +1028,26 @@ def _compile_hedges() -> _Hedges:
         ngrams[_words(phrase)] = False
     for phrase in _SENTENCE_HEDGES:
         ngrams[_words(phrase)] = True
-    return _Hedges(ngrams, max(len(k) for k in ngrams))
+    return _Hedges(ngrams, _prefixes(ngrams))
+
+
+def _prefixes(phrases: Iterable[tuple[str, ...]]) -> frozenset[tuple[str, ...]]:
+    """Every leading part of every phrase: the n-gram scan stops as soon as none continues."""
+    return frozenset(phrase[:size] for phrase in phrases for size in range(1, len(phrase) + 1))
+
+
+def _find_ngrams(
+    words: Sequence[str], prefixes: frozenset[tuple[str, ...]]
+) -> Iterator[tuple[int, int, tuple[str, ...]]]:
+    """(start, end, words) of every phrase-prefix occurrence, shortest first at each start."""
+    for start in range(len(words)):
+        end = start + 1
+        while end <= len(words):
+            key = tuple(words[start:end])
+            if key not in prefixes:
+                break
+            yield start, end, key
+            end += 1
 
 
 _HEDGES = _compile_hedges()
@@ -972,13 +1058,19 @@ def _compile_flags(red_flags: Mapping[str, RedFlag]) -> _CompiledFlags:
     fever_flags: set[str] = set()
     for flag, red_flag in red_flags.items():
         for phrase in red_flag.phrases.all():
-            words = _words(phrase)
+            words = tuple(w for w in _words(phrase) if w not in _SKIPPABLE) or _words(phrase)
             if not words:
                 continue
             fever = any(w in _FEVER_WORDS for w in words)
             if fever:
                 fever_flags.add(flag)
-            entry = _FlagPhrase(flag, words, fever, len(words) == 1 and words[0] in _TOPIC_WORDS)
+            entry = _FlagPhrase(
+                flag,
+                words,
+                fever,
+                topic=len(words) == 1 and words[0] in _TOPIC_WORDS,
+                degree=all(w in _DEGREE_WORDS for w in words),
+            )
             bucket = ngrams.setdefault(words, [])
             if all(e.flag != flag for e in bucket):
                 bucket.append(entry)
@@ -989,7 +1081,7 @@ def _compile_flags(red_flags: Mapping[str, RedFlag]) -> _CompiledFlags:
             by_initial.setdefault(word[0], []).append(word)
     return _CompiledFlags(
         ngrams={k: tuple(v) for k, v in ngrams.items()},
-        longest=max((len(k) for k in ngrams), default=0),
+        prefixes=_prefixes(ngrams),
         vocabulary=vocabulary,
         by_initial={k: tuple(v) for k, v in by_initial.items()},
         order=tuple(red_flags),
@@ -1081,30 +1173,33 @@ def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -
                 corrected[i] = replacement
                 fuzzy[i] = True
 
-    # Phrase occurrences.
+    # Phrase occurrences, on the words that are not skippable (articles, "is", "est").
+    kept = [i for i in range(count) if corrected[i] not in _SKIPPABLE]
+    sequence = [corrected[i] for i in kept]
     matches: list[_Match] = []
-    for start in range(count):
-        for size in range(1, min(compiled.longest, count - start) + 1):
-            entries = compiled.ngrams.get(tuple(corrected[start : start + size]))
-            if entries:
-                is_fuzzy = any(fuzzy[start : start + size])
-                matches.extend(_Match(start, start + size, e, is_fuzzy) for e in entries)
+    for first, last, key in _find_ngrams(sequence, compiled.prefixes):
+        entries = compiled.ngrams.get(key)
+        if entries:
+            start, end = kept[first], kept[last - 1] + 1
+            is_fuzzy = any(fuzzy[start:end])
+            matches.extend(_Match(start, end, e, is_fuzzy) for e in entries)
     temperature = read_temperature(text) if compiled.fever_flags else None
     if not matches and temperature is None:
         return []
 
-    # A phrase inside a longer phrase of another flag belongs to the longer one.
-    matches = [
-        m
+    # A phrase inside a longer phrase of another flag is only worth a question ("red and hot"
+    # inside "knee is red and hot", "leaking" inside "wound is leaking").
+    inner = {
+        id(m)
         for m in matches
-        if not any(
+        if any(
             o.start <= m.start
             and m.end <= o.end
             and (o.end - o.start) > (m.end - m.start)
             and o.phrase.flag != m.phrase.flag
             for o in matches
         )
-    ]
+    }
     covered = [False] * count
     for m in matches:
         for i in range(m.start, m.end):
@@ -1121,9 +1216,13 @@ def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -
     for m in matches:
         if _pre_negated(tokens, m.start, covered) or _post_negated(tokens, m.end, covered):
             continue
+        if m.phrase.topic and _reassured(tokens, m.start):
+            continue
         doubtful = (
             m.fuzzy
+            or id(m) in inner
             or m.phrase.topic
+            or m.phrase.degree
             or tokens.clause[m.start] in local_hedged
             or tokens.sentence[m.start] in sentence_hedged
             or tokens.sentence[m.start] in tokens.questions
@@ -1157,12 +1256,24 @@ def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -
 
 def _hedge_spans(words: list[str]) -> list[tuple[int, int, bool]]:
     spans = []
-    for start in range(len(words)):
-        for size in range(1, min(_HEDGES.longest, len(words) - start) + 1):
-            wide = _HEDGES.ngrams.get(tuple(words[start : start + size]))
-            if wide is not None:
-                spans.append((start, start + size, wide))
+    for start, end, key in _find_ngrams(words, _HEDGES.prefixes):
+        wide = _HEDGES.ngrams.get(key)
+        if wide is not None:
+            spans.append((start, end, wide))
     return spans
+
+
+def _reassured(tokens: _Tokens, start: int) -> bool:
+    """A reassuring word in the clause, not negated ("va bien", not "va pas bien")."""
+    clause = tokens.clause[start]
+    for i, word in enumerate(tokens.words):
+        if (
+            tokens.clause[i] == clause
+            and word in _REASSURING
+            and not (i > 0 and tokens.words[i - 1] in _PRE_NEGATORS)
+        ):
+            return True
+    return False
 
 
 def _is_negator(tokens: _Tokens, i: int) -> bool:

@@ -278,13 +278,19 @@ async def _script(
 
     # Nobody takes P-002's urgent alert for 15 minutes: it goes to the on-call chat.
     await _jump_to_next_checkin(runtime, clock)
-    oncall_card = await server.wait_for(lambda m: m.chat_id == ONCALL_CHAT and "P-002" in (m.text or ""))
+    oncall_card = await server.wait_for(
+        lambda m: m.chat_id == ONCALL_CHAT and "P-002" in (m.text or "")
+    )
     transcript.flush()
     output.line("on-call  Dr Martin taps [Je prends] in the on-call chat")
-    server.press_button(DOCTOR_ID, oncall_card.message_id, oncall_card.button_data("Je prends"),
-                        chat_id=ONCALL_CHAT)
-    await server.wait_for(lambda m: m.chat_id == STAFF_CHAT and "P-002" in (m.text or "")
-                          and "Martin" in (m.text or ""))
+    server.press_button(
+        DOCTOR_ID, oncall_card.message_id, oncall_card.button_data("Je prends"), chat_id=ONCALL_CHAT
+    )
+    await server.wait_for(
+        lambda m: (
+            m.chat_id == STAFF_CHAT and "P-002" in (m.text or "") and "Martin" in (m.text or "")
+        )
+    )
 
     # Day 1 morning: Anne reports a pain of 9 in her own words.
     await _jump_to_next_checkin(runtime, clock)

@@ -19,7 +19,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Alert, Episode, Patient
-from bot.domain.protocol import Protocol, Severity
+from bot.domain.protocol import LocalizedText, Protocol, Severity
 from bot.domain.rules import Finding
 from bot.domain.schedule import day_number
 from bot.i18n import format_local, t
@@ -126,8 +126,10 @@ def safety_advice(
     protocol: Protocol, severity: Severity, *, language: str, ctx: ServiceContext
 ) -> str:
     """The advice a patient gets at once: numbers to call, never waiting for staff."""
-    template = getattr(protocol.safety_advice, severity.value).get(language)
-    return template.format(unit_phone=ctx.unit.unit_phone, oncall_phone=ctx.unit.oncall_phone)
+    advice: LocalizedText = getattr(protocol.safety_advice, severity.value)
+    return advice.get(language).format(
+        unit_phone=ctx.unit.unit_phone, oncall_phone=ctx.unit.oncall_phone
+    )
 
 
 def _describe_evidence(protocol: Protocol, item: dict[str, Any], language: str) -> str:
@@ -282,7 +284,9 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
         )
         ids = [row[0] for row in claimed]
         jobs = []
-        for alert in await session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)):
+        for alert in await session.scalars(
+            select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)
+        ):
             protocol, episode, patient = await _card_parts(session, ctx, alert)
             card = staff_card(protocol, alert, episode, patient, now=now)
             jobs.append((alert.id, alert.delivery, alert.staff_message_id, card))
@@ -306,8 +310,9 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
             continue
         delivered += 1
         async with ctx.sessions.begin() as session:
-            alert = await session.get(Alert, alert_id)
-            assert alert is not None
+            delivered_alert = await session.get(Alert, alert_id)
+            assert delivered_alert is not None
+            alert = delivered_alert
             if ref is not None:
                 alert.delivery = "sent"
                 alert.staff_chat_id = ref.chat_id
@@ -453,7 +458,9 @@ async def reescalate_due(ctx: ServiceContext) -> int:
         )
         ids = [row[0] for row in claimed]
         cards = []
-        for alert in await session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)):
+        for alert in await session.scalars(
+            select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)
+        ):
             protocol, episode, patient = await _card_parts(session, ctx, alert)
             card = staff_card(protocol, alert, episode, patient, now=now, escalated=True)
             cards.append((alert.id, card))
@@ -475,9 +482,9 @@ async def reescalate_due(ctx: ServiceContext) -> int:
             ALERT_DELIVERY_FAILURES.labels(reason=type(exc).__name__).inc()
             log.warning("reescalation_failed", alert_id=alert_id, error=type(exc).__name__)
             async with ctx.sessions.begin() as session:
-                alert = await session.get(Alert, alert_id)
-                if alert is not None and alert.status == "open":
-                    alert.next_escalation_at = ctx.clock.now() + RETRY_BASE * 6
+                failed = await session.get(Alert, alert_id)
+                if failed is not None and failed.status == "open":
+                    failed.next_escalation_at = ctx.clock.now() + RETRY_BASE * 6
     return sent
 
 

@@ -595,7 +595,9 @@ async def _consent(
         )
         patient = await session.get(Patient, episode.patient_id)
         if patient is not None:
-            await _notify_staff(ctx, t("fr", "ℹ️ {label} refused the follow-up.", label=patient.label))
+            await _notify_staff(
+                ctx, t("fr", "ℹ️ {label} refused the follow-up.", label=patient.label)
+            )
         return
     episode.consent_version = protocol.consent.version
     episode.consented_at = now
@@ -918,9 +920,10 @@ async def _checkin_button(
         return None
     if press.kind != "a" or press.value is None:
         return stale
-    parsed = _button_value(question, press.value)
-    if parsed is None:
+    pressed = _button_value(question, press.value)
+    if pressed is None:
         return stale
+    parsed = pressed
     await _answer(
         session,
         ctx,

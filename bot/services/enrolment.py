@@ -190,6 +190,7 @@ async def link_chat(ctx: ServiceContext, *, token: str, chat_id: int) -> Episode
             await session.commit()
             raise EnrolmentError(reason or "unknown")
         row.used_at = now
+        assert patient is not None
         patient.chat_id = chat_id
         episode.status = "consent"
         episode.awaiting = "consent"

@@ -290,10 +290,20 @@ SCANS: list[tuple[str, dict[str, Certainty], set[str]]] = [
     ("je crois que j'ai de la fièvre", {"R3": "doubtful"}, set()),
     ("c'est normal d'avoir le mollet un peu dur ?", {"R2": "doubtful"}, set()),
     ("is it normal to have blisters", {"R6": "doubtful"}, set()),
-    ("mon mollet va bien", {"R2": "doubtful"}, set()),
+    ("mon mollet va bien", {}, set()),  # a topic said to be fine
+    ("my calf muscles feel fine after walking", {}, set()),
+    ("le mollet, ça va pas bien", {"R2": "doubtful"}, set()),
     ("le mollet n'est pas gonflé", {"R2": "doubtful"}, set()),
     ("la rougeur a diminué", {"R4": "doubtful"}, set()),
     ("la fièvre est tombée", {"R3": "certain", "R7": "doubtful"}, set()),
+    # articles and "is"/"est" do not break a phrase
+    ("my calf is swollen", {"R2": "certain"}, set()),
+    ("the bruise is getting bigger every day", {"V4": "certain"}, set()),
+    ("I fell yesterday", {"R7": "certain"}, set()),
+    # a phrase inside another flag's longer phrase, degree words alone: ask, do not alarm
+    ("knee is red and hot", {"R8": "certain", "R4": "doubtful"}, set()),
+    ("the wound is leaking at the bottom of the scar", {"W1": "certain", "R5": "doubtful"}, set()),
+    ("much worse", {"R9": "doubtful"}, set()),
     # everyday messages: no alarm
     ("Tout va bien merci, le genou est un peu raide le matin", {}, set()),
     ("I walked to the shops today, knee feels better", {}, set()),

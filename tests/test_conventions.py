@@ -1,0 +1,51 @@
+"""Conventions turned into tests (datasette's habit): settings documented, texts translated,
+layers respected."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+
+from bot.config import Settings
+from bot.i18n import _translations, available_languages
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields - documented == set()
+    assert documented - fields == set()
+
+
+def _source_messages() -> set[str]:
+    keywords = {"t": (2,), "tn": (2, 3)}
+    messages = set()
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(ROOT / "bot"), keywords=keywords, comment_tags=()
+    ):
+        if isinstance(message, tuple):
+            messages.update(m for m in message if m)
+        elif message:
+            messages.add(message)
+    return messages
+
+
+def test_every_interface_text_has_a_french_translation() -> None:
+    french = _translations("fr")
+    missing = sorted(m for m in _source_messages() if french.gettext(m) == m)
+    assert missing == []
+
+
+def test_catalogs_exist_for_both_languages() -> None:
+    assert {"fr", "en"} <= set(available_languages())
+
+
+def test_no_domain_or_service_module_imports_telegram() -> None:
+    for layer in ("domain", "db", "services"):
+        for path in (ROOT / "bot" / layer).rglob("*.py"):
+            text = path.read_text()
+            assert not re.search(r"^\s*(from|import) telegram\b", text, re.MULTILINE), path
