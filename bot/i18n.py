@@ -68,5 +68,6 @@ def format_local(moment: datetime, language: str, time_zone: str, pattern: str =
         "full": {"fr": "EEEE d MMMM 'à' HH:mm", "en": "EEEE d MMMM 'at' HH:mm"},
         "short": {"fr": "dd/MM HH:mm", "en": "dd/MM HH:mm"},
         "time": {"fr": "HH:mm", "en": "HH:mm"},
+        "day": {"fr": "EEEE d MMMM", "en": "EEEE d MMMM"},
     }[pattern]
     return format_datetime(local, formats.get(language, formats["en"]), locale=language)

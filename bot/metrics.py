@@ -18,3 +18,8 @@ ALERT_ACK_SECONDS = Histogram(
 )
 ALERTS_OPEN = Gauge("cryo_alerts_open", "Alerts not yet resolved")
 DISPATCHER_LAG = Gauge("cryo_dispatcher_lag_seconds", "Age of the oldest due, unsent check-in")
+URGENT_UNACKNOWLEDGED = Gauge(
+    "cryo_urgent_alert_unacknowledged_seconds",
+    "Age of the oldest open urgent or emergency alert nobody has acknowledged (0 when none)",
+)
+UP_SINCE = Gauge("cryo_started_timestamp_seconds", "When this bot process started (Unix time)")

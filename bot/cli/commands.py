@@ -44,6 +44,10 @@ class OfflineMessenger:
         """Refuse: the CLI does not forward messages."""
         raise DeliveryError("the command line does not forward Telegram messages")
 
+    async def download(self, file_id: str) -> bytes:
+        """Refuse: the CLI does not download patients' files."""
+        raise DeliveryError("the command line does not download Telegram files")
+
 
 @asynccontextmanager
 async def offline_context(settings: Settings) -> AsyncIterator[ServiceContext]:

@@ -6,12 +6,13 @@ All datetimes are aware and stored in UTC (:class:`UTCDateTime` re-attaches UTC 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -91,6 +92,8 @@ class Patient(Base):
     chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     created_at: Mapped[datetime]
     erased_at: Mapped[datetime | None]
+    #: When the patient asked for erasure (/delete); staff decide and run ``python -m bot erase``.
+    erasure_requested_at: Mapped[datetime | None]
 
     episodes: Mapped[list[Episode]] = relationship(back_populates="patient")
 
@@ -190,6 +193,8 @@ class Answer(Base):
     day: Mapped[int]
     file_id: Mapped[str | None] = mapped_column(String(256))
     file_path: Mapped[str | None] = mapped_column(String(512))
+    #: A computed score at full precision (KOOS JR interval score); ``value`` holds it rounded.
+    score: Mapped[float | None]
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
 
@@ -255,6 +260,18 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class Digest(Base):
+    """One morning digest per local day: inserting the row claims it (no double digest)."""
+
+    __tablename__ = "digests"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    claimed_at: Mapped[datetime]
+    claimed_by: Mapped[str] = mapped_column(String(128))
+    sent_at: Mapped[datetime | None]
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class StaffMember(Base):
     """A staff member added at run time (on top of STAFF_USER_IDS); removal keeps the row."""
 
@@ -264,3 +281,37 @@ class StaffMember(Base):
     added_at: Mapped[datetime]
     added_by: Mapped[str] = mapped_column(String(128))
     removed_at: Mapped[datetime | None]
+
+
+class StaffDialog(Base):
+    """A staff member's unfinished multi-step command (guided /enroll, a resolution note).
+
+    Kept in the database, not in memory, so a restart or another process carries on where the
+    nurse left off; one open dialog per staff member and chat (a new command replaces it).
+    """
+
+    __tablename__ = "staff_dialogs"
+    __table_args__ = (UniqueConstraint("chat_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    step: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class UnitMessage(Base):
+    """A message the unit sent a patient through the bot (``/msg``): what, by whom, delivered?"""
+
+    __tablename__ = "unit_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
+    sent_by: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)

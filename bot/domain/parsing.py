@@ -13,9 +13,24 @@ Two rules override everything else:
 * **Never miss silently.** Red-flag phrases are matched in every language of the protocol; a
   typo, a hedge ("peut-être", "I think") or a question ("normal ?") makes the mention
   ``doubtful`` (the bot then asks the matching yes/no question) rather than dropping it. Only an
-  explicit negation ("pas de fièvre", "no pus", "fièvre non") removes a mention.
+  explicit negation ("pas de fièvre", "no pus", "fièvre non"), a measured normal temperature
+  ("temp 37.5") or a bare body part said to be fine ("le mollet va bien") removes a mention.
 
-Work is capped: only the first :data:`MAX_CHARS` characters of a message are read.
+Work is capped: only the first :data:`MAX_CHARS` characters of a message are read. Every public
+function catches its own errors: a parser never breaks a conversation (``unclear`` or ``[]``).
+
+Known limits (the bot re-asks with buttons, or asks the flag's yes/no question):
+
+* scale: a number implied but not written ("no pain", "aucune douleur") is unclear; so are two
+  scores without ``x/10`` ("hier 8, aujourd'hui 5"), dates next to a score ("le 12/03 j'avais
+  4"), fractions ("6 1/2"), "X et Y" without "entre"/"between", comparisons ("moins de 3");
+* yes/no: only explicit answers; "pas de fièvre" to "Avez-vous de la fièvre ?" is unclear here
+  (the caller's free-text scan reads the negation); "pas vraiment" / "not really" are unclear;
+* choice: comparisons with yesterday ("beaucoup moins qu'hier") are unclear;
+* red flags: negation is read from a few words before a phrase in the same clause; long-range
+  or double negations, irony, and symptoms described in words absent from the protocol's
+  phrase lists are not understood. French "plus de fièvre" (no more / more fever) counts as a
+  negation only after "n'"/"ne". A typo on a word shorter than 6 letters is not corrected.
 """
 
 from __future__ import annotations
@@ -322,6 +337,11 @@ def _numbers(text: str) -> list[_Number]:
                 comparator=bool(_COMPARATOR_BEFORE.search(before)),
             )
         )
+    # "2-3 jours", "entre 2 et 3 jours": the unit after a range applies to both ends
+    for first, second in zip(numbers[-2::-1], numbers[:0:-1], strict=True):
+        link = text[first.end : second.start]
+        if second.excluded and (_RANGE_LINK.match(link) or _BETWEEN_LINK.match(link)):
+            first.excluded = True
     return numbers
 
 

@@ -297,7 +297,9 @@ def _insufficient_relief(
 ) -> tuple[Evidence, ...]:
     """At the named check-in, pain not ``percent`` % below the reference: a non-responder.
 
-    Integer arithmetic (value * 100 > reference * (100 - percent)) so 30 % of 7 is exact.
+    Without a pre-procedure baseline the day-1 value stands in (source ``"day1"``), as for
+    every baseline in CLINICAL.md; with neither, the rule cannot fire. Integer arithmetic
+    (value * 100 > reference * (100 - percent)) so 30 % of 7 is exact.
     """
     reference, source = _baseline_for(rule.question, history)
     if reference is None:

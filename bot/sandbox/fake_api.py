@@ -491,7 +491,10 @@ class FakeTelegramServer:
         """Bind the loopback socket (port 0 picks a free one) and start serving."""
         if self._runner is not None:
             raise RuntimeError("server already started")
-        self._stopping.clear()
+        # Fresh events bind to the running loop, so a server can be restarted in a new loop.
+        self._stopping = asyncio.Event()
+        self._update_signal = asyncio.Event()
+        self._change_signal = asyncio.Event()
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_file)
@@ -1363,6 +1366,10 @@ class FakeTelegramServer:
                             error = f"Wrong response from the webhook: {resp.status} {resp.reason}"
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     error = f"Connection failed: {exc!r}"
+                except Exception as exc:
+                    # Keep delivering whatever the receiver does; Telegram never gives up.
+                    logger.warning("webhook delivery to %s failed: %r", webhook.url, exc)
+                    error = f"Delivery failed: {exc!r}"
                 if error is None:
                     entry.delivered = True
                     if self._pending and self._pending[0] is entry:

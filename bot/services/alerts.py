@@ -19,10 +19,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Alert, Episode, Patient
-from bot.domain.protocol import LocalizedText, Protocol, Severity
+from bot.domain.protocol import LocalizedText, MissedInRowRule, Protocol, Rule, Severity
 from bot.domain.rules import Finding
 from bot.domain.schedule import day_number
-from bot.i18n import format_local, t
+from bot.i18n import format_local, t, tn
 from bot.metrics import ALERT_ACK_SECONDS, ALERT_DELIVERY_FAILURES, ALERTS_RAISED
 from bot.services import audit
 from bot.services.context import ServiceContext
@@ -45,7 +45,7 @@ RETRY_CAP = timedelta(minutes=5)
 CLAIM_FOR = timedelta(minutes=2)
 
 
-def raise_findings(
+async def raise_findings(
     session: AsyncSession,
     *,
     now: datetime,
@@ -57,7 +57,11 @@ def raise_findings(
     Returns the alerts whose staff card must be posted or edited after the commit.
     """
     touched: list[Alert] = []
-    open_alerts = {alert.rule_id: alert for alert in _open_alert_cache(session, episode.id)}
+    # The query autoflushes, so alerts added earlier in this same transaction are found too.
+    rows = await session.scalars(
+        select(Alert).where(Alert.episode_id == episode.id, Alert.status != "resolved")
+    )
+    open_alerts = {alert.rule_id: alert for alert in rows}
     for finding in findings:
         evidence = [asdict(item) for item in finding.evidence]
         alert = open_alerts.get(finding.rule_id)
@@ -106,22 +110,6 @@ def raise_findings(
     return touched
 
 
-def _open_alert_cache(session: AsyncSession, episode_id: int) -> list[Alert]:
-    return [
-        obj
-        for obj in session.identity_map.values()
-        if isinstance(obj, Alert) and obj.episode_id == episode_id and obj.status != "resolved"
-    ]
-
-
-async def load_open_alerts(session: AsyncSession, episode_id: int) -> list[Alert]:
-    """Load the episode's open alerts into the session so :func:`raise_findings` deduplicates."""
-    rows = await session.scalars(
-        select(Alert).where(Alert.episode_id == episode_id, Alert.status != "resolved")
-    )
-    return list(rows)
-
-
 def safety_advice(
     protocol: Protocol, severity: Severity, *, language: str, ctx: ServiceContext
 ) -> str:
@@ -132,35 +120,40 @@ def safety_advice(
     )
 
 
-def _describe_evidence(protocol: Protocol, item: dict[str, Any], language: str) -> str:
+def _describe_evidence(
+    protocol: Protocol, rule: Rule | None, item: dict[str, Any], language: str
+) -> str:
+    """One line of what triggered an alert: the answer and what it was compared with."""
     parts: list[str] = []
     flag = item.get("flag")
     question_id = item.get("question_id")
     value = item.get("value")
+    day = item.get("day")
+    if isinstance(rule, MissedInRowRule) and value is not None:
+        return tn(
+            language,
+            "{count} check-in in a row unanswered",
+            "{count} check-ins in a row unanswered",
+            int(value),
+        )
     if flag and flag in protocol.red_flags:
         parts.append(protocol.red_flags[flag].label.get(language))
-    if question_id:
-        try:
-            question = protocol.question(question_id)
-        except KeyError:
-            question = None
-        if question is not None and value is not None and not flag:
-            if question.type == "scale":
-                parts.append(f"{question_id} {value}/{question.max}")
-            elif question.type == "choice":
-                option = next((o for o in question.options if o.value == value), None)
-                label = option.label.get(language) if option else str(value)
-                parts.append(f"{question_id}: {label}")
-            else:
-                parts.append(f"{question_id}: {value}")
+    if question_id and value is not None and not flag:
+        question = next((q for q in protocol.questions if q.id == question_id), None)
+        if question is not None and question.type == "scale":
+            parts.append(f"{question_id} {value}/{question.max}")
+        elif question is not None and question.type == "choice":
+            option = next((o for o in question.options if o.value == value), None)
+            parts.append(f"{question_id}: {option.label.get(language) if option else value}")
+        else:
+            parts.append(f"{question_id}: {value}")
     reference = item.get("reference")
     if reference is not None:
         source = item.get("reference_source") or "baseline"
         parts.append(
             t(language, "reference {value} ({source})", value=reference, source=t(language, source))
         )
-    day = item.get("day")
-    if day is not None:
+    if parts and day is not None:
         parts.append(f"J+{day}" if language == "fr" else f"D+{day}")
     return " · ".join(parts)
 
@@ -189,7 +182,7 @@ def staff_card(
     lines = [header, explanation]
     seen: set[str] = set()
     for item in alert.evidence[-6:]:
-        text = _describe_evidence(protocol, item, lang)
+        text = _describe_evidence(protocol, rule, item, lang)
         if text and text not in seen:
             seen.add(text)
             lines.append("• " + text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,5 +116,7 @@ class ServiceContext:
     unit: UnitSettings
     protocols: ProtocolStore
     process_id: str = "main"
+    #: One dispatcher tick at a time in this process (wake-ups, tests and staff actions share it).
+    tick_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Called when a new due time may be earlier than the dispatcher's next wake-up.
     on_schedule_changed: Callable[[], None] = field(default=lambda: None)

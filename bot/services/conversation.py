@@ -267,7 +267,13 @@ async def _route_text(
         questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
         if checkin.question_index < len(questions):
             question = questions[checkin.question_index]
-            parsed = parse_question(question, text, language=lang)
+            parsed = parse_question(
+                question,
+                text,
+                language=lang,
+                red_flags=protocol.red_flags,
+                fever_threshold=protocol.fever_threshold_celsius,
+            )
             await _answer(
                 session,
                 ctx,
@@ -370,8 +376,7 @@ async def _escalate(
     """Open alerts and give the patient safety advice at once (never waiting for staff)."""
     if not findings:
         return
-    await alerts.load_open_alerts(session, episode.id)
-    touched = alerts.raise_findings(session, now=now, episode=episode, findings=findings)
+    touched = await alerts.raise_findings(session, now=now, episode=episode, findings=findings)
     for alert in touched:
         alerts.schedule_escalation(alert, now=now, after=ctx.unit.reescalate_after)
     outbox.alerts.extend(touched)
@@ -1050,8 +1055,7 @@ async def handle_media(
                     findings = evaluate_unheard_media(
                         protocol, (await _history(session, episode))[0], day=day
                     )
-                    await alerts.load_open_alerts(session, episode.id)
-                    touched = alerts.raise_findings(
+                    touched = await alerts.raise_findings(
                         session, now=now, episode=episode, findings=findings
                     )
                     outbox.alerts.extend(touched)
@@ -1100,9 +1104,8 @@ async def mark_blocked(ctx: ServiceContext, *, chat_id: int) -> None:
             blocked=True,
         )
         findings = evaluate_blocked(protocol, history)
-        await alerts.load_open_alerts(session, episode.id)
         outbox.alerts.extend(
-            alerts.raise_findings(session, now=now, episode=episode, findings=findings)
+            await alerts.raise_findings(session, now=now, episode=episode, findings=findings)
         )
         audit.record(session, at=now, actor="system", action="bot_blocked", episode_id=episode.id)
     if outbox.alerts:

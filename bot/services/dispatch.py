@@ -28,7 +28,7 @@ from bot.domain.rules import History, evaluate_missed
 from bot.domain.schedule import reminder_times
 from bot.i18n import t
 from bot.metrics import DISPATCHER_LAG, MESSAGES_FAILED, MESSAGES_SENT
-from bot.services import alerts, audit
+from bot.services import alerts, audit, digest
 from bot.services.context import ServiceContext
 from bot.services.conversation import mark_blocked
 from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
@@ -56,7 +56,12 @@ class TickReport:
 
 
 async def tick(ctx: ServiceContext) -> TickReport:
-    """Do everything that is due now."""
+    """Do everything that is due now (one tick at a time per process)."""
+    async with ctx.tick_lock:
+        return await _tick(ctx)
+
+
+async def _tick(ctx: ServiceContext) -> TickReport:
     report = TickReport()
     await _release_stale_claims(ctx)
     report.missed = await _close_expired(ctx)
@@ -72,6 +77,7 @@ async def tick(ctx: ServiceContext) -> TickReport:
     report.reminders = await _send_reminders(ctx)
     report.alerts_delivered = await alerts.deliver_pending(ctx)
     await alerts.reescalate_due(ctx)
+    await digest.send_if_due(ctx)
     await _measure_lag(ctx)
     return report
 
@@ -91,6 +97,7 @@ async def next_wakeup(ctx: ServiceContext) -> datetime | None:
             ),
             await alerts.next_due(session),
         ]
+    candidates.append(await digest.next_due(ctx))
     present = [c for c in candidates if c is not None]
     return min(present) if present else None
 
@@ -416,8 +423,7 @@ async def _close_expired(ctx: ServiceContext) -> int:
                 ),
             )
             if findings:
-                await alerts.load_open_alerts(session, episode_id)
-                alerts.raise_findings(session, now=now, episode=episode, findings=findings)
+                await alerts.raise_findings(session, now=now, episode=episode, findings=findings)
                 touched_alerts = True
             audit.record(
                 session,

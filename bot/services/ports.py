@@ -79,3 +79,7 @@ class Messenger(Protocol):
     async def forward(self, chat_id: int, from_chat_id: int, message_id: int) -> SentRef:
         """Forward a patient's message (e.g. a voice note) to staff."""
         ...
+
+    async def download(self, file_id: str) -> bytes:
+        """The bytes of a file a patient sent (e.g. a photo of the knee), by its file id."""
+        ...

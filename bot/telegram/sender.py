@@ -99,3 +99,11 @@ class TelegramMessenger:
         except TelegramError as exc:
             raise _translate(exc) from exc
         return SentRef(sent.chat_id, sent.message_id)
+
+    async def download(self, file_id: str) -> bytes:
+        """Fetch a file through getFile and the Bot API's file download URL."""
+        try:
+            file = await self._bot.get_file(file_id)
+            return bytes(await file.download_as_bytearray())
+        except TelegramError as exc:
+            raise _translate(exc) from exc

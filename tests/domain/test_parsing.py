@@ -117,6 +117,11 @@ REPLIES: list[tuple[str, str, str, Parsed]] = [
     ("pain_avg", "j'ai mal à 8 depuis 2 jours", "fr", ok(8)),  # "2 jours" is a duration
     ("pain_avg", "moins de 3", "fr", UNCLEAR),
     ("pain_avg", "3 jours", "fr", UNCLEAR),
+    ("pain_avg", "2-3 jours", "fr", UNCLEAR),  # a range of days is not a score
+    ("pain_avg", "depuis 2-3 jours, 6", "fr", ok(6)),
+    ("pain_avg", "vers 18h 5", "fr", ok(5)),
+    ("pain_avg", "7/10 mais hier 9/10", "fr", UNCLEAR),
+    ("pain_avg", "four or five", "en", ok(5)),
     ("pain_avg", "swelling huge, 5 (day 5)", "en", ok(5)),
     ("pain_worst", "neuf", "fr", ok(9)),
     ("pain_evening", "cinq ou six", "fr", ok(6)),

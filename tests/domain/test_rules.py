@@ -600,6 +600,8 @@ def test_every_red_flag_has_a_vignette_in_every_language(real: Protocol) -> None
     vignettes = yaml.safe_load(VIGNETTES.read_text(encoding="utf-8"))
     covered: dict[str, set[str]] = {language: set() for language in real.languages}
     for vignette in vignettes:
+        if "parsing_gap" in vignette:  # a strict xfail: it does not raise what it expects
+            continue
         for rule_id, _severity in vignette["expect"]:
             covered[vignette["language"]] |= rule_flags.get(rule_id, set())
     for language in real.languages:

@@ -1,0 +1,164 @@
+"""The morning digest for staff: review alerts still open, urgent ones open, yesterday's response
+rate — posted once per working day at DIGEST_TIME (unit time zone), unless there is nothing at
+all to report (no open alert, no check-in due the day before): an empty digest is noise.
+
+Review findings wait for the next working day by design (CLINICAL.md), so the digest is where a
+nurse starts her day. Inserting the day's ``digests`` row claims it: with several processes, one
+posts. Working days are Monday to Friday; public holidays are not known to the bot.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from bot.db.models import Alert, CheckIn, Digest, Episode, Patient
+from bot.domain.protocol import Severity
+from bot.domain.schedule import day_number
+from bot.i18n import format_local, t
+from bot.services.context import ServiceContext
+from bot.services.ports import DeliveryError, OutgoingMessage
+
+log = structlog.get_logger(__name__)
+LANGUAGE = "fr"
+
+
+def _digest_time(ctx: ServiceContext) -> time:
+    hours, minutes = ctx.unit.digest_time.split(":")
+    return time(int(hours), int(minutes))
+
+
+def next_digest_at(ctx: ServiceContext, after: datetime) -> datetime:
+    """The next working-day digest moment strictly after ``after`` (UTC)."""
+    zone = ZoneInfo(ctx.unit.time_zone)
+    local = after.astimezone(zone)
+    day = local.date()
+    for _ in range(8):
+        moment = datetime.combine(day, _digest_time(ctx), tzinfo=zone)
+        if day.weekday() < 5 and moment > local:
+            return moment.astimezone(ZoneInfo("UTC"))
+        day += timedelta(days=1)
+    raise AssertionError("a working day exists within a week")
+
+
+def _due_today(ctx: ServiceContext, now: datetime) -> date | None:
+    zone = ZoneInfo(ctx.unit.time_zone)
+    local = now.astimezone(zone)
+    if local.weekday() >= 5 or local.time() < _digest_time(ctx):
+        return None
+    return local.date()
+
+
+async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
+    """The digest text (French, like every staff view); None when there is nothing to say."""
+    zone = ZoneInfo(ctx.unit.time_zone)
+    async with ctx.sessions() as session:
+        rows = (
+            await session.execute(
+                select(Alert, Episode, Patient)
+                .join(Episode, Alert.episode_id == Episode.id)
+                .join(Patient, Episode.patient_id == Patient.id)
+                .where(Alert.status != "resolved")
+                .order_by(Alert.created_at)
+            )
+        ).all()
+        today = now.astimezone(zone).date()
+        start = datetime.combine(today - timedelta(days=1), time(0), tzinfo=zone)
+        end = datetime.combine(today, time(0), tzinfo=zone)
+        yesterday = (
+            await session.execute(
+                select(CheckIn.status, func.count())
+                .where(CheckIn.due_at >= start, CheckIn.due_at < end, CheckIn.status != "cancelled")
+                .group_by(CheckIn.status)
+            )
+        ).all()
+        reviews: list[str] = []
+        urgent = 0
+        for alert, episode, patient in rows:
+            if alert.severity == Severity.REVIEW.value:
+                protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+                rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
+                why = rule.explanation.get(LANGUAGE) if rule else alert.rule_id
+                day = day_number(episode.procedure_at, now, episode.time_zone)
+                reviews.append(f"{patient.label} J+{day} {why}")
+            else:
+                urgent += 1
+    counts = dict((status, n) for status, n in yesterday)
+    due = sum(counts.values())
+    if not reviews and not urgent and not due:
+        return None
+    answered = counts.get("answered", 0) + counts.get("partial", 0)
+    title = t(
+        LANGUAGE,
+        "Cryoneurolysis follow-up — {date}",
+        date=format_local(now, LANGUAGE, ctx.unit.time_zone, "day"),
+    )
+    lines = [title]
+    if reviews:
+        lines.append(
+            t(LANGUAGE, "To review ({count}):", count=len(reviews)) + " " + " · ".join(reviews)
+        )
+    else:
+        lines.append(t(LANGUAGE, "To review: none"))
+    urgent_text = str(urgent) if urgent else t(LANGUAGE, "none")
+    lines.append(
+        t(LANGUAGE, "Open urgent alerts: {urgent}", urgent=urgent_text)
+        + " · "
+        + t(LANGUAGE, "Response rate yesterday: {answered}/{due}", answered=answered, due=due)
+    )
+    return OutgoingMessage(text="\n".join(lines))
+
+
+async def send_if_due(ctx: ServiceContext) -> bool:
+    """Post today's digest if it is time and no process has claimed it yet."""
+    now = ctx.clock.now()
+    today = _due_today(ctx, now)
+    if today is None or ctx.unit.staff_chat_id is None:
+        return False
+    async with ctx.sessions() as session:
+        existing = await session.get(Digest, today)
+        if existing is not None and (
+            existing.sent_at is not None or existing.claimed_at > now - timedelta(minutes=5)
+        ):
+            return False
+    try:
+        async with ctx.sessions.begin() as session:
+            if existing is None:
+                session.add(Digest(day=today, claimed_at=now, claimed_by=ctx.process_id))
+            else:
+                row = await session.get(Digest, today, with_for_update=True)
+                if row is None or row.sent_at is not None:
+                    return False
+                row.claimed_at, row.claimed_by = now, ctx.process_id
+    except IntegrityError:
+        return False
+    message = await compose(ctx, now)
+    message_id: int | None = None
+    if message is not None:
+        try:
+            message_id = (await ctx.messenger.send(ctx.unit.staff_chat_id, message)).message_id
+        except DeliveryError as exc:
+            log.warning("digest_failed", error=type(exc).__name__)
+            return False
+    async with ctx.sessions.begin() as session:
+        row = await session.get(Digest, today)
+        assert row is not None
+        row.sent_at, row.message_id = ctx.clock.now(), message_id
+    log.info("digest_done", day=today.isoformat(), posted=message is not None)
+    return message is not None
+
+
+async def next_due(ctx: ServiceContext) -> datetime:
+    """When the dispatcher should wake for the digest."""
+    now = ctx.clock.now()
+    today = _due_today(ctx, now)
+    if today is not None:
+        async with ctx.sessions() as session:
+            row = await session.get(Digest, today)
+        if row is None or row.sent_at is None:
+            return now if row is None else row.claimed_at + timedelta(minutes=5)
+    return next_digest_at(ctx, now)

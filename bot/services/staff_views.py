@@ -1,0 +1,529 @@
+"""What staff look at between two tasks: the follow-ups in progress, one patient's course, the
+open alerts, and a message from the unit to a patient.
+
+Views are short on purpose (a phone, a busy nurse): the most urgent patient first, one line
+each, the day since the procedure and the last pain on that line. Texts are rendered here (in
+the staff language) so the Telegram adapter only sends them, and tests read the same words.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Alert, Answer, CheckIn, Episode, Patient, UnitMessage
+from bot.domain.protocol import Indication, Protocol, Question, Severity
+from bot.domain.schedule import day_number
+from bot.domain.scores import koos_jr_interval
+from bot.errors import NotFoundError
+from bot.i18n import format_local, t, tn
+from bot.services import audit
+from bot.services.charts import SWELLING_QUESTION, Point, pain_question_ids
+from bot.services.context import ServiceContext
+from bot.services.enrolment import LIVE_STATUSES
+from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
+
+log = structlog.get_logger(__name__)
+
+SEVERITY_MARK = {"emergency": "🔴", "urgent": "🔴", "review": "🟠"}
+#: Check-in states that mean "the time point has come" (scheduled and cancelled ones have not).
+PAST_CHECKIN_STATES = ("sending", "awaiting", "answered", "partial", "missed")
+#: Telegram refuses longer messages (4096); keep room for the header.
+MAX_TEXT = 3800
+#: A free-text answer is cut to this many characters in a view (the export has it whole).
+QUOTE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    """One follow-up in the list, with what decides how urgent it is."""
+
+    label: str
+    episode_id: int
+    status: str
+    day: int
+    last_pain: int | None
+    last_checkin_day: int | None
+    last_checkin_status: str | None
+    open_alerts: int
+    worst_severity: str | None
+
+    @property
+    def urgency(self) -> tuple[int, int, int, int, str]:
+        """Sort key: worst open alert, then silence, then the highest pain, then the label."""
+        severity_rank = Severity(self.worst_severity).rank if self.worst_severity else 3
+        silent = 0 if self.last_checkin_status == "missed" else 1
+        return (severity_rank, -self.open_alerts, silent, -(self.last_pain or -1), self.label)
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """An open alert as listed by ``/alerts``."""
+
+    alert_id: int
+    label: str
+    severity: str
+    explanation: str
+    day: int
+    created_at: datetime
+    acknowledged_by: str | None
+    time_zone: str
+
+
+@dataclass
+class PatientCourse:
+    """One patient's follow-up: the timeline text and what the chart needs."""
+
+    label: str
+    protocol: Protocol
+    indication: Indication
+    baseline: int | None
+    day: int
+    text: str
+    pain: list[Point] = field(default_factory=list)
+    swelling: list[Point] = field(default_factory=list)
+
+
+def _checkin_state(language: str, status: str | None) -> str:
+    states = {
+        "answered": t(language, "answered"),
+        "partial": t(language, "partly answered"),
+        "missed": t(language, "no answer"),
+        "awaiting": t(language, "in progress"),
+        "sending": t(language, "in progress"),
+    }
+    return states.get(status or "", status or "")
+
+
+def _episode_state(language: str, status: str) -> str:
+    states = {
+        "invited": t(language, "link not opened yet"),
+        "consent": t(language, "consent pending"),
+        "active": t(language, "follow-up running"),
+        "paused": t(language, "paused"),
+        "stopped": t(language, "stopped"),
+        "completed": t(language, "completed"),
+        "declined": t(language, "declined"),
+    }
+    return states.get(status, status)
+
+
+async def _pain_ids(ctx: ServiceContext, session: AsyncSession, rows: set[int]) -> set[str]:
+    ids: set[str] = set()
+    for row in rows:
+        ids.update(pain_question_ids(await ctx.protocols.protocol_of(session, row)))
+    return ids
+
+
+async def active_patients(ctx: ServiceContext) -> list[PatientRow]:
+    """Follow-ups in progress (invited to paused), most urgent first."""
+    now = ctx.clock.now()
+    async with ctx.sessions() as session:
+        episodes = list(
+            (
+                await session.execute(
+                    select(Episode, Patient.label)
+                    .join(Patient, Episode.patient_id == Patient.id)
+                    .where(Episode.status.in_(LIVE_STATUSES), Patient.erased_at.is_(None))
+                )
+            ).tuples()
+        )
+        if not episodes:
+            return []
+        ids = [episode.id for episode, _ in episodes]
+        pain_ids = await _pain_ids(ctx, session, {e.protocol_version_id for e, _ in episodes})
+        last_pain_ids = select(func.max(Answer.id)).where(
+            Answer.episode_id.in_(ids),
+            Answer.question_id.in_(pain_ids),
+            Answer.status == "ok",
+            Answer.value.is_not(None),
+        )
+        pains = {
+            episode_id: value
+            for episode_id, value in await session.execute(
+                select(Answer.episode_id, Answer.value).where(
+                    Answer.id.in_(last_pain_ids.group_by(Answer.episode_id))
+                )
+            )
+        }
+        last_checkins: dict[int, CheckIn] = {}
+        for checkin in await session.scalars(
+            select(CheckIn)
+            .where(CheckIn.episode_id.in_(ids), CheckIn.status.in_(PAST_CHECKIN_STATES))
+            .order_by(CheckIn.due_at)
+        ):
+            last_checkins[checkin.episode_id] = checkin
+        open_by_episode: dict[int, list[str]] = defaultdict(list)
+        for episode_id, severity in await session.execute(
+            select(Alert.episode_id, Alert.severity).where(
+                Alert.episode_id.in_(ids), Alert.status != "resolved"
+            )
+        ):
+            open_by_episode[episode_id].append(severity)
+    rows = []
+    for episode, label in episodes:
+        checkin = last_checkins.get(episode.id)
+        severities = open_by_episode.get(episode.id, [])
+        rows.append(
+            PatientRow(
+                label=label,
+                episode_id=episode.id,
+                status=episode.status,
+                day=day_number(episode.procedure_at, now, episode.time_zone),
+                last_pain=pains.get(episode.id),
+                last_checkin_day=(
+                    day_number(episode.procedure_at, checkin.due_at, episode.time_zone)
+                    if checkin
+                    else None
+                ),
+                last_checkin_status=checkin.status if checkin else None,
+                open_alerts=len(severities),
+                worst_severity=(
+                    min(severities, key=lambda s: Severity(s).rank) if severities else None
+                ),
+            )
+        )
+    return sorted(rows, key=lambda row: row.urgency)
+
+
+def render_patient_list(rows: list[PatientRow], language: str) -> str:
+    """``/patients``: one line per follow-up, most urgent first."""
+    if not rows:
+        return t(language, "No follow-up in progress.")
+    lines = [t(language, "Follow-ups in progress ({count})", count=len(rows))]
+    for row in rows:
+        mark = SEVERITY_MARK.get(row.worst_severity or "", "•")
+        parts = [f"{mark} {row.label}", f"{t(language, 'D')}+{row.day}"]
+        if row.status != "active":
+            parts.append(_episode_state(language, row.status))
+        if row.last_pain is not None:
+            parts.append(t(language, "pain {value}/10", value=row.last_pain))
+        if row.last_checkin_status is not None:
+            parts.append(
+                f"{t(language, 'D')}+{row.last_checkin_day} : "
+                f"{_checkin_state(language, row.last_checkin_status)}"
+            )
+        if row.open_alerts:
+            parts.append(tn(language, "{count} open alert", "{count} open alerts", row.open_alerts))
+        lines.append(" · ".join(parts))
+    return _fit(lines, keep="head")
+
+
+async def open_alerts(ctx: ServiceContext, *, language: str) -> list[AlertRow]:
+    """Alerts not yet resolved, most severe first, oldest first within a severity."""
+    now = ctx.clock.now()
+    rows: list[AlertRow] = []
+    async with ctx.sessions() as session:
+        result = await session.execute(
+            select(Alert, Episode, Patient.label)
+            .join(Episode, Alert.episode_id == Episode.id)
+            .join(Patient, Episode.patient_id == Patient.id)
+            .where(Alert.status != "resolved")
+            .order_by(Alert.created_at, Alert.id)
+        )
+        for alert, episode, label in result.tuples():
+            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+            rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
+            rows.append(
+                AlertRow(
+                    alert_id=alert.id,
+                    label=label,
+                    severity=alert.severity,
+                    explanation=rule.explanation.get(language) if rule else alert.rule_id,
+                    day=day_number(episode.procedure_at, now, episode.time_zone),
+                    created_at=alert.created_at,
+                    acknowledged_by=alert.acknowledged_by,
+                    time_zone=episode.time_zone,
+                )
+            )
+    return sorted(rows, key=lambda row: Severity(row.severity).rank)
+
+
+def render_alert_list(rows: list[AlertRow], language: str) -> str:
+    """``/alerts``: who, how bad, why, since when, and whether someone took it."""
+    if not rows:
+        return t(language, "No open alert.")
+    lines = [t(language, "Open alerts ({count})", count=len(rows))]
+    for row in rows:
+        since = format_local(row.created_at, language, row.time_zone, "short")
+        line = (
+            f"{SEVERITY_MARK.get(row.severity, '•')} {row.label} · {t(language, 'D')}+{row.day} · "
+            f"{row.explanation} · {t(language, 'since {time}', time=since)}"
+        )
+        if row.acknowledged_by:
+            line += " · " + t(language, "taken by {who}", who=row.acknowledged_by)
+        lines.append(line)
+    return _fit(lines, keep="head")
+
+
+async def find_episode(session: AsyncSession, label: str) -> tuple[Patient, Episode]:
+    """The patient with this label and their latest episode; NotFoundError otherwise."""
+    patient = await session.scalar(select(Patient).where(Patient.label == label))
+    if patient is None or patient.erased_at is not None:
+        raise NotFoundError(f"no patient with label {label}")
+    episode = await session.scalar(
+        select(Episode).where(Episode.patient_id == patient.id).order_by(Episode.id.desc())
+    )
+    if episode is None:
+        raise NotFoundError(f"no follow-up for patient {label}")
+    return patient, episode
+
+
+async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> PatientCourse:
+    """``/patient <label>``: the timeline of check-ins, notes, alerts and unit messages."""
+    now = ctx.clock.now()
+    async with ctx.sessions() as session:
+        patient, episode = await find_episode(session, label)
+        protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+        checkins = list(
+            await session.scalars(
+                select(CheckIn)
+                .where(CheckIn.episode_id == episode.id, CheckIn.status.in_(PAST_CHECKIN_STATES))
+                .order_by(CheckIn.due_at)
+            )
+        )
+        answers = list(
+            await session.scalars(
+                select(Answer)
+                .where(Answer.episode_id == episode.id)
+                .order_by(Answer.created_at, Answer.id)
+            )
+        )
+        alerts = list(
+            await session.scalars(
+                select(Alert).where(Alert.episode_id == episode.id).order_by(Alert.created_at)
+            )
+        )
+        messages = list(
+            await session.scalars(
+                select(UnitMessage)
+                .where(UnitMessage.episode_id == episode.id)
+                .order_by(UnitMessage.created_at)
+            )
+        )
+    zone = episode.time_zone
+    pain_ids = set(pain_question_ids(protocol))
+    by_checkin: dict[int, list[Answer]] = defaultdict(list)
+    events: list[tuple[datetime, str]] = []
+    course = PatientCourse(
+        label=patient.label,
+        protocol=protocol,
+        indication=Indication(episode.indication),
+        baseline=episode.baseline_pain,
+        day=day_number(episode.procedure_at, now, zone),
+        text="",
+    )
+    for answer in answers:
+        if answer.status == "ok" and answer.value is not None:
+            if answer.question_id in pain_ids:
+                course.pain.append(Point(answer.day, answer.value))
+            elif answer.question_id == SWELLING_QUESTION:
+                course.swelling.append(Point(answer.day, answer.value))
+        if answer.checkin_id is not None:
+            by_checkin[answer.checkin_id].append(answer)
+        elif answer.kind != "button":
+            what = (
+                f"« {_quote(answer.raw_text)} »"
+                if answer.raw_text
+                else _media_name(language, answer.kind)
+            )
+            events.append(
+                (
+                    answer.created_at,
+                    f"📝 {_when(answer.created_at, language, zone)} — "
+                    + t(language, "message: {what}", what=what),
+                )
+            )
+    for checkin in checkins:
+        day = day_number(episode.procedure_at, checkin.due_at, zone)
+        summary = _summarise(protocol, by_checkin.get(checkin.id, []), pain_ids, language)
+        line = (
+            f"{t(language, 'D')}+{day} ({format_local(checkin.due_at, language, zone, 'short')}) "
+            f"— {_checkin_state(language, checkin.status)}"
+        )
+        events.append((checkin.due_at, f"{line} : {summary}" if summary else line))
+    for alert in alerts:
+        rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
+        explanation = rule.explanation.get(language) if rule else alert.rule_id
+        line = (
+            f"{SEVERITY_MARK.get(alert.severity, '•')} "
+            f"{_when(alert.created_at, language, zone)} — {explanation}"
+        )
+        if alert.status == "resolved":
+            line += " · " + t(language, "resolved by {who}", who=alert.resolved_by or "?")
+        elif alert.acknowledged_by:
+            line += " · " + t(language, "taken by {who}", who=alert.acknowledged_by)
+        else:
+            line += " · " + t(language, "open")
+        events.append((alert.created_at, line))
+    for message in messages:
+        events.append(
+            (
+                message.created_at,
+                f"✉️ {_when(message.created_at, language, zone)} — "
+                + t(language, "unit message: « {text} »", text=_quote(message.text)),
+            )
+        )
+    header = [
+        f"{patient.label} · {t(language, 'knee')} {t(language, episode.side)} "
+        f"({t(language, episode.indication)}) · {t(language, 'D')}+{course.day} · "
+        f"{_episode_state(language, episode.status)}",
+        t(
+            language,
+            "Procedure: {when}",
+            when=format_local(episode.procedure_at, language, zone, "short"),
+        ),
+    ]
+    if episode.baseline_pain is not None:
+        header.append(t(language, "Baseline pain: {value}/10", value=episode.baseline_pain))
+    body = [text for _, text in sorted(events, key=lambda item: item[0])]
+    if not body:
+        body = [t(language, "No answer yet.")]
+    course.text = _fit([*header, "", *body], keep="tail", fixed=len(header) + 1)
+    return course
+
+
+def _summarise(protocol: Protocol, answers: list[Answer], pain_ids: set[str], language: str) -> str:
+    """One check-in's answers in a few words: pain first, red flags named, KOOS JR scored."""
+    parts: list[str] = []
+    koos: dict[str, int] = {}
+    for answer in answers:
+        if answer.status != "ok" or answer.question_id is None:
+            continue
+        try:
+            question = protocol.question(answer.question_id)
+        except KeyError:
+            continue
+        if question.score == "koos_jr" and answer.value is not None:
+            koos[question.id] = answer.value
+            continue
+        text = _describe(protocol, question, answer, pain_ids, language)
+        if text:
+            parts.append(text)
+    items = [q.id for q in protocol.questions if q.score == "koos_jr"]
+    if items and all(item in koos for item in items):
+        score = koos_jr_interval([koos[item] for item in items])
+        if score is not None:
+            parts.append(f"KOOS JR {score:.1f}")
+    return " · ".join(parts)
+
+
+def _describe(
+    protocol: Protocol, question: Question, answer: Answer, pain_ids: set[str], language: str
+) -> str:
+    if question.type == "scale" and answer.value is not None:
+        if question.id in pain_ids:
+            return t(language, "pain {value}/10", value=answer.value)
+        return f"{t(language, question.id)} {answer.value}/{question.max}"
+    if question.type == "choice":
+        option = next((o for o in question.options if o.id == answer.option_id), None)
+        if option is None:
+            return ""
+        warning = "⚠️ " if option.flag else ""
+        return f"{warning}{t(language, question.id)} : {option.label.get(language)}"
+    if question.type == "yes_no":
+        if answer.value and question.flag:
+            return "⚠️ " + protocol.red_flags[question.flag].label.get(language)
+        return ""
+    if question.type == "checklist":
+        if not answer.flags:
+            return t(language, "no warning sign")
+        labels = [
+            protocol.red_flags[flag].label.get(language)
+            for flag in answer.flags
+            if flag in protocol.red_flags
+        ]
+        return "⚠️ " + ", ".join(labels)
+    if question.type == "text" and answer.raw_text:
+        return f"« {_quote(answer.raw_text)} »"
+    if question.type == "photo":
+        return t(language, "a photo")
+    return ""
+
+
+def _media_name(language: str, kind: str) -> str:
+    names = {
+        "photo": t(language, "a photo"),
+        "voice": t(language, "a voice note"),
+        "audio": t(language, "a voice note"),
+        "video": t(language, "a video"),
+        "video_note": t(language, "a video"),
+    }
+    return names.get(kind, t(language, "an attachment"))
+
+
+def _quote(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= QUOTE_CHARS else flat[: QUOTE_CHARS - 1] + "…"
+
+
+def _when(moment: datetime, language: str, zone: str) -> str:
+    return format_local(moment, language, zone, "short")
+
+
+def _fit(lines: list[str], *, keep: str, fixed: int = 1) -> str:
+    """Join lines under Telegram's limit, dropping the oldest (tail) or the last (head) ones."""
+    text = "\n".join(lines)
+    if len(text) <= MAX_TEXT:
+        return text
+    head, rest = lines[:fixed], lines[fixed:]
+    while rest and len("\n".join([*head, "…", *rest])) > MAX_TEXT:
+        rest = rest[1:] if keep == "tail" else rest[:-1]
+    return "\n".join([*head, "…", *rest] if keep == "tail" else [*head, *rest, "…"])
+
+
+async def send_unit_message(ctx: ServiceContext, *, label: str, text: str, staff_id: int) -> str:
+    """``/msg``: a message from the unit to the patient, recorded and audited.
+
+    Returns ``sent``, ``not_linked`` (the patient never opened the link), ``blocked`` or
+    ``failed``; the message row is written whatever happens, so the record shows the attempt.
+    """
+    now = ctx.clock.now()
+    async with ctx.sessions() as session:
+        patient, episode = await find_episode(session, label)
+        chat_id, language, episode_id = patient.chat_id, episode.language, episode.id
+    status, message_id = "not_linked", None
+    if chat_id is not None:
+        outgoing = OutgoingMessage(
+            text=t(language, "Message from the care team ({unit}):", unit=ctx.unit.unit_name)
+            + "\n"
+            + text
+        )
+        try:
+            message_id = (await ctx.messenger.send(chat_id, outgoing)).message_id
+            status = "sent"
+        except RecipientBlocked:
+            status = "blocked"
+        except DeliveryError as exc:
+            status = "failed"
+            log.warning("unit_message_failed", episode_id=episode_id, error=type(exc).__name__)
+    async with ctx.sessions.begin() as session:
+        session.add(
+            UnitMessage(
+                episode_id=episode_id,
+                sent_by=f"staff:{staff_id}",
+                text=text,
+                status=status,
+                created_at=now,
+                telegram_message_id=message_id,
+            )
+        )
+        audit.record(
+            session,
+            at=now,
+            actor=f"staff:{staff_id}",
+            action="unit_message",
+            episode_id=episode_id,
+            status=status,
+        )
+    if status == "blocked" and chat_id is not None:
+        from bot.services.conversation import mark_blocked
+
+        await mark_blocked(ctx, chat_id=chat_id)
+    log.info("unit_message", episode_id=episode_id, status=status)
+    return status

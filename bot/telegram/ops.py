@@ -1,0 +1,125 @@
+"""Operations endpoints on ``METRICS_PORT``: ``/healthz`` for the supervisor, ``/metrics`` for
+Prometheus.
+
+The gauges an operator alerts on (dispatcher lag, alerts open, the oldest unacknowledged urgent
+alert) are recomputed from the database at every scrape: a stuck dispatcher cannot update its own
+lag, so a gauge it sets itself would hide exactly the failure it is meant to show. Nothing here
+carries a label, a name or a health value: counts and ages only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from sqlalchemy import func, select, text
+from telegram.ext import Application
+
+from bot.db.models import Alert, CheckIn
+from bot.metrics import ALERTS_OPEN, DISPATCHER_LAG, UP_SINCE, URGENT_UNACKNOWLEDGED
+from bot.services.context import ServiceContext
+
+log = structlog.get_logger(__name__)
+
+#: A health check that cannot reach the database within this time reports it down.
+DATABASE_TIMEOUT = 3.0
+URGENT = ("urgent", "emergency")
+
+
+async def refresh_gauges(ctx: ServiceContext) -> None:
+    """Recompute the database-derived gauges (called at every scrape)."""
+    now = ctx.clock.now()
+    async with ctx.sessions() as session:
+        oldest_due = await session.scalar(
+            select(func.min(CheckIn.due_at)).where(
+                CheckIn.status.in_(("scheduled", "sending")), CheckIn.due_at <= now
+            )
+        )
+        open_alerts = await session.scalar(
+            select(func.count(Alert.id)).where(Alert.status.in_(("open", "acknowledged")))
+        )
+        oldest_unacked = await session.scalar(
+            select(func.min(Alert.created_at)).where(
+                Alert.status == "open", Alert.severity.in_(URGENT)
+            )
+        )
+    DISPATCHER_LAG.set((now - oldest_due).total_seconds() if oldest_due else 0.0)
+    ALERTS_OPEN.set(open_alerts or 0)
+    URGENT_UNACKNOWLEDGED.set((now - oldest_unacked).total_seconds() if oldest_unacked else 0.0)
+
+
+class OpsServer:
+    """A small aiohttp server beside the bot; ``await start()`` then ``await stop()``."""
+
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        *,
+        host: str = "0.0.0.0",  # noqa: S104 - Prometheus scrapes from another host
+        port: int,
+        receive_updates: bool = True,
+    ) -> None:
+        self._ctx = ctx
+        self._application = application
+        self._host = host
+        self._port = port
+        self._receive_updates = receive_updates
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when started with port 0)."""
+        return self._port
+
+    async def start(self) -> None:
+        """Bind and serve."""
+        app = web.Application()
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        UP_SINCE.set(time.time())
+        log.info("ops_server_started", port=self._port)
+
+    async def stop(self) -> None:
+        """Close the server."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        """200 when the database answers and the bot is running (and receiving updates)."""
+        checks: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(DATABASE_TIMEOUT), self._ctx.sessions() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = type(exc).__name__
+        checks["application"] = "ok" if self._application.running else "stopped"
+        if self._receive_updates:
+            updater = self._application.updater
+            checks["updates"] = "ok" if updater is not None and updater.running else "stopped"
+        healthy = all(value == "ok" for value in checks.values())
+        return web.json_response(
+            {"status": "ok" if healthy else "failing", **checks}, status=200 if healthy else 503
+        )
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """Prometheus text format; the database gauges are refreshed first."""
+        try:
+            await refresh_gauges(self._ctx)
+        except Exception as exc:
+            # The counters are still worth scraping; the stale gauges are flagged in the log.
+            log.warning("metrics_refresh_failed", error=type(exc).__name__)
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
