@@ -105,7 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return protocol_command(args)
         settings = load_settings()
-        configure_logging(settings.log_format, settings.log_level)
+        level = settings.log_level
+        if _plays_sandbox(args, settings) and "log_level" not in settings.model_fields_set:
+            level = "WARNING"  # the transcript is the sandbox's output; LOG_LEVEL overrides
+        configure_logging(settings.log_format, level)
         return asyncio.run(_dispatch(args, settings))
     except (ConfigError, UsageError, ProtocolError) as exc:
         output.error(str(exc))
@@ -144,6 +147,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         since = parse_local_datetime(args.since, settings.timezone) if args.since else None
         return await commands.audit(settings, since=since, action=args.action, limit=args.limit)
     raise UsageError(f"unknown command {args.command}")
+
+
+def _plays_sandbox(args: argparse.Namespace, settings: Settings) -> bool:
+    return args.command == "demo" or (args.command == "run" and settings.sandbox)
 
 
 def _stop_event() -> asyncio.Event:

@@ -74,12 +74,33 @@ async def offline_context(settings: Settings) -> AsyncIterator[ServiceContext]:
 
 
 async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> int:
-    """The long-running bot against real Telegram (polling)."""
-    if webhook:
-        raise UsageError("webhook mode is not available yet: run without --webhook (polling)")
+    """The long-running bot against real Telegram: polling, or a webhook with its secret token;
+    ``/healthz`` and ``/metrics`` on METRICS_PORT when set."""
+    from bot.telegram.ops import OpsServer
+    from bot.telegram.webhook import plan_webhook, start_webhook
+
+    plan = plan_webhook(settings) if webhook else None
     runtime = await BotRuntime.create(settings)
-    output.line("Bot running (polling). Stop with Ctrl-C.")
-    await runtime.run_until(stop)
+    ops: OpsServer | None = None
+    try:
+        await runtime.start(polling=plan is None)
+        if plan is not None and settings.receive_updates:
+            await start_webhook(runtime.application, plan)
+        if settings.metrics_port:
+            ops = OpsServer(
+                runtime.ctx,
+                runtime.application,
+                port=settings.metrics_port,
+                receive_updates=settings.receive_updates,
+            )
+            await ops.start()
+        mode = "webhook" if plan is not None else "polling"
+        output.line(f"Bot running ({mode}). Stop with Ctrl-C.")
+        await stop.wait()
+    finally:
+        if ops is not None:
+            await ops.stop()
+        await runtime.stop()
     return 0
 
 

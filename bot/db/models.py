@@ -121,6 +121,10 @@ class Episode(Base):
     reask_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(64))
+    #: Staff control (bot.services.followup): when paused/stopped, and the stop reason they gave.
+    paused_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]
+    stop_reason: Mapped[str | None] = mapped_column(Text)
 
     patient: Mapped[Patient] = relationship(back_populates="episodes")
     protocol_version: Mapped[ProtocolVersion] = relationship()
@@ -170,6 +174,10 @@ class CheckIn(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
     next_reminder_at: Mapped[datetime | None]
+    #: Not before this time: a failed send waits (RetryAfter, backoff) without blocking others.
+    retry_at: Mapped[datetime | None]
+    #: Opening messages (information, first question) already delivered: a retry sends the rest.
+    opening_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     episode: Mapped[Episode] = relationship()
 

@@ -245,6 +245,8 @@ class WorseningRule(_RuleBase):
     question: str
     consecutive: int = Field(default=1, ge=1)
     from_day: int = 0
+    #: Last day the trend matters; after it a rise is the expected course (e.g. nerves regrowing).
+    until_day: int | None = None
 
 
 class RedFlagRule(_RuleBase):

@@ -337,6 +337,8 @@ def _worsening(
     newest = series[-1][0]
     if newest not in new or newest.day < rule.from_day:
         return ()
+    if rule.until_day is not None and newest.day > rule.until_day:
+        return ()
     steps = list(pairwise(series))
     if not all(after > before for (_, before), (_, after) in steps):
         return ()

@@ -16,9 +16,12 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select
+
 from bot import output
 from bot.clock import AcceleratedClock
 from bot.config import Settings
+from bot.db.models import Alert, CheckIn
 from bot.domain.protocol import Indication, KneeSide
 from bot.sandbox.fake_api import FakeTelegramServer, SentMessage
 from bot.services import enrolment
@@ -66,8 +69,11 @@ class Transcript:
 class VirtualPatient:
     """A scripted patient acting through the fake server's control side."""
 
-    def __init__(self, server: FakeTelegramServer, user_id: int, label: str) -> None:
+    def __init__(
+        self, server: FakeTelegramServer, user_id: int, label: str, transcript: Transcript
+    ) -> None:
         self.server = server
+        self.transcript = transcript
         self.user_id = user_id
         self.label = label
         self._read = 0
@@ -104,12 +110,14 @@ class VirtualPatient:
 
     def says(self, text: str) -> None:
         """The patient types ``text``."""
+        self.transcript.flush()
         output.line(f"patient {self.label:<8} {text}")
         self.server.send_text(self.user_id, text)
 
     def taps(self, message: SentMessage, label: str) -> None:
         """The patient taps the button whose label contains ``label``."""
         data = message.button_data(label)
+        self.transcript.flush()
         output.line(f"patient {self.label:<8} (taps {label})")
         self.server.press_button(self.user_id, message.message_id, data)
 
@@ -189,13 +197,24 @@ async def run_sandbox(settings: Settings, *, keep_running: bool, stop: asyncio.E
     return 0
 
 
-async def _jump_to_next_checkin(runtime: BotRuntime, clock: AcceleratedClock) -> None:
-    from bot.services import dispatch
-
-    upcoming = await dispatch.next_wakeup(runtime.ctx)
-    if upcoming is not None and upcoming > clock.now():
+async def _jump_to_next_event(
+    runtime: BotRuntime, clock: AcceleratedClock, transcript: Transcript
+) -> None:
+    """Skip simulated time to the next check-in or re-escalation (what the script shows)."""
+    async with runtime.ctx.sessions() as session:
+        due = await session.scalar(
+            select(func.min(CheckIn.due_at)).where(CheckIn.status == "scheduled")
+        )
+        escalation = await session.scalar(
+            select(func.min(Alert.next_escalation_at)).where(Alert.status == "open")
+        )
+    upcoming = min(moment for moment in (due, escalation) if moment is not None)
+    await asyncio.sleep(0.2)  # let the bot's last replies arrive before the clock moves
+    transcript.flush()
+    if upcoming > clock.now():
         clock.jump(upcoming - clock.now())
         local = upcoming.astimezone(ZoneInfo(runtime.settings.timezone))
+        runtime.ctx.on_schedule_changed()
         output.line(f"--- clock jumps to {local:%a %d %b %H:%M} ---")
     runtime.ctx.on_schedule_changed()
 
@@ -210,8 +229,8 @@ async def _script(
 ) -> None:
     ctx = runtime.ctx
     protocol = ctx.protocols.registry.latest("knee-cryoneurolysis")
-    anne = VirtualPatient(server, 1001, "P-001")
-    john = VirtualPatient(server, 1002, "P-002")
+    anne = VirtualPatient(server, 1001, "P-001", transcript)
+    john = VirtualPatient(server, 1002, "P-002", transcript)
     server.add_user(anne.user_id, first_name="Anne", language_code="fr")
     server.add_user(john.user_id, first_name="John", language_code="en")
     names.update({anne.user_id: anne.label, john.user_id: john.label})
@@ -253,7 +272,7 @@ async def _script(
     await john.next_message("Next")
 
     # Day 0, evening check-in.
-    await _jump_to_next_checkin(runtime, clock)
+    await _jump_to_next_event(runtime, clock, transcript)
     await anne.tap_next("4")
     for _ in range(3):  # bleeding, toes, dressing
         await anne.tap_next("Non")
@@ -277,7 +296,7 @@ async def _script(
     await server.wait_for(lambda m: m.chat_id == STAFF_CHAT and "P-002" in (m.text or ""))
 
     # Nobody takes P-002's urgent alert for 15 minutes: it goes to the on-call chat.
-    await _jump_to_next_checkin(runtime, clock)
+    await _jump_to_next_event(runtime, clock, transcript)
     oncall_card = await server.wait_for(
         lambda m: m.chat_id == ONCALL_CHAT and "P-002" in (m.text or "")
     )
@@ -293,7 +312,7 @@ async def _script(
     )
 
     # Day 1 morning: Anne reports a pain of 9 in her own words.
-    await _jump_to_next_checkin(runtime, clock)
+    await _jump_to_next_event(runtime, clock, transcript)
     await anne.question()
     anne.says("j'ai mal à 9, ça ne passe pas")
     await anne.next_message("15")  # safety advice with the numbers to call

@@ -12,6 +12,7 @@ patient's check-in is refused (the handler checks the check-in belongs to the ch
     n:<checkin>:<q>            checklist "none of these"
     f:<flag>:<y|n>             clarify a red flag read in free text
     x:<y|n>                    confirm /stop
+    e:<y|n>                    confirm /delete (an erasure request)
     l:<lang>                   choose the language
     k:<alert> / r:<alert>      staff: acknowledge / resolve an alert
 """
@@ -44,7 +45,7 @@ def decode(data: str) -> ButtonPress | None:
             return ButtonPress(kind, int(parts[1]), int(parts[2]), parts[3])
         if kind in ("d", "n") and len(parts) == 3:
             return ButtonPress(kind, int(parts[1]), int(parts[2]))
-        if kind in ("c", "b", "x", "l", "k", "r") and len(parts) == 2 and parts[1]:
+        if kind in ("c", "b", "x", "e", "l", "k", "r") and len(parts) == 2 and parts[1]:
             return ButtonPress(kind, value=parts[1])
         if kind == "f" and len(parts) == 3 and parts[2] in ("y", "n"):
             return ButtonPress(kind, value=f"{parts[1]}:{parts[2]}")

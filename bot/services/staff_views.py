@@ -167,7 +167,7 @@ async def active_patients(ctx: ServiceContext) -> list[PatientRow]:
             open_by_episode[episode_id].append(severity)
     rows = []
     for episode, label in episodes:
-        checkin = last_checkins.get(episode.id)
+        last = last_checkins.get(episode.id)
         severities = open_by_episode.get(episode.id, [])
         rows.append(
             PatientRow(
@@ -177,11 +177,11 @@ async def active_patients(ctx: ServiceContext) -> list[PatientRow]:
                 day=day_number(episode.procedure_at, now, episode.time_zone),
                 last_pain=pains.get(episode.id),
                 last_checkin_day=(
-                    day_number(episode.procedure_at, checkin.due_at, episode.time_zone)
-                    if checkin
+                    day_number(episode.procedure_at, last.due_at, episode.time_zone)
+                    if last
                     else None
                 ),
-                last_checkin_status=checkin.status if checkin else None,
+                last_checkin_status=last.status if last else None,
                 open_alerts=len(severities),
                 worst_severity=(
                     min(severities, key=lambda s: Severity(s).rank) if severities else None
@@ -326,7 +326,7 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
                 course.swelling.append(Point(answer.day, answer.value))
         if answer.checkin_id is not None:
             by_checkin[answer.checkin_id].append(answer)
-        elif answer.kind != "button":
+        elif answer.question_id is None:
             what = (
                 f"« {_quote(answer.raw_text)} »"
                 if answer.raw_text

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 20:33:12.027656
+Create Date: 2026-11-25 20:35:16.134594
 """
 
 from __future__ import annotations
@@ -103,6 +103,9 @@ def upgrade() -> None:
         sa.Column("reask_count", sa.Integer(), nullable=False),
         sa.Column("created_at", bot.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.Column("paused_at", bot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("stopped_at", bot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("stop_reason", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.id"], name=op.f("fk_episodes_patient_id_patients")
         ),
@@ -174,6 +177,8 @@ def upgrade() -> None:
         sa.Column("message_id", sa.BigInteger(), nullable=True),
         sa.Column("reminders_sent", sa.Integer(), nullable=False),
         sa.Column("next_reminder_at", bot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("retry_at", bot.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("opening_sent", sa.Integer(), server_default="0", nullable=False),
         sa.ForeignKeyConstraint(
             ["episode_id"], ["episodes.id"], name=op.f("fk_checkins_episode_id_episodes")
         ),
