@@ -93,7 +93,9 @@ async def _serve(users: int, latency: float, enforce: bool, ready: Path) -> None
                 user_id = chat_of(int(found.group()[2:]))
                 if user_id in server.queued:
                     alert_latency.append(stamp - server.queued[user_id])
-        replied = [first_reply[uid] - server.queued[uid] for uid in server.queued if uid in first_reply]
+        replied = [
+            first_reply[uid] - server.queued[uid] for uid in server.queued if uid in first_reply
+        ]
         return web.json_response(
             {
                 "per_chat": {str(k): v for k, v in per_chat.items()},
@@ -116,7 +118,9 @@ async def _serve(users: int, latency: float, enforce: bool, ready: Path) -> None
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     control_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    ready.write_text(f"{server.api_base_url} {control_url}\n", encoding="utf-8")
+    await asyncio.to_thread(
+        ready.write_text, f"{server.api_base_url} {control_url}\n", encoding="utf-8"
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -137,17 +141,19 @@ class ServerProcess:
 
     async def burst(self, items: list[tuple[int, str]]) -> float:
         """Queue one message per (user, text) at once; returns the server's time stamp."""
-        async with aiohttp.ClientSession() as http, http.post(
-            f"{self.control_url}/burst", json={"items": items}
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.control_url}/burst", json={"items": items}) as resp,
+        ):
             return float((await resp.json())["queued_at"])
 
     async def stats(self, since: float = 0.0) -> dict[str, Any]:
         """What arrived since ``since`` (wall clock)."""
         timeout = aiohttp.ClientTimeout(total=120)
-        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(
-            f"{self.control_url}/stats", params={"since": str(since)}
-        ) as resp:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.get(f"{self.control_url}/stats", params={"since": str(since)}) as resp,
+        ):
             result: dict[str, Any] = await resp.json()
             return result
 
@@ -161,7 +167,9 @@ class ServerProcess:
             self.process.wait()
 
 
-def start_server(users: int, *, latency: float = 0.0, enforce_limits: bool = False) -> ServerProcess:
+def start_server(
+    users: int, *, latency: float = 0.0, enforce_limits: bool = False
+) -> ServerProcess:
     """Start ``python -m bench.server`` and wait until it listens."""
     ready = Path(tempfile.mkdtemp(prefix="cryo-bench-")) / "ready"
     args = [sys.executable, "-m", "bench.server", "--users", str(users), "--ready-file", str(ready)]

@@ -17,7 +17,11 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # plain_traceback: the default (rich) shows each frame's local variables, i.e. the
+        # patient's text being handled when an error happens.
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -43,8 +47,10 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "telegram", "aiohttp.access", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters (patients' texts) at DEBUG.
+    noisy = ("httpx", "httpcore", "apscheduler", "telegram", "aiohttp.access", "alembic")
+    for name in (*noisy, "aiosqlite", "asyncio", "matplotlib", "PIL", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _identity(

@@ -21,14 +21,37 @@ def default_schedules_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "schedules"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``safe_load`` that refuses a key given twice in one mapping.
+
+    Plain YAML keeps the last value silently: a second ``R3:`` would replace a red flag.
+    """
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[object, object]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[object] = set()
+            for key_node, _value in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
+
+
 def parse_protocol(text: str, *, source: str) -> Protocol:
     """Validate protocol YAML text; every problem is reported with its path in the file."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
+        # One line per problem: PyYAML's str() spans several lines with a caret drawing.
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        raise ProtocolError(source, [(where, f"not valid YAML: {exc}")]) from None
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        detail = f"{context}: {problem}" if context else problem
+        raise ProtocolError(source, [(where, f"not valid YAML: {detail}")]) from None
     if not isinstance(raw, dict):
         raise ProtocolError(source, [("", "the file must be a mapping of protocol fields")])
     try:

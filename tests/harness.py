@@ -103,6 +103,8 @@ class BotHarness:
         self.server = FakeTelegramServer()
         self.clock = ManualClock(start or datetime(2026, 12, 1, 8, 0, tzinfo=PARIS))
         self.runtime: BotRuntime | None = None
+        #: Extra settings for the next :meth:`start_bot` (e.g. ``schedules_dir``).
+        self.settings_overrides: dict[str, object] = {}
 
     async def __aenter__(self) -> BotHarness:
         await self.server.start()
@@ -114,7 +116,9 @@ class BotHarness:
 
     async def start_bot(self) -> None:
         """(Re)start the bot process part (same database, same fake server)."""
-        settings = test_settings(self.database, self.server, self.tmp_path)
+        settings = test_settings(
+            self.database, self.server, self.tmp_path, **self.settings_overrides
+        )
         self.runtime = await BotRuntime.create(
             settings,
             clock=self.clock,

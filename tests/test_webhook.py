@@ -98,7 +98,12 @@ async def test_webhook_checks_secret_token_and_ops_endpoints_answer(
             async with http.get(f"http://127.0.0.1:{ops_port}/healthz") as resp:
                 assert resp.status == 200
                 health = await resp.json()
-            assert health == {"status": "ok", "database": "ok", "application": "ok", "updates": "ok"}
+            assert health == {
+                "status": "ok",
+                "database": "ok",
+                "application": "ok",
+                "updates": "ok",
+            }
             async with http.get(f"http://127.0.0.1:{ops_port}/metrics") as resp:
                 assert resp.status == 200
                 metrics = await resp.text()

@@ -42,6 +42,15 @@ def parse_local_datetime(value: str, zone: str) -> datetime:
     return naive.replace(tzinfo=ZoneInfo(zone))
 
 
+def parse_local_date(value: str, zone: str) -> datetime:
+    """'2026-12-01' → the start of that day in ``zone`` (aware); a clear error otherwise."""
+    try:
+        day = datetime.strptime(value.strip(), "%Y-%m-%d")  # noqa: DTZ007 - zone added below
+    except ValueError:
+        raise UsageError(f'--since {value!r}: expected a local date as "YYYY-MM-DD"') from None
+    return day.replace(tzinfo=ZoneInfo(zone))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All commands and their options."""
     parser = _Parser(prog="python -m bot", description="Knee cryoneurolysis follow-up bot.")
@@ -50,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the bot (the sandbox when no token is set)")
     run.add_argument("--webhook", action="store_true", help="receive updates by webhook")
     commands.add_parser("demo", help="play the sandbox script once and exit")
+    bench = commands.add_parser("bench", help="benchmarks against the fake Telegram server")
+    bench.add_argument("--quick", action="store_true", help="1,000-check-in burst, SQLite only")
+    bench.add_argument("--postgres", help="PostgreSQL URL (default: TEST_DATABASE_URL)")
 
     enroll = commands.add_parser("enroll", help="enrol a patient and print the deep link")
     enroll.add_argument("--label", required=True, help="the unit's pseudonymous patient id")
@@ -92,6 +104,43 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", help='"YYYY-MM-DD HH:MM" local')
     audit.add_argument("--action")
     audit.add_argument("--limit", type=int, default=200)
+
+    followup = commands.add_parser(
+        "followup", help="pause, resume, stop a follow-up, move its procedure, check in now"
+    )
+    followup_commands = followup.add_subparsers(
+        dest="followup_command", required=True, parser_class=_Parser
+    )
+    for name, text in (
+        ("pause", "send nothing until resumed (nothing counts as missed)"),
+        ("resume", "continue with the next future check-in"),
+        ("stop", "end the follow-up (the patient is not told: call them if needed)"),
+        ("checkin-now", "make the next check-in due now (the running bot sends it)"),
+        ("move", "correct the procedure date; only future check-ins are moved"),
+    ):
+        sub = followup_commands.add_parser(name, help=text)
+        sub.add_argument("--label", required=True, help="the unit's patient id")
+        if name == "stop":
+            sub.add_argument("--reason", help="why (kept with the follow-up, not in logs)")
+        if name == "move":
+            sub.add_argument(
+                "--procedure-at", required=True, help='patient\'s local time, "YYYY-MM-DD HH:MM"'
+            )
+
+    erase = commands.add_parser(
+        "erase", help="erase a patient's data, keeping only an audit stub (after /delete)"
+    )
+    erase.add_argument("--label", required=True, help="the unit's patient id")
+
+    export = commands.add_parser("export", help="export answers as CSV or a FHIR R4 Bundle")
+    export.add_argument("--format", required=True, choices=["csv", "fhir"])
+    export.add_argument("--since", help='only answers from this local date, "YYYY-MM-DD"')
+    export.add_argument("--out", required=True, type=Path, help="the file to write")
+
+    report = commands.add_parser("report", help="unit statistics: table, PNG and HTML")
+    report.add_argument("--since", help='only what happened from this local date, "YYYY-MM-DD"')
+    report.add_argument("--out-dir", type=Path, default=Path("."), help="where to write files")
+    report.add_argument("--language", default="fr", help="fr or en")
     return parser
 
 
@@ -104,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.cli.commands import protocol_command
 
             return protocol_command(args)
+        if args.command == "bench":
+            from bot.cli.commands import bench_command
+
+            return bench_command(args)
         settings = load_settings()
         level = settings.log_level
         if _plays_sandbox(args, settings) and "log_level" not in settings.model_fields_set:
@@ -146,6 +199,17 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "audit":
         since = parse_local_datetime(args.since, settings.timezone) if args.since else None
         return await commands.audit(settings, since=since, action=args.action, limit=args.limit)
+    if args.command == "followup":
+        return await commands.followup(settings, args)
+    if args.command == "erase":
+        return await commands.erase(settings, label=args.label)
+    if args.command in ("export", "report"):
+        since = parse_local_date(args.since, settings.timezone) if args.since else None
+        if args.command == "export":
+            return await commands.export(settings, fmt=args.format, since=since, out=args.out)
+        return await commands.report(
+            settings, since=since, out_dir=args.out_dir, language=args.language
+        )
     raise UsageError(f"unknown command {args.command}")
 
 

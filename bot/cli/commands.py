@@ -7,10 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import segno
 from sqlalchemy import select
+from telegram.error import TelegramError
 
 from bot import output
 from bot.clock import SystemClock
@@ -19,11 +20,12 @@ from bot.db.models import StaffMember
 from bot.db.session import create_engine, current_revision, make_sessionmaker, upgrade_database
 from bot.domain.protocol import Indication, KneeSide
 from bot.domain.schedule import plan_checkins
-from bot.errors import UsageError
-from bot.i18n import format_local
+from bot.errors import BotError, UsageError
+from bot.i18n import format_local, t, tn
 from bot.protocols import load_protocol_file
 from bot.services import audit as audit_service
-from bot.services import enrolment
+from bot.services import enrolment, erasure
+from bot.services import followup as followup_service
 from bot.services.context import ProtocolStore, ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, SentRef
 from bot.telegram.runtime import BotRuntime, load_registry, unit_settings
@@ -83,7 +85,14 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
     runtime = await BotRuntime.create(settings)
     ops: OpsServer | None = None
     try:
-        await runtime.start(polling=plan is None)
+        try:
+            await runtime.start(polling=plan is None)
+        except TelegramError as exc:  # one clear line, not a traceback (the token stays out)
+            raise BotError(
+                f"the Telegram Bot API at {settings.telegram_api_base_url} refused or did not "
+                f"answer at start ({type(exc).__name__}): check TELEGRAM_BOT_TOKEN, "
+                "TELEGRAM_API_BASE_URL and the network"
+            ) from None
         if plan is not None and settings.receive_updates:
             await start_webhook(runtime.application, plan)
         if settings.metrics_port:
@@ -128,7 +137,7 @@ async def enroll(
         )
     output.line(invitation.link)
     if args.qr is not None:
-        segno.make(invitation.link, error="m").save(str(args.qr), scale=8, border=2)
+        args.qr.write_bytes(enrolment.qr_png(invitation.link))
         output.line(f"QR code written to {args.qr}")
     expiry = invitation.expires_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
     output.line(f"single use, expires {expiry} ({zone})")
@@ -194,6 +203,135 @@ async def audit(
             f"{event.at:%Y-%m-%d %H:%M:%S}Z\t{event.actor}\t{event.action}\t"
             f"episode={event.episode_id or '-'}\talert={event.alert_id or '-'}\t{details}"
         )
+    return 0
+
+
+async def export(settings: Settings, *, fmt: str, since: datetime | None, out: Path) -> int:
+    """Write the CSV or FHIR export to ``out`` (streamed: memory stays flat), then audit it."""
+    from bot.services import export as export_service
+
+    async with offline_context(settings) as ctx:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            if fmt == "csv":
+                count = await export_service.write_csv(ctx, handle, since=since)
+            else:
+                count = await export_service.write_fhir(ctx, handle, since=since)
+        async with ctx.sessions.begin() as session:
+            audit_service.record(
+                session, at=ctx.clock.now(), actor="cli", action="export", format=fmt, rows=count
+            )
+    what = "answers" if fmt == "csv" else "Bundle entries"
+    output.line(f"{count} {what} written to {out}")
+    return 0
+
+
+async def report(
+    settings: Settings, *, since: datetime | None, out_dir: Path, language: str
+) -> int:
+    """Print the unit statistics and write them as report.png and report.html in ``out_dir``."""
+    from bot.services import report as report_service
+
+    async with offline_context(settings) as ctx:
+        figures = await report_service.build_report(ctx, since=since)
+    png = report_service.render_png(figures, language)
+    written = _write_files(
+        out_dir,
+        {
+            "report.png": png,
+            "report.html": report_service.render_html(figures, language, png).encode("utf-8"),
+        },
+    )
+    output.line(report_service.render_table(figures, language))
+    output.line(f"written: {', '.join(str(path) for path in written)}")
+    return 0
+
+
+def _write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write ``files`` into ``folder`` (created if needed); returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, content in files.items():
+        path = folder / name
+        path.write_bytes(content)
+        paths.append(path)
+    return paths
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    """``bench``: the code lives in the repository's bench/ folder (not installed with the bot)."""
+    try:
+        from bench.run import main as bench_main
+    except ImportError:
+        raise UsageError("run `python -m bot bench` from the repository's root folder") from None
+    return bench_main(quick=args.quick, postgres=args.postgres)
+
+
+async def erase(settings: Settings, *, label: str) -> int:
+    """Remove a patient's answers and identifiers; the patient row and an audit event remain."""
+    async with offline_context(settings) as ctx:
+        report = await erasure.erase(ctx, label=label, actor="cli")
+    rows = ", ".join(f"{table} {count}" for table, count in sorted(report.rows.items()))
+    output.line(f"{label} erased: {rows or 'no rows'}; {report.files} local file(s) deleted")
+    output.line(
+        "kept: the patient row (label, dates) and a patient_erased audit event; Telegram's own "
+        "copies (the chat, alert cards in the staff group) must be deleted there"
+    )
+    return 0
+
+
+async def followup(settings: Settings, args: argparse.Namespace) -> int:
+    """``followup pause|resume|stop|checkin-now|move``: staff control, audited as ``cli``.
+
+    The command line never talks to Telegram: a stopped patient is not told, and a check-in
+    made due now is sent by the running bot at its next wake-up (within its safety tick).
+    """
+    from bot.cli import parse_local_datetime
+
+    lang, label, command = followup_service.STAFF_LANGUAGE, args.label, args.followup_command
+    async with offline_context(settings) as ctx:
+        if command == "pause":
+            await followup_service.pause(ctx, label=label, actor="cli")
+            output.line(
+                t(lang, "{label}: follow-up paused; nothing is sent until resumed.", label=label)
+            )
+        elif command == "resume":
+            await followup_service.resume(ctx, label=label, actor="cli")
+            output.line(t(lang, "{label}: follow-up resumed at its next check-in.", label=label))
+        elif command == "stop":
+            await followup_service.stop(ctx, label=label, actor="cli", reason=args.reason)
+            output.line(
+                t(
+                    lang,
+                    "{label}: follow-up stopped. The patient was not told: call them if needed.",
+                    label=label,
+                )
+            )
+        elif command == "checkin-now":
+            if await followup_service.checkin_now(ctx, label=label, actor="cli"):
+                output.line(
+                    t(
+                        lang,
+                        "{label}: the next check-in is due now; the running bot sends it within a minute.",
+                        label=label,
+                    )
+                )
+            else:
+                output.line(t(lang, "{label}: no check-in is left to send.", label=label))
+        else:
+            zone = await followup_service.time_zone_of(ctx, label=label)
+            procedure_at = parse_local_datetime(args.procedure_at, zone)
+            moved = await followup_service.move_procedure(
+                ctx, label=label, procedure_at=procedure_at, actor="cli"
+            )
+            output.line(
+                tn(
+                    lang,
+                    "{label}: procedure moved; {count} future check-in planned again.",
+                    "{label}: procedure moved; {count} future check-ins planned again.",
+                    moved,
+                    label=label,
+                )
+            )
     return 0
 
 

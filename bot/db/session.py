@@ -34,7 +34,9 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
     its own schema of a shared database.
     """
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # hide_parameters: a database error's message (logged with its traceback) would otherwise
+    # quote the statement's parameters, i.e. patients' answers.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
         database = parsed.database or ""

@@ -188,12 +188,20 @@ class _Tokens:
     clause: list[int] = field(default_factory=list)
     sentence: list[int] = field(default_factory=list)
     questions: set[int] = field(default_factory=set)  # sentences ending with "?"
+    # Like ``clause``, but "et"/"and"/"ou"/"or" do not split: "genou énorme et brûlant" is one
+    # description (used to find a flag's key words in any order; see _loose_matches).
+    chunk: list[int] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)  # the words before stemming
+
+
+# Conjunctions that join two parts of one description rather than two statements.
+_JOINERS = frozenset(_stem(w) for w in ("et", "and", "ou", "or"))
 
 
 def _tokenize(text: str) -> _Tokens:
     """Split normalised text into stemmed words, clause ids and sentence ids."""
     tokens = _Tokens()
-    clause = sentence = 0
+    clause = sentence = chunk = 0
     for match in _TOKEN_RE.finditer(_expand_contractions(_ascii(text))):
         piece = match.group()
         if piece in _SENTENCE_END:
@@ -201,16 +209,22 @@ def _tokenize(text: str) -> _Tokens:
                 tokens.questions.add(sentence)
             sentence += 1
             clause += 1
+            chunk += 1
             continue
         if piece in _CLAUSE_END:
             clause += 1
+            chunk += 1
             continue
         word = _stem(piece)
         if word in _CONJUNCTIONS:
             clause += 1
+            if word not in _JOINERS:
+                chunk += 1
         tokens.words.append(word)
         tokens.clause.append(clause)
         tokens.sentence.append(sentence)
+        tokens.chunk.append(chunk)
+        tokens.raw.append(piece)
     return tokens
 
 
@@ -904,6 +918,10 @@ _LOCAL_HEDGES = (
     "sort of",
     "somewhat",
     "un poil",
+    "hardly",
+    "barely",
+    "scarcely",
+    "a peine",
 )
 _SENTENCE_HEDGES = (
     "peut etre",
@@ -978,7 +996,8 @@ _DEGREE_WORDS = _stemmed_set(
 )
 # Skipped when matching phrases, in the text and in the phrases alike, so "calf is swollen" =
 # "calf swollen", "la peau est toute blanche" = "peau toute blanche", "pain in my calf" = "pain in
-# the calf". Negations, hedges and clauses are still read on the full text.
+# the calf". French "ne" is optional in speech: "je peux pas marcher" = "je ne peux pas marcher".
+# Negations, hedges and clauses are still read on the full text.
 _SKIPPABLE = _stemmed_set(
     (
         "is",
@@ -1009,6 +1028,8 @@ _SKIPPABLE = _stemmed_set(
         "son",
         "sa",
         "ses",
+        "ne",
+        "n",
     )
 )
 # Phrases with one of these words report fever; a measured normal temperature cancels them.
@@ -1017,19 +1038,391 @@ _FEVER_WORDS = _stemmed_set(
 )
 
 
+# --------------------------------------------------------------------------------------------
+# Lemma-like words, used only to match red-flag phrases
+# --------------------------------------------------------------------------------------------
+#
+# Stems merge plurals and French feminine/participle endings. For red flags, the text and every
+# phrase are further reduced to a crude, symmetric lemma so that everyday verb forms meet the
+# phrase lists: "giving"/"gives"/"gave" -> "giv" (so "knee gives way" reads "my knee keeps
+# giving way"), "soaked"/"soaking" -> "soak", "opened"/"opening" -> "open", "portent" -> "port",
+# "couldn't" -> "can not", "j'arrive" -> "je arrive". Negations, hedges and clauses are still
+# read on the stems.
+
+_IRREGULAR = {
+    "gave": "give",
+    "given": "give",
+    "grew": "grow",
+    "grown": "grow",
+    "bled": "bleed",
+    "could": "can",
+    # French elisions: "j'arrive" = "je arrive", "s'ouvre" = "se ouvre", "qu'avant" = "que avant"
+    "j": "je",
+    "m": "me",
+    "t": "te",
+    "s": "se",
+    "d": "de",
+    "c": "ce",
+    "qu": "que",
+    "n": "ne",
+}
+_KEEP_WORDS = frozenset({"during"})  # not "dur" (French "dur", hard)
+# "can hardly breathe" = "can not breathe", "je peux à peine marcher" = "je peux pas marcher";
+# elsewhere ("hardly any bleeding", "à peine gonflé") these are hedges (see _LOCAL_HEDGES).
+_BARELY = _stem("barely")
+_BARELY_WORDS = frozenset(_stem(w) for w in ("hardly", "barely", "scarcely"))
+_PEINE = _stem("peine")
+_CAN_WORDS = frozenset(_stem(w) for w in ("can", "could"))
+_FR_CAN_WORDS = frozenset(
+    _stem(w)
+    for w in (
+        "peux",
+        "peut",
+        "pouvez",
+        "pouvons",
+        "peuvent",
+        "pouvais",
+        "pouvait",
+        "arrive",
+        "arrives",
+        "arrivez",
+        "arrivais",
+        "arrivait",
+    )
+)
+
+
+def _undouble(word: str) -> str:
+    """ "gett" -> "get", "stopp" -> "stop"; "swell", "dress" keep their double letter."""
+    if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "lsz":
+        return word[:-1]
+    return word
+
+
+@lru_cache(maxsize=8192)
+def _lemma(stem: str) -> str:
+    """A stem reduced further: -ing, -ed, French -ent and a final e dropped (see above)."""
+    if stem in _KEEP_WORDS:
+        return stem
+    word = _IRREGULAR.get(stem, stem)
+    return _lemma_suffixes(word) if word.isalpha() else word
+
+
+def _lemma_suffixes(word: str) -> str:
+    if len(word) >= 6 and word.endswith("ing"):
+        word = _undouble(word[:-3])
+    if len(word) >= 6 and word.endswith("ed") and not word.endswith("eed"):
+        word = _undouble(word[:-2])
+    elif len(word) >= 7 and word.endswith("ent"):
+        word = word[:-3]
+    if len(word) >= 4 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+def _lemmas(stems: Sequence[str]) -> list[str]:
+    """Lemmas of a stemmed text or phrase, reading "can hardly"/"peux à peine" as a negation."""
+    lemmas: list[str] = []
+    for i, word in enumerate(stems):
+        if word in _BARELY_WORDS:
+            able = stems[i - 1] in _CAN_WORDS if i else False
+            lemmas.append("not" if able else _BARELY)
+        elif word == _PEINE and i and stems[i - 1] == "a":
+            able = i >= 2 and stems[i - 2] in _FR_CAN_WORDS
+            lemmas.append("pas" if able else _BARELY)
+        else:
+            lemmas.append(_lemma(word))
+    return lemmas
+
+
+def _lemma_set(words: Iterable[str]) -> frozenset[str]:
+    return frozenset(_lemma(_stem(w)) for w in words)
+
+
+# Words that may sit between the words of a phrase without changing what it says: intensifiers,
+# auxiliaries, linking verbs, object pronouns ("le genou est TOUT rouge et chaud", "the skin HAS
+# TURNED grey", "my knee KEEPS giving way", "I can't put ANY weight", "le genou ME lâche").
+# At most _MAX_FILLERS of them, in the clause of the phrase; a negation is never one of them.
+_FILLERS = _lemma_set(
+    (
+        # English
+        "very",
+        "really",
+        "so",
+        "too",
+        "all",
+        "completely",
+        "totally",
+        "quite",
+        "pretty",
+        "still",
+        "keep",
+        "keeps",
+        "kept",
+        "just",
+        "now",
+        "any",
+        "has",
+        "have",
+        "had",
+        "having",
+        "got",
+        "get",
+        "gets",
+        "getting",
+        "become",
+        "becomes",
+        "became",
+        "turned",
+        "turning",
+        "turns",
+        "gone",
+        "went",
+        "look",
+        "looks",
+        "looked",
+        "looking",
+        "feel",
+        "feels",
+        "felt",
+        "feeling",
+        "suddenly",
+        "badly",
+        "absolutely",
+        "literally",
+        "extremely",
+        "also",
+        "again",
+        "already",
+        "much",
+        "lot",
+        "far",
+        "always",
+        "constantly",
+        # French
+        "tout",
+        "toute",
+        "tous",
+        "toutes",
+        "tres",
+        "trop",
+        "vraiment",
+        "completement",
+        "totalement",
+        "super",
+        "hyper",
+        "carrement",
+        "encore",
+        "toujours",
+        "deja",
+        "maintenant",
+        "soudain",
+        "soudainement",
+        "brutalement",
+        "subitement",
+        "tellement",
+        "si",
+        "bien",
+        "beaucoup",
+        "me",
+        "m",
+        "se",
+        "s",
+        "te",
+        "lui",
+        "y",
+        "ai",
+        "avait",
+        "avais",
+        "eu",
+        "devenu",
+        "devenue",
+        "devenus",
+        "devenues",
+        "devient",
+        "deviennent",
+        "parait",
+        "reste",
+        "qui",
+    )
+)
+_MAX_FILLERS = 3
+# Not key words of a phrase (grammar, pronouns, degree): a phrase's key words are the rest.
+_NOT_KEYS = (
+    _lemma_set(
+        (
+            "de",
+            "du",
+            "des",
+            "d",
+            "a",
+            "au",
+            "aux",
+            "en",
+            "dans",
+            "sur",
+            "sous",
+            "par",
+            "pour",
+            "avec",
+            "vers",
+            "chez",
+            "jusqu",
+            "jusque",
+            "travers",
+            "que",
+            "qu",
+            "quoi",
+            "je",
+            "j",
+            "tu",
+            "il",
+            "elle",
+            "on",
+            "nous",
+            "vous",
+            "ils",
+            "elles",
+            "ce",
+            "c",
+            "ca",
+            "cela",
+            "moi",
+            "toi",
+            "leur",
+            "suis",
+            "es",
+            "etre",
+            "fait",
+            "fais",
+            "of",
+            "in",
+            "on",
+            "at",
+            "to",
+            "from",
+            "with",
+            "through",
+            "by",
+            "for",
+            "into",
+            "onto",
+            "over",
+            "under",
+            "up",
+            "down",
+            "out",
+            "off",
+            "around",
+            "about",
+            "i",
+            "you",
+            "he",
+            "she",
+            "it",
+            "we",
+            "they",
+            "him",
+            "them",
+            "this",
+            "that",
+            "there",
+            "here",
+            "its",
+            "and",
+            "or",
+            "et",
+            "ou",
+            "as",
+            "like",
+            "comme",
+            "be",
+            "do",
+            "does",
+            "did",
+            "will",
+            "would",
+            "can",
+            "could",
+            "should",
+            "must",
+            "may",
+            "might",
+            "make",
+            "makes",
+            "side",
+            "cote",
+        )
+    )
+    | _FILLERS
+    | frozenset(_lemma(w) for w in _SKIPPABLE)
+    | frozenset(_lemma(w) for w in _DEGREE_WORDS)
+)
+# A phrase with one of these is only read in its own word order: negations ("can't walk"),
+# comparisons and times ("worse than before", "pire qu'avant", "plus gonflé qu'hier").
+_ORDERED = _lemma_set(
+    (
+        "not",
+        "no",
+        "pas",
+        "ne",
+        "n",
+        "plus",
+        "rien",
+        "nothing",
+        "never",
+        "jamais",
+        "sans",
+        "without",
+        "impossible",
+        "unable",
+        "none",
+        "aucun",
+        "aucune",
+        "than",
+        "que",
+        "qu",
+        "more",
+        "less",
+        "moins",
+        "before",
+        "avant",
+        "after",
+        "apres",
+        "yesterday",
+        "hier",
+        "barely",
+    )
+)
+# Key words of one phrase found in any order within this many words of one clause ("the skin
+# where they froze it is grey" for "skin grey") make a doubtful mention: the bot asks.
+_LOOSE_SPAN = 8
+
+
 @dataclass(frozen=True)
 class _FlagPhrase:
     flag: str
-    words: tuple[str, ...]
+    words: tuple[str, ...]  # lemmas, skippable words left out
     fever: bool
     topic: bool  # a bare body part / measure / worry: doubtful
     degree: bool  # degree words only ("much worse"): doubtful
+    keys: frozenset[str]  # key words for the any-order reading; empty: exact order only
+    # starts with a negation ("aucune force dans la jambe", "no strength in my leg"): a negation
+    # before it agrees with it ("je n'ai plus aucune force") instead of cancelling it
+    negative: bool = False
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    phrase: _FlagPhrase
+    words: tuple[str, ...]  # the phrase's words, or the two words of a pair reversed
+    needed: frozenset[str]  # all of them: a quick test before reading the text word by word
 
 
 @dataclass(frozen=True)
 class _CompiledFlags:
-    ngrams: dict[tuple[str, ...], tuple[_FlagPhrase, ...]]
-    prefixes: frozenset[tuple[str, ...]]
+    by_first: dict[str, tuple[_Pattern, ...]]
+    by_key: dict[str, tuple[_FlagPhrase, ...]]
     vocabulary: frozenset[str]
     by_initial: dict[str, tuple[str, ...]]
     order: tuple[str, ...]
@@ -1073,35 +1466,60 @@ def _find_ngrams(
 _HEDGES = _compile_hedges()
 
 
+def _flag_phrase(flag: str, phrase: str) -> _FlagPhrase | None:
+    stems = _words(phrase)
+    pairs = [(s, w) for s, w in zip(stems, _lemmas(stems), strict=True) if s not in _SKIPPABLE]
+    pairs = pairs or list(zip(stems, _lemmas(stems), strict=True))
+    if not pairs:
+        return None
+    kept = tuple(s for s, _w in pairs)
+    words = tuple(w for _s, w in pairs)
+    keys = frozenset(w for w in words if w not in _NOT_KEYS and w.isalpha())
+    if len(keys) < 2 or any(w in _ORDERED for w in words):
+        keys = frozenset()
+    return _FlagPhrase(
+        flag,
+        words,
+        fever=any(s in _FEVER_WORDS for s in kept),
+        topic=len(kept) == 1 and kept[0] in _TOPIC_WORDS,
+        degree=all(s in _DEGREE_WORDS for s in kept),
+        keys=keys,
+        negative=kept[0] in _PRE_NEGATORS,
+    )
+
+
 def _compile_flags(red_flags: Mapping[str, RedFlag]) -> _CompiledFlags:
-    ngrams: dict[tuple[str, ...], list[_FlagPhrase]] = {}
+    by_first: dict[str, list[_Pattern]] = {}
+    by_key: dict[str, list[_FlagPhrase]] = {}
+    seen: set[tuple[str, tuple[str, ...]]] = set()
     fever_flags: set[str] = set()
     for flag, red_flag in red_flags.items():
-        for phrase in red_flag.phrases.all():
-            words = tuple(w for w in _words(phrase) if w not in _SKIPPABLE) or _words(phrase)
-            if not words:
+        for text in red_flag.phrases.all():
+            phrase = _flag_phrase(flag, text)
+            if phrase is None or (flag, phrase.words) in seen:
                 continue
-            fever = any(w in _FEVER_WORDS for w in words)
-            if fever:
+            seen.add((flag, phrase.words))
+            if phrase.fever:
                 fever_flags.add(flag)
-            entry = _FlagPhrase(
-                flag,
-                words,
-                fever,
-                topic=len(words) == 1 and words[0] in _TOPIC_WORDS,
-                degree=all(w in _DEGREE_WORDS for w in words),
+            by_first.setdefault(phrase.words[0], []).append(
+                _Pattern(phrase, phrase.words, frozenset(phrase.words))
             )
-            bucket = ngrams.setdefault(words, [])
-            if all(e.flag != flag for e in bucket):
-                bucket.append(entry)
-    vocabulary = frozenset(w for words in ngrams for w in words)
+            if len(phrase.words) == 2 and len(phrase.keys) == 2:
+                # a pair of key words reads both ways: "grey skin" / "skin grey"
+                reverse = (phrase.words[1], phrase.words[0])
+                by_first.setdefault(reverse[0], []).append(
+                    _Pattern(phrase, reverse, frozenset(reverse))
+                )
+            for key in phrase.keys:
+                by_key.setdefault(key, []).append(phrase)
+    vocabulary = frozenset(w for patterns in by_first.values() for p in patterns for w in p.words)
     by_initial: dict[str, list[str]] = {}
     for word in sorted(vocabulary):
         if len(word) >= 6 and word.isalpha():
             by_initial.setdefault(word[0], []).append(word)
     return _CompiledFlags(
-        ngrams={k: tuple(v) for k, v in ngrams.items()},
-        prefixes=_prefixes(ngrams),
+        by_first={k: tuple(v) for k, v in by_first.items()},
+        by_key={k: tuple(v) for k, v in by_key.items()},
         vocabulary=vocabulary,
         by_initial={k: tuple(v) for k, v in by_initial.items()},
         order=tuple(red_flags),
@@ -1147,6 +1565,7 @@ class _Match:
     end: int
     phrase: _FlagPhrase
     fuzzy: bool
+    loose: bool = False  # key words in any order: always doubtful
 
 
 def scan_red_flags(
@@ -1154,13 +1573,20 @@ def scan_red_flags(
 ) -> list[FlagMention]:
     """Red flags mentioned in free text, in the protocol's order, one mention per flag.
 
-    Phrases of every language are matched on accent-free, lightly stemmed words. ``certain``:
-    an exact phrase, not hedged, not in a question, no negation just after. ``doubtful``: a
-    typo match, a hedge ("peut-être", "un peu", "I think", "normal"), a question, a bare body
-    part ("mollet", "calf") or a negation a few words later ("le mollet n'est pas dur"). Dropped:
-    a phrase negated just before ("pas de fièvre", "no pus", "ni pus ni rougeur", "sans fièvre")
-    or by a "non"/"no" ending its clause ("fièvre non, rougeur oui"). Phrases that carry their
-    own negation ("can't walk", "je ne peux pas marcher") are matched whole and do trigger.
+    Phrases of every language are matched on accent-free, lightly lemmatised words ("giving" =
+    "gives", "soaked" = "soaking", "j'" = "je"; articles, "is"/"est" and French "ne" are
+    skipped). Between the words of a phrase, up to three filler words of the same clause are
+    allowed ("le genou est *tout* rouge et chaud", "the skin *has turned* grey", "can't put
+    *any* weight"), and a two-word phrase reads both ways ("grey skin" = "skin grey").
+    ``certain``: such a match, not hedged, not in a question, no negation just after.
+    ``doubtful``: a typo match, a hedge ("peut-être", "un peu", "I think", "normal"), a
+    question, a bare body part ("mollet", "calf"), a negation a few words later ("le mollet
+    n'est pas gonflé"), or only the key words of a phrase in another order within one clause
+    ("the skin where they froze it is grey"). Dropped: a phrase negated just before ("pas de
+    fièvre", "no pus", "ni pus ni rougeur", "sans fièvre") or by a "non"/"no" ending its clause
+    ("fièvre non, rougeur oui"). Phrases that carry their own negation ("can't walk", "je ne
+    peux pas marcher") are matched whole and do trigger; "can hardly"/"je peux à peine" read as
+    "can not"/"je peux pas".
 
     Fever: a temperature >= ``fever_threshold`` (see :func:`read_temperature`) is a certain
     mention with that temperature; a lower one cancels fever words ("temp 37.5", "fièvre 37,2")
@@ -1172,6 +1598,85 @@ def scan_red_flags(
         return []
 
 
+def _match_from(
+    words: Sequence[str],
+    skip: Sequence[bool],
+    filler: Sequence[bool],
+    clause: Sequence[int],
+    start: int,
+    pattern: tuple[str, ...],
+) -> int | None:
+    """End of ``pattern`` read from ``start``: skippable words anywhere, a few fillers inside
+    the clause; None when it does not match."""
+    last = start
+    j = start + 1
+    fillers = 0
+    for word in pattern[1:]:
+        while True:
+            if j >= len(words):
+                return None
+            if words[j] == word:
+                break
+            if skip[j]:
+                j += 1
+                continue
+            if filler[j] and fillers < _MAX_FILLERS and clause[j] == clause[last]:
+                fillers += 1
+                j += 1
+                continue
+            return None
+        last = j
+        j += 1
+    return last + 1
+
+
+def _loose_matches(
+    words: Sequence[str],
+    skip: Sequence[bool],
+    tokens: _Tokens,
+    compiled: _CompiledFlags,
+    found: set[str],
+    explained: Sequence[bool],
+) -> list[_Match]:
+    """Key words of a phrase in any order within one clause, no negation among them."""
+    positions: dict[str, list[int]] = {}
+    for i, word in enumerate(words):
+        if not skip[i]:
+            positions.setdefault(word, []).append(i)
+    candidates: dict[int, _FlagPhrase] = {}
+    for word in positions:
+        for phrase in compiled.by_key.get(word, ()):
+            if phrase.flag not in found:
+                candidates[id(phrase)] = phrase
+    matches: list[_Match] = []
+    for phrase in candidates.values():
+        if phrase.flag in found or not phrase.keys <= positions.keys():
+            continue
+        anchor, *others = sorted(phrase.keys, key=lambda k: (len(positions[k]), k))
+        for p in positions[anchor]:
+            chunk = tokens.chunk[p]
+            chosen = [p]
+            for key in others:
+                near = [q for q in positions[key] if tokens.chunk[q] == chunk]
+                if not near:
+                    break
+                chosen.append(min(near, key=lambda q: abs(q - p)))
+            else:
+                low, high = min(chosen), max(chosen)
+                if (
+                    high - low < _LOOSE_SPAN
+                    and not all(explained[q] for q in chosen)
+                    and not any(
+                        _is_negator(tokens, i) or tokens.words[i] in _POST_DOUBT
+                        for i in range(low, high + 1)
+                    )
+                ):
+                    matches.append(_Match(low, high + 1, phrase, fuzzy=True, loose=True))
+                    found.add(phrase.flag)
+                    break
+    return matches
+
+
 def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -> list[FlagMention]:
     if not red_flags or not text:
         return []
@@ -1179,12 +1684,21 @@ def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -
     tokens = _tokenize(text)
     words = tokens.words
     count = len(words)
+    lemmas = _lemmas(words)
+    skip = [w in _SKIPPABLE for w in words]
+    filler = [w in _FILLERS for w in lemmas]
 
     # Typo correction towards the phrase vocabulary (only long words, same first letter).
-    corrected = list(words)
+    corrected = list(lemmas)
     fuzzy = [False] * count
-    for i, word in enumerate(words):
-        if len(word) < 5 or word in compiled.vocabulary or not word.isalpha():
+    for i, word in enumerate(lemmas):
+        if (
+            len(word) < 5
+            or word in compiled.vocabulary
+            or not word.isalpha()
+            or skip[i]
+            or filler[i]
+        ):
             continue
         candidates = compiled.by_initial.get(word[0])
         if candidates:
@@ -1193,16 +1707,25 @@ def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -
                 corrected[i] = replacement
                 fuzzy[i] = True
 
-    # Phrase occurrences, on the words that are not skippable (articles, "is", "est").
-    kept = [i for i in range(count) if corrected[i] not in _SKIPPABLE]
-    sequence = [corrected[i] for i in kept]
+    # Phrase occurrences (skippable words and a few fillers may sit between their words).
     matches: list[_Match] = []
-    for first, last, key in _find_ngrams(sequence, compiled.prefixes):
-        entries = compiled.ngrams.get(key)
-        if entries:
-            start, end = kept[first], kept[last - 1] + 1
-            is_fuzzy = any(fuzzy[start:end])
-            matches.extend(_Match(start, end, e, is_fuzzy) for e in entries)
+    present = frozenset(corrected)
+    for i in range(count):
+        if skip[i]:
+            continue
+        for pattern in compiled.by_first.get(corrected[i], ()):
+            if not pattern.needed <= present:
+                continue
+            end = _match_from(corrected, skip, filler, tokens.clause, i, pattern.words)
+            if end is not None:
+                matches.append(_Match(i, end, pattern.phrase, any(fuzzy[i:end])))
+    explained = [False] * count
+    for m in matches:
+        for i in range(m.start, m.end):
+            explained[i] = True
+    matches += _loose_matches(
+        corrected, skip, tokens, compiled, {m.phrase.flag for m in matches}, explained
+    )
     temperature = read_temperature(text) if compiled.fever_flags else None
     if not matches and temperature is None:
         return []
@@ -1213,28 +1736,34 @@ def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -
         id(m)
         for m in matches
         if any(
-            o.start <= m.start
+            not o.loose
+            and o.start <= m.start
             and m.end <= o.end
-            and (o.end - o.start) > (m.end - m.start)
+            and len(o.phrase.words) > len(m.phrase.words)
             and o.phrase.flag != m.phrase.flag
             for o in matches
         )
     }
-    covered = [False] * count
-    for m in matches:
-        for i in range(m.start, m.end):
-            covered[i] = True
+    covered = list(explained)
 
     hedge_spans = _hedge_spans(words)
     for start, end, _wide in hedge_spans:
         for i in range(start, end):
             covered[i] = True  # "not sure", "je ne sais pas": not negations of a symptom
-    local_hedged = {tokens.clause[s] for s, _e, wide in hedge_spans if not wide}
-    sentence_hedged = {tokens.sentence[s] for s, _e, wide in hedge_spans if wide}
 
+    # A negation before a phrase also covers the shorter phrases inside it ("pas de douleur
+    # dans la poitrine ni de serrement dans la poitrine", "no blood soaking through").
+    negated = {
+        id(m) for m in matches if not m.phrase.negative and _pre_negated(tokens, m.start, covered)
+    }
+    outer = [m for m in matches if id(m) in negated and not m.loose]
     best: dict[str, Literal["certain", "doubtful"]] = {}
     for m in matches:
-        if _pre_negated(tokens, m.start, covered) or _post_negated(tokens, m.end, covered):
+        if (
+            id(m) in negated
+            or _post_negated(tokens, m.end, covered)
+            or any(o.start <= m.start and m.end <= o.end for o in outer)
+        ):
             continue
         if m.phrase.topic and _reassured(tokens, m.start):
             continue
@@ -1243,8 +1772,7 @@ def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -
             or id(m) in inner
             or m.phrase.topic
             or m.phrase.degree
-            or tokens.clause[m.start] in local_hedged
-            or tokens.sentence[m.start] in sentence_hedged
+            or _hedged(tokens, m, hedge_spans)
             or tokens.sentence[m.start] in tokens.questions
             or _post_doubt(tokens, m.end, covered)
             or _improving_near(tokens, m.start, m.end)
@@ -1272,6 +1800,19 @@ def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -
         for flag in compiled.order
         if flag in best
     ]
+
+
+def _hedged(tokens: _Tokens, m: _Match, hedge_spans: list[tuple[int, int, bool]]) -> bool:
+    """A hedge in the match's clause (degree) or sentence (doubt), unless it is part of the
+    phrase itself ("can hardly breathe")."""
+    for start, end, wide in hedge_spans:
+        if not m.loose and m.start <= start and end <= m.end:
+            continue
+        if wide and tokens.sentence[start] == tokens.sentence[m.start]:
+            return True
+        if not wide and tokens.clause[start] == tokens.clause[m.start]:
+            return True
+    return False
 
 
 def _hedge_spans(words: list[str]) -> list[tuple[int, int, bool]]:
@@ -1328,7 +1869,8 @@ def _post_negated(tokens: _Tokens, end: int, covered: list[bool]) -> bool:
 def _improving_near(tokens: _Tokens, start: int, end: int) -> bool:
     clause = tokens.clause[start]
     for i in (*range(max(0, start - 2), start), *range(end, min(len(tokens.words), end + 3))):
-        if tokens.clause[i] == clause and tokens.words[i] in _IMPROVING:
+        # English "less" and the French article "les" share a stem: only the former counts
+        if tokens.clause[i] == clause and tokens.words[i] in _IMPROVING and tokens.raw[i] != "les":
             return True
     return False
 

@@ -326,6 +326,9 @@ class Protocol(_Frozen):
     fever_threshold_celsius: float = 38.0
     tracked_question: str
     baseline_question: LocalizedText
+    #: When the patient will be asked, for the welcome message ("ce soir, puis ..."); without
+    #: it the welcome names the knee-cryoneurolysis time points.
+    schedule_summary: LocalizedText | None = None
     consent: Consent
     questions: tuple[Question, ...]
     red_flags: dict[str, RedFlag]

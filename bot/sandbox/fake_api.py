@@ -577,12 +577,24 @@ class FakeTelegramServer:
             raise ValueError(f"group type must be 'group' or 'supergroup', got {type_!r}")
         self._chats[chat_id] = {"id": chat_id, "type": type_, "title": title}
 
-    def send_text(self, user_id: int, text: str, *, chat_id: int | None = None) -> JSONDict:
-        """The user sends text; a leading ``/command`` gets its bot_command entity."""
+    def send_text(
+        self, user_id: int, text: str, *, chat_id: int | None = None, reply_to: int | None = None
+    ) -> JSONDict:
+        """The user sends text; a leading ``/command`` gets its bot_command entity.
+
+        ``reply_to`` makes it a reply to that message of the chat (as swiping on it does).
+        """
         content: JSONDict = {"text": text}
         entities = _command_entities(text)
         if entities:
             content["entities"] = entities
+        if reply_to is not None:
+            target = self._messages.get((self._ensure_chat(user_id, chat_id), reply_to))
+            if target is None:
+                raise ValueError(f"no message {reply_to} to reply to")
+            snapshot = dict(target.data)
+            snapshot.pop("reply_to_message", None)
+            content["reply_to_message"] = snapshot
         return self._user_sends(user_id, chat_id, content)
 
     def press_button(
@@ -695,6 +707,13 @@ class FakeTelegramServer:
         """The user shares a location."""
         location = {"latitude": latitude, "longitude": longitude}
         return self._user_sends(user_id, chat_id, {"location": location})
+
+    def send_content(
+        self, user_id: int, content: JSONDict, *, chat_id: int | None = None
+    ) -> JSONDict:
+        """The user sends any other kind of message, given as Bot API fields (a contact, a
+        poll, a dice, a video note...): what clients can send outruns the helpers above."""
+        return self._user_sends(user_id, chat_id, dict(content))
 
     def edit_text(
         self, user_id: int, message_id: int, new_text: str, *, chat_id: int | None = None

@@ -158,7 +158,7 @@ def render_course_chart(
         axes.set_xlim(-0.5, right)
         ticks = [d for d in _DAY_TICKS if d <= right] or [0]
         axes.xaxis.set_major_locator(FixedLocator(ticks))
-        axes.set_xticklabels([f"{t(language, 'D')}{d}" for d in ticks])
+        axes.set_xticklabels([t(language, "D{day}", day=d) for d in ticks])
         if baseline is not None:
             axes.axhline(
                 baseline,

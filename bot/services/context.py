@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -68,16 +69,28 @@ class ProtocolStore:
             )
         )
         if row is None:
-            row = ProtocolVersion(
-                protocol_id=protocol.id,
-                version=protocol.version,
-                sha256=digest,
-                content=content,
-                loaded_at=clock.now(),
+            # ON CONFLICT DO NOTHING: processes starting together register the same version.
+            dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            await session.execute(
+                insert(ProtocolVersion)
+                .values(
+                    protocol_id=protocol.id,
+                    version=protocol.version,
+                    sha256=digest,
+                    content=content,
+                    loaded_at=clock.now(),
+                )
+                .on_conflict_do_nothing(index_elements=["protocol_id", "version"])
             )
-            session.add(row)
-            await session.flush()
-        elif row.sha256 != digest:
+            row = await session.scalar(
+                select(ProtocolVersion).where(
+                    ProtocolVersion.protocol_id == protocol.id,
+                    ProtocolVersion.version == protocol.version,
+                )
+            )
+            assert row is not None
+        if row.sha256 != digest:
             raise ProtocolError(
                 protocol.id,
                 [

@@ -5,41 +5,87 @@ find what we are waiting for (consent, baseline, a clarification, the open check
 parse → save the answer with its raw text → evaluate the rules → reply. Replies and alerts are
 sent after the transaction commits, so a crash never leaves an answer half-saved, and a failure
 to send never loses an answer.
+
+Every update gets an answer: a not-understood reply is asked again once with a hint and the
+buttons, media the bot cannot read are saved and the patient is asked to tap or type, a message
+from someone not enrolled is told how to enrol. An *edited* message is never ignored either: it
+is saved as a correction (``kind="correction"``) of the answer it edited, read for red flags that
+were not in the original, and evaluated like a new answer; the original row is kept, so the
+record shows both what was first said and what was meant.
+
+Episode statuses seen here: ``consent`` (linked, waiting for consent), ``active``, ``paused``,
+``refused`` (nothing is stored for them), ``stopped`` (``/stop``) and ``completed``. A patient of a
+stopped or completed follow-up who writes is still read: the message is saved as a note and a red
+flag still alerts the staff, because a patient who writes wants to be read.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Alert, Answer, CheckIn, Episode, Patient, ProcessedUpdate
-from bot.domain.parsing import Parsed, parse_question, parse_scale, parse_yes_no, scan_red_flags
+from bot.db.models import (
+    Alert,
+    Answer,
+    CheckIn,
+    EnrolmentToken,
+    Episode,
+    Patient,
+    ProcessedUpdate,
+)
+from bot.domain.parsing import (
+    SKIP,
+    Parsed,
+    parse_question,
+    parse_scale,
+    parse_yes_no,
+    scan_red_flags,
+)
 from bot.domain.protocol import Indication, Protocol, Question, Severity
 from bot.domain.rules import (
     Finding,
     History,
     Observation,
     evaluate_answers,
+    evaluate_blocked,
     evaluate_unheard_media,
     most_severe,
 )
 from bot.domain.schedule import day_number
+from bot.domain.scores import KOOS_JR_ITEMS, koos_jr_interval
 from bot.errors import EnrolmentError
-from bot.i18n import format_local, normalise_language, t
+from bot.i18n import available_languages, format_local, normalise_language, t
 from bot.metrics import ANSWERS_SAVED
+from bot.protocols import DEFAULT_PROTOCOL_ID
 from bot.services import alerts, audit
 from bot.services.context import ServiceContext
-from bot.services.enrolment import LIVE_STATUSES, link_chat, plan_episode
+from bot.services.enrolment import LIVE_STATUSES, hash_token, link_chat, plan_episode
 from bot.services.ports import Button, DeliveryError, OutgoingMessage, RecipientBlocked, SentRef
 from bot.services.questions import ButtonPress, answer_label, decode, render_question, scale_rows
 
 log = structlog.get_logger(__name__)
 
-RED_FLAG_TYPES = ("checklist", "yes_no")
+#: Media nobody can parse: a human must listen (rule ``unheard_media``).
+UNHEARD_KINDS = frozenset({"voice", "video", "video_note", "audio"})
+#: A follow-up that no longer sends check-ins (the patient can still write and be read).
+FOLLOW_UP_OVER = ("stopped", "completed")
+#: The Answer row holding a check-in's KOOS JR interval score.
+KOOS_SCORE_ID = "koos_jr_score"
+
+
+@dataclass
+class PhotoCopy:
+    """A photo to download after the commit, into MEDIA_DIR (the answer row gets its path)."""
+
+    answer: Answer
+    file_id: str
+    file_size: int | None
 
 
 @dataclass
@@ -52,10 +98,17 @@ class Outbox:
     #: Messages to edit in place (checklist ticks), as (message id, new content).
     edits: list[tuple[int, OutgoingMessage]] = field(default_factory=list)
     forward_message_id: int | None = None
+    photos: list[PhotoCopy] = field(default_factory=list)
+    staff_notices: list[str] = field(default_factory=list)
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         """Queue a message to the patient."""
         self.messages.append(OutgoingMessage(text=text, buttons=buttons))
+
+    @property
+    def silent(self) -> bool:
+        """True when nothing would reach the patient (the caller must then say something)."""
+        return not self.messages and not self.edits
 
 
 @dataclass
@@ -65,39 +118,121 @@ class Reply:
     toast: str | None = None
 
 
-async def _already_processed(session: AsyncSession, update_id: int | None, now: datetime) -> bool:
+# ------------------------------------------------------------------------------ lookups
+
+
+async def already_processed(session: AsyncSession, update_id: int | None, now: datetime) -> bool:
     """Record the update id; True when Telegram delivered it before (idempotency)."""
     if update_id is None:
         return False
     if await session.get(ProcessedUpdate, update_id) is not None:
         return True
     session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
+    await session.flush()
     return False
 
 
-async def _live_episode(session: AsyncSession, chat_id: int) -> tuple[Patient, Episode] | None:
+async def patient_episode(session: AsyncSession, chat_id: int) -> tuple[Patient, Episode] | None:
+    """The chat's patient and their latest episode, whatever its status (None: unknown/erased)."""
     patient = await session.scalar(select(Patient).where(Patient.chat_id == chat_id))
     if patient is None or patient.erased_at is not None:
         return None
     episode = await session.scalar(
-        select(Episode)
-        .where(Episode.patient_id == patient.id, Episode.status.in_(LIVE_STATUSES))
-        .order_by(Episode.id.desc())
+        select(Episode).where(Episode.patient_id == patient.id).order_by(Episode.id.desc())
     )
     if episode is None:
         return None
     return patient, episode
 
 
-async def _open_checkin(session: AsyncSession, episode_id: int) -> CheckIn | None:
+async def _live_episode(session: AsyncSession, chat_id: int) -> tuple[Patient, Episode] | None:
+    found = await patient_episode(session, chat_id)
+    if found is None or found[1].status not in LIVE_STATUSES:
+        return None
+    return found
+
+
+async def open_checkin(session: AsyncSession, episode_id: int) -> CheckIn | None:
+    """The check-in the patient is answering now, if any (at most one is open)."""
     return await session.scalar(
         select(CheckIn).where(CheckIn.episode_id == episode_id, CheckIn.status == "awaiting")
     )
 
 
+def interface_languages(protocol: Protocol) -> list[str]:
+    """Languages a patient may choose: a catalog exists AND the protocol has its wording.
+
+    Nothing here lists languages: adding one is a catalog plus the protocol's entries.
+    """
+    catalogs = set(available_languages())
+    return [language for language in protocol.languages if language in catalogs]
+
+
+def default_protocol(ctx: ServiceContext) -> Protocol:
+    """The protocol used to talk to someone not enrolled yet (its languages, its wording)."""
+    registry = ctx.protocols.registry
+    try:
+        return registry.latest(DEFAULT_PROTOCOL_ID)
+    except KeyError:
+        return registry.latest(registry.ids()[0])
+
+
+def guess_language(ctx: ServiceContext, language_code: str | None) -> str:
+    """Telegram's ``language_code`` mapped onto a language we can speak."""
+    return normalise_language(language_code, interface_languages(default_protocol(ctx)))
+
+
+def unknown_chat_text(ctx: ServiceContext, language_code: str | None) -> str:
+    """What someone who is not enrolled is told, in their Telegram language."""
+    return t(
+        guess_language(ctx, language_code),
+        "Hello! To start your follow-up, please open the link or scan the QR code the unit gave you.",
+    )
+
+
+def current_protocol(ctx: ServiceContext, protocol: Protocol) -> Protocol:
+    """The newest loaded version of an episode's protocol: its consent text is the one in force."""
+    try:
+        return ctx.protocols.registry.latest(protocol.id)
+    except KeyError:
+        return protocol
+
+
+def consent_outdated(ctx: ServiceContext, protocol: Protocol, episode: Episode) -> bool:
+    """True when the consent in force is newer than the one the patient accepted."""
+    required = current_protocol(ctx, protocol).consent.version
+    return episode.consent_version is None or episode.consent_version < required
+
+
+# ------------------------------------------------------------------------------ sending
+
+
+async def notify_staff(ctx: ServiceContext, text: str) -> None:
+    """A short notice in the staff chat (refusal, /stop, /delete): best effort, logged."""
+    if ctx.unit.staff_chat_id is None:
+        return
+    try:
+        await ctx.messenger.send(ctx.unit.staff_chat_id, OutgoingMessage(text=text))
+    except DeliveryError as exc:
+        log.warning("staff_notice_failed", error=type(exc).__name__)
+
+
+async def apologise(ctx: ServiceContext, *, chat_id: int, language: str) -> None:
+    """After an unexpected error: the patient is told, never left without an answer."""
+    outbox = Outbox(chat_id)
+    outbox.say(
+        t(
+            language,
+            "Sorry, something went wrong on my side. Please try again in a moment. If you are worried, call the unit on {phone}.",
+            phone=ctx.unit.unit_phone,
+        )
+    )
+    await flush(ctx, outbox)
+
+
 async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
-    """Send queued patient messages, then post alerts to staff (never the other way round:
-    safety advice first)."""
+    """Send queued patient messages, then alerts and notices to staff (never the other way
+    round: safety advice first)."""
     for message_id, message in outbox.edits:
         try:
             await ctx.messenger.edit(SentRef(outbox.chat_id, message_id), message)
@@ -112,6 +247,9 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
         except DeliveryError as exc:
             log.warning("patient_message_failed", error=type(exc).__name__)
             break
+    if outbox.alerts:
+        await alerts.deliver_pending(ctx)
+    # The card first, then the voice note it asks staff to listen to.
     if outbox.forward_message_id is not None and ctx.unit.staff_chat_id is not None:
         try:
             await ctx.messenger.forward(
@@ -119,8 +257,60 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
             )
         except DeliveryError as exc:
             log.warning("forward_failed", error=type(exc).__name__)
-    if outbox.alerts:
-        await alerts.deliver_pending(ctx)
+    for notice in outbox.staff_notices:
+        await notify_staff(ctx, notice)
+
+
+async def _store_photos(ctx: ServiceContext, outbox: Outbox) -> None:
+    """Keep a local copy of each photo (within MEDIA_MAX_BYTES); the file id is always kept."""
+    for item in outbox.photos:
+        answer_id, episode_id = item.answer.id, item.answer.episode_id
+        limit = ctx.unit.media_max_bytes
+        if item.file_size is not None and item.file_size > limit:
+            log.info("photo_not_copied", answer_id=answer_id, reason="too_big")
+            continue
+        try:
+            data = await ctx.messenger.download(item.file_id)
+        except DeliveryError as exc:
+            log.warning("photo_download_failed", answer_id=answer_id, error=type(exc).__name__)
+            continue
+        if len(data) > limit:
+            log.info("photo_not_copied", answer_id=answer_id, reason="too_big")
+            continue
+        path = (
+            Path(ctx.unit.media_dir) / f"episode-{episode_id}" / f"answer-{answer_id}.{_ext(data)}"
+        )
+        await asyncio.to_thread(_write_file, path, data)
+        async with ctx.sessions.begin() as session:
+            row = await session.get(Answer, answer_id)
+            if row is not None:
+                row.file_path = str(path)
+
+
+def _ext(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "png"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "webp"
+    return "jpg"
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".part")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+
+
+async def _finish(ctx: ServiceContext, outbox: Outbox, language: str) -> None:
+    """Commit is done: copy photos, make sure the patient hears back, send everything."""
+    await _store_photos(ctx, outbox)
+    if outbox.silent:
+        outbox.say(t(language, "Thank you, noted."))
+    await flush(ctx, outbox)
+
+
+# ------------------------------------------------------------------------------ /start
 
 
 async def handle_start(
@@ -134,59 +324,120 @@ async def handle_start(
     """``/start <token>``: link the chat and ask for consent, or explain why not."""
     outbox = Outbox(chat_id)
     now = ctx.clock.now()
-    language = normalise_language(language_code, ("fr", "en"))
+    language = guess_language(ctx, language_code)
+    link = False
     async with ctx.sessions.begin() as session:
-        if await _already_processed(session, update_id, now):
+        if await already_processed(session, update_id, now):
             return
-        found = await _live_episode(session, chat_id)
-    if found is not None and found[1].status != "invited" and not token:
-        episode = found[1]
-        outbox.say(
-            t(episode.language, "You are already enrolled. Type /help to see what I can do.")
-        )
-        await flush(ctx, outbox)
-        return
-    if not token:
+        found = await patient_episode(session, chat_id)
+        if found is not None:
+            language = found[1].language
+        if token and found is not None and found[1].status in LIVE_STATUSES:
+            own = await session.scalar(
+                select(EnrolmentToken.id).where(
+                    EnrolmentToken.token_hash == hash_token(token),
+                    EnrolmentToken.episode_id == found[1].id,
+                )
+            )
+            if own is not None and found[1].status != "invited":
+                token = None  # the patient opened their own link again
+        if token:
+            link = True
+        elif found is None or found[1].status == "invited":
+            outbox.say(unknown_chat_text(ctx, language_code))
+        else:
+            await _greet_known(session, ctx, outbox, found[1])
+    if link:
+        assert token is not None
+        await _link(ctx, outbox, token=token, chat_id=chat_id, language=language)
+    await flush(ctx, outbox)
+
+
+async def _greet_known(
+    session: AsyncSession, ctx: ServiceContext, outbox: Outbox, episode: Episode
+) -> None:
+    """``/start`` from an enrolled patient: say where they are, ask what we wait for."""
+    lang = episode.language
+    protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+    if episode.status == "refused":
+        outbox.say(_refused_text(ctx, lang))
+    elif episode.status == "stopped":
         outbox.say(
             t(
-                language,
-                "Hello! To start your follow-up, please open the link or scan the QR code the unit gave you.",
+                lang,
+                "Your follow-up is stopped. If you want to start it again, please ask the unit for a new link.",
             )
         )
-        await flush(ctx, outbox)
-        return
+    elif episode.status == "completed":
+        outbox.say(
+            t(
+                lang,
+                "Your follow-up is complete. Thank you! If you are worried, call the unit on {phone}.",
+                phone=ctx.unit.unit_phone,
+            )
+        )
+    elif episode.awaiting == "consent":
+        outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), lang))
+    else:
+        outbox.say(t(lang, "You are already enrolled. Type /help to see what I can do."))
+        await resume(session, ctx, outbox, protocol, episode)
+
+
+async def _link(
+    ctx: ServiceContext, outbox: Outbox, *, token: str, chat_id: int, language: str
+) -> None:
     try:
         episode = await link_chat(ctx, token=token, chat_id=chat_id)
     except EnrolmentError as exc:
         messages = {
-            "unknown": "This link is not valid. Please check it, or ask the unit for a new one.",
-            "used": "This link has already been used. If you did not use it, please call the unit.",
-            "expired": "This link has expired. Please ask the unit for a new one.",
-            "linked": "This Telegram account is already linked to a follow-up. Please call the unit if this is not right.",
+            "unknown": t(
+                language, "This link is not valid. Please check it, or ask the unit for a new one."
+            ),
+            "used": t(
+                language,
+                "This link has already been used. If you did not use it, please call the unit.",
+            ),
+            "expired": t(language, "This link has expired. Please ask the unit for a new one."),
+            "linked": t(
+                language,
+                "This Telegram account is already linked to a follow-up. Please call the unit if this is not right.",
+            ),
         }
-        if found is not None:
-            language = found[1].language
-        outbox.say(
-            t(language, messages.get(exc.reason, messages["unknown"]), phone=ctx.unit.unit_phone)
-        )
-        await flush(ctx, outbox)
+        outbox.say(messages.get(exc.reason, messages["unknown"]))
         return
     async with ctx.sessions() as session:
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-    outbox.messages.append(consent_message(ctx, protocol, episode.language))
-    await flush(ctx, outbox)
+    outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), episode.language))
 
 
-def consent_message(ctx: ServiceContext, protocol: Protocol, language: str) -> OutgoingMessage:
-    """Welcome naming the unit, what will be asked and when, and the consent buttons."""
-    welcome = t(
-        language,
-        "Hello, I am the follow-up assistant of the {unit} unit. After your knee cryoneurolysis I "
-        "will ask you a few short questions (1 to 2 minutes): this evening, then on days 1, 2, 3, 7 "
-        "and 14, then at 6 weeks, 3 and 6 months.",
-        unit=ctx.unit.unit_name,
-    )
-    text = f"{welcome}\n\n{protocol.consent.text.get(language)}"
+def consent_message(
+    ctx: ServiceContext, protocol: Protocol, language: str, *, renewal: bool = False
+) -> OutgoingMessage:
+    """Welcome naming the unit, what will be asked and when, and the consent buttons.
+
+    ``protocol`` is the newest version: its consent text (and version) is the one in force.
+    """
+    if renewal:
+        opening = t(
+            language,
+            "The information about your follow-up has changed. Please read it and tell me if you agree, so that we can go on.",
+        )
+    elif protocol.schedule_summary is not None:
+        opening = t(
+            language,
+            "Hello, I am the follow-up assistant of the {unit} unit. After your knee cryoneurolysis I will ask you a few short questions (1 to 2 minutes): {schedule}.",
+            unit=ctx.unit.unit_name,
+            schedule=protocol.schedule_summary.get(language),
+        )
+    else:
+        opening = t(
+            language,
+            "Hello, I am the follow-up assistant of the {unit} unit. After your knee cryoneurolysis I "
+            "will ask you a few short questions (1 to 2 minutes): this evening, then on days 1, 2, 3, 7 "
+            "and 14, then at 6 weeks, 3 and 6 months.",
+            unit=ctx.unit.unit_name,
+        )
+    text = f"{opening}\n\n{protocol.consent.text.get(language)}"
     return OutgoingMessage(
         text=text,
         buttons=(
@@ -196,6 +447,17 @@ def consent_message(ctx: ServiceContext, protocol: Protocol, language: str) -> O
     )
 
 
+def _refused_text(ctx: ServiceContext, language: str) -> str:
+    return t(
+        language,
+        "You declined the follow-up, so I do not keep your messages. If you are worried, call the unit on {phone}. If you have changed your mind, ask the unit for a new link.",
+        phone=ctx.unit.unit_phone,
+    )
+
+
+# ------------------------------------------------------------------------------ typed text
+
+
 async def handle_text(
     ctx: ServiceContext,
     *,
@@ -203,26 +465,66 @@ async def handle_text(
     text: str,
     update_id: int | None,
     message_id: int | None,
+    language_code: str | None = None,
 ) -> None:
     """A typed message: an answer to what we wait for, or a note read for red flags."""
     outbox = Outbox(chat_id)
     now = ctx.clock.now()
+    language = guess_language(ctx, language_code)
     async with ctx.sessions.begin() as session:
-        if await _already_processed(session, update_id, now):
+        if await already_processed(session, update_id, now):
             return
-        found = await _live_episode(session, chat_id)
+        found = await patient_episode(session, chat_id)
         if found is None:
-            outbox.say(
-                t(
-                    "fr",
-                    "I do not know this chat yet. Please open the link the unit gave you. / Je ne connais pas encore cette conversation : ouvrez le lien donné par le service.",
-                )
-            )
+            outbox.say(unknown_chat_text(ctx, language_code))
         else:
-            _patient, episode = found
+            episode = found[1]
+            language = episode.language
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
             await _route_text(session, ctx, outbox, protocol, episode, text, message_id, now)
-    await flush(ctx, outbox)
+    await _finish(ctx, outbox, language)
+
+
+async def _gate(
+    session: AsyncSession,
+    ctx: ServiceContext,
+    outbox: Outbox,
+    protocol: Protocol,
+    episode: Episode,
+    now: datetime,
+) -> bool:
+    """What every incoming message passes first; True when it was fully handled here.
+
+    A refused follow-up stores nothing; a blocked bot that hears from the patient is unblocked;
+    a consent text newer than the one accepted is asked again before anything else.
+    """
+    if episode.status == "refused":
+        outbox.say(_refused_text(ctx, episode.language))
+        return True
+    if episode.blocked_at is not None:
+        episode.blocked_at = None
+        audit.record(
+            session, at=now, actor="patient", action="bot_unblocked", episode_id=episode.id
+        )
+    if (
+        episode.status in ("active", "paused")
+        and episode.awaiting != "consent"
+        and consent_outdated(ctx, protocol, episode)
+    ):
+        episode.awaiting = "consent"
+        audit.record(
+            session,
+            at=now,
+            actor="system",
+            action="consent_renewal_asked",
+            episode_id=episode.id,
+            consent_version=current_protocol(ctx, protocol).consent.version,
+        )
+        outbox.messages.append(
+            consent_message(ctx, current_protocol(ctx, protocol), episode.language, renewal=True)
+        )
+        return True
+    return False
 
 
 async def _route_text(
@@ -236,19 +538,24 @@ async def _route_text(
     now: datetime,
 ) -> None:
     lang = episode.language
+    if await _gate(session, ctx, outbox, protocol, episode, now):
+        return
+    if episode.status in FOLLOW_UP_OVER:
+        await _note(session, ctx, outbox, protocol, episode, text, message_id, now)
+        return
     awaiting = episode.awaiting or ""
     if awaiting == "consent":
         parsed = parse_yes_no(text)
         if parsed.status == "ok":
             await _consent(session, ctx, outbox, protocol, episode, parsed.value == 1, now)
         else:
-            outbox.messages.append(consent_message(ctx, protocol, lang))
+            outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), lang))
         return
     if awaiting == "baseline":
         parsed = parse_scale(text, minimum=0, maximum=10)
         _save(session, episode, None, "baseline", "text", text, parsed, now, message_id)
         if parsed.status == "ok" and parsed.value is not None:
-            await _set_baseline(session, ctx, outbox, protocol, episode, parsed.value, now)
+            await _set_baseline(session, ctx, outbox, episode, parsed.value, now)
         else:
             outbox.say(
                 t(lang, "Sorry, I did not understand. Could you choose a number from 0 to 10?"),
@@ -259,21 +566,17 @@ async def _route_text(
     if awaiting.startswith("clarify:"):
         flag = awaiting.split(":", 1)[1]
         parsed = parse_yes_no(text)
+        if parsed.value == 1:
+            parsed = Parsed("ok", value=1, option_id="yes", flags=frozenset({flag}))
         _save(session, episode, None, f"clarify_{flag}", "text", text, parsed, now, message_id)
         await _clarified(session, ctx, outbox, protocol, episode, flag, parsed, now)
         return
-    checkin = await _open_checkin(session, episode.id)
+    checkin = await open_checkin(session, episode.id)
     if checkin is not None:
         questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
         if checkin.question_index < len(questions):
             question = questions[checkin.question_index]
-            parsed = parse_question(
-                question,
-                text,
-                language=lang,
-                red_flags=protocol.red_flags,
-                fever_threshold=protocol.fever_threshold_celsius,
-            )
+            parsed = _parse_typed(protocol, question, text, lang)
             await _answer(
                 session,
                 ctx,
@@ -289,16 +592,58 @@ async def _route_text(
                 now,
             )
             return
-    _save(session, episode, None, None, "note", text, Parsed(status="ok"), now, message_id)
-    found_flags = await _scan_free_text(session, ctx, outbox, protocol, episode, text, now)
-    if not found_flags and episode.awaiting is None:
+    await _note(session, ctx, outbox, protocol, episode, text, message_id, now)
+
+
+def _parse_typed(protocol: Protocol, question: Question, text: str, language: str) -> Parsed:
+    """A typed answer to ``question`` (a checklist reads the protocol's red-flag phrases)."""
+    return parse_question(
+        question,
+        text,
+        language=language,
+        red_flags=protocol.red_flags,
+        fever_threshold=protocol.fever_threshold_celsius,
+    )
+
+
+async def _note(
+    session: AsyncSession,
+    ctx: ServiceContext,
+    outbox: Outbox,
+    protocol: Protocol,
+    episode: Episode,
+    text: str,
+    message_id: int | None,
+    now: datetime,
+    *,
+    kind: str = "note",
+    skip_flags: frozenset[str] = frozenset(),
+) -> None:
+    """A message outside any question: saved for staff, read for red flags, acknowledged."""
+    lang = episode.language
+    _save(session, episode, None, None, kind, text, Parsed(status="ok"), now, message_id)
+    found_flags = await _scan_free_text(
+        session, ctx, outbox, protocol, episode, text, now, skip_flags=skip_flags
+    )
+    if found_flags:
+        return
+    if episode.status in FOLLOW_UP_OVER:
         outbox.say(
             t(
                 lang,
-                "Thank you, your message has been saved and the team will read it. If you are worried, call the unit on {phone}.",
+                "Your follow-up has ended, but your message has been saved and the team will read it. If you are worried, call the unit on {phone}.",
                 phone=ctx.unit.unit_phone,
             )
         )
+        return
+    outbox.say(
+        t(
+            lang,
+            "Thank you, your message has been saved and the team will read it. If you are worried, call the unit on {phone}.",
+            phone=ctx.unit.unit_phone,
+        )
+    )
+    await resume(session, ctx, outbox, protocol, episode)
 
 
 def _save(
@@ -335,7 +680,16 @@ def _save(
     return answer
 
 
-async def _history(session: AsyncSession, episode: Episode) -> tuple[History, dict[int, str]]:
+def _observation_question(answer: Answer) -> str | None:
+    """The question id as the rules know it (a clarification is its red flag's yes/no question)."""
+    if answer.kind == "note" or answer.question_id is None:
+        return None
+    if answer.question_id.startswith("clarify_"):
+        return answer.question_id.removeprefix("clarify_")
+    return answer.question_id
+
+
+async def _history(session: AsyncSession, episode: Episode) -> History:
     rows = await session.execute(
         select(Answer, CheckIn.def_id)
         .outerjoin(CheckIn, Answer.checkin_id == CheckIn.id)
@@ -349,19 +703,18 @@ async def _history(session: AsyncSession, episode: Episode) -> tuple[History, di
         observations.append(
             Observation(
                 checkin_id=def_id,
-                question_id=answer.question_id if answer.kind != "note" else None,
+                question_id=_observation_question(answer),
                 day=answer.day,
                 value=answer.value,
                 flags=frozenset(answer.flags or ()),
                 unclear=answer.status == "unclear",
             )
         )
-    history = History(
+    return History(
         indication=Indication(episode.indication),
         baseline=episode.baseline_pain,
         observations=tuple(observations),
     )
-    return history, {}
 
 
 async def _escalate(
@@ -404,7 +757,7 @@ async def _evaluate(
     now: datetime,
 ) -> list[Finding]:
     await session.flush()
-    history, _ = await _history(session, episode)
+    history = await _history(session, episode)
     findings = evaluate_answers(protocol, history, new)
     await _escalate(session, ctx, outbox, protocol, episode, findings, now)
     return findings
@@ -432,6 +785,7 @@ async def _scan_free_text(
         if m.certainty == "doubtful" and m.flag not in certain and m.flag not in skip_flags
     ]
     day = day_number(episode.procedure_at, now, episode.time_zone)
+    said = False
     if certain:
         _save(
             session,
@@ -445,7 +799,7 @@ async def _scan_free_text(
             None,
             flags=certain,
         )
-        await _evaluate(
+        findings = await _evaluate(
             session,
             ctx,
             outbox,
@@ -454,20 +808,29 @@ async def _scan_free_text(
             [Observation(checkin_id=None, question_id=None, day=day, value=None, flags=certain)],
             now,
         )
+        said = bool(findings)
     if doubtful and not (episode.awaiting or "").startswith("clarify:"):
         flag = doubtful[0]
         episode.awaiting = f"clarify:{flag}"
         episode.reask_count = 0
-        outbox.say(
-            protocol.red_flags[flag].question.get(episode.language),
+        outbox.messages.append(_clarify_question(protocol, flag, episode.language))
+        said = True
+    return said
+
+
+def _clarify_question(
+    protocol: Protocol, flag: str, language: str, prefix: str = ""
+) -> OutgoingMessage:
+    question = protocol.red_flags[flag].question.get(language)
+    return OutgoingMessage(
+        text=f"{prefix}\n{question}" if prefix else question,
+        buttons=(
             (
-                (
-                    Button(t(episode.language, "Yes"), f"f:{flag}:y"),
-                    Button(t(episode.language, "No"), f"f:{flag}:n"),
-                ),
+                Button(t(language, "Yes"), f"f:{flag}:y"),
+                Button(t(language, "No"), f"f:{flag}:n"),
             ),
-        )
-    return bool(certain or doubtful)
+        ),
+    )
 
 
 async def _clarified(
@@ -480,86 +843,55 @@ async def _clarified(
     parsed: Parsed,
     now: datetime,
 ) -> None:
+    """The answer to the yes/no question asked after a doubtful mention of a red flag."""
     lang = episode.language
     day = day_number(episode.procedure_at, now, episode.time_zone)
-    if parsed.status != "ok":
-        if episode.reask_count == 0:
-            episode.reask_count = 1
-            outbox.say(
-                t(lang, "Please answer yes or no:")
-                + "\n"
-                + protocol.red_flags[flag].question.get(lang),
-                ((Button(t(lang, "Yes"), f"f:{flag}:y"), Button(t(lang, "No"), f"f:{flag}:n")),),
-            )
-            return
-        observation = Observation(
-            checkin_id=None, question_id=None, day=day, value=None, flags=frozenset(), unclear=True
+    if parsed.status != "ok" and episode.reask_count == 0:
+        episode.reask_count = 1
+        outbox.messages.append(
+            _clarify_question(protocol, flag, lang, t(lang, "Please answer yes or no:"))
         )
-        episode.awaiting = None
-        episode.reask_count = 0
-        await _escalate(
-            session,
-            ctx,
-            outbox,
-            protocol,
-            episode,
-            _unclear_findings(protocol, episode, observation),
-            now,
-        )
-        await _resume(session, ctx, outbox, protocol, episode)
         return
     episode.awaiting = None
     episode.reask_count = 0
-    if parsed.value == 1:
-        await _evaluate(
-            session,
-            ctx,
-            outbox,
-            protocol,
-            episode,
-            [
-                Observation(
-                    checkin_id=None, question_id=None, day=day, value=1, flags=frozenset({flag})
-                )
-            ],
-            now,
+    if parsed.status != "ok":
+        observation = Observation(
+            checkin_id=None, question_id=flag, day=day, value=None, unclear=True
         )
     else:
+        flags = frozenset({flag}) if parsed.value == 1 else frozenset()
+        observation = Observation(
+            checkin_id=None, question_id=flag, day=day, value=parsed.value, flags=flags
+        )
+    findings = await _evaluate(session, ctx, outbox, protocol, episode, [observation], now)
+    if not findings:
         outbox.say(t(lang, "Thank you, noted."))
-    await _resume(session, ctx, outbox, protocol, episode)
+    await resume(session, ctx, outbox, protocol, episode)
 
 
-def _unclear_findings(
-    protocol: Protocol, episode: Episode, observation: Observation
-) -> list[Finding]:
-    """The unclear-answer rule for a clarification that stayed unclear (a yes/no question)."""
-    from bot.domain.protocol import UnclearAnswerRule
-    from bot.domain.rules import Evidence
-
-    findings = []
-    for rule in protocol.rules_for(Indication(episode.indication)):
-        if isinstance(rule, UnclearAnswerRule) and "yes_no" in rule.question_types:
-            findings.append(
-                Finding(
-                    rule_id=rule.id,
-                    severity=rule.severity,
-                    evidence=(
-                        Evidence(question_id=None, flag=None, value=None, day=observation.day),
-                    ),
-                )
-            )
-    return findings
-
-
-async def _resume(
+async def resume(
     session: AsyncSession,
     ctx: ServiceContext,
     outbox: Outbox,
     protocol: Protocol,
     episode: Episode,
 ) -> None:
-    """After an interruption (clarification, language), ask the open question again."""
-    checkin = await _open_checkin(session, episode.id)
+    """After an interruption (a note, a photo, a clarification, /language): ask again what we
+    are waiting for, so the buttons are always at hand."""
+    lang = episode.language
+    awaiting = episode.awaiting or ""
+    if awaiting == "consent":
+        outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), lang))
+        return
+    if awaiting == "baseline":
+        outbox.say(protocol.baseline_question.get(lang), scale_rows("b:", 0, 10))
+        return
+    if awaiting.startswith("clarify:"):
+        outbox.messages.append(_clarify_question(protocol, awaiting.split(":", 1)[1], lang))
+        return
+    if episode.status not in ("active", "paused"):
+        return
+    checkin = await open_checkin(session, episode.id)
     if checkin is None:
         return
     questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
@@ -568,12 +900,15 @@ async def _resume(
             render_question(
                 protocol,
                 questions[checkin.question_index],
-                language=episode.language,
+                language=lang,
                 checkin_id=checkin.id,
                 index=checkin.question_index,
                 selection=checkin.selection,
             )
         )
+
+
+# ------------------------------------------------------------------------------ consent, baseline
 
 
 async def _consent(
@@ -585,35 +920,50 @@ async def _consent(
     accepted: bool,
     now: datetime,
 ) -> None:
+    """Consent given or refused; a renewal (newer consent text) keeps the follow-up's place."""
     lang = episode.language
+    version = current_protocol(ctx, protocol).consent.version
+    renewal = episode.status in ("active", "paused")
+    patient = await session.get(Patient, episode.patient_id)
+    label = patient.label if patient is not None else "?"
     if not accepted:
-        episode.status = "refused"
-        episode.awaiting = None
         audit.record(
-            session, at=now, actor="patient", action="consent_refused", episode_id=episode.id
+            session,
+            at=now,
+            actor="patient",
+            action="consent_refused",
+            episode_id=episode.id,
+            consent_version=version,
         )
+        if renewal:
+            await stop_episode(session, episode, now, reason="consent_refused")
+        else:
+            episode.status = "refused"
+        episode.awaiting = None
         outbox.say(
             t(
                 lang,
                 "Understood: you will not receive any follow-up messages. If you change your mind, ask the unit for a new link. Take care!",
             )
         )
-        patient = await session.get(Patient, episode.patient_id)
-        if patient is not None:
-            await _notify_staff(
-                ctx, t("fr", "ℹ️ {label} refused the follow-up.", label=patient.label)
-            )
+        outbox.staff_notices.append(t("fr", "ℹ️ {label} refused the follow-up.", label=label))
         return
-    episode.consent_version = protocol.consent.version
-    episode.consented_at = now
+    episode.consent_version = version
+    if episode.consented_at is None:
+        episode.consented_at = now
     audit.record(
         session,
         at=now,
         actor="patient",
         action="consent_given",
         episode_id=episode.id,
-        consent_version=protocol.consent.version,
+        consent_version=version,
     )
+    if renewal:
+        episode.awaiting = None
+        outbox.say(t(lang, "Thank you, your follow-up goes on."))
+        await resume(session, ctx, outbox, protocol, episode)
+        return
     if episode.baseline_pain is None:
         episode.awaiting = "baseline"
         outbox.say(
@@ -628,7 +978,6 @@ async def _set_baseline(
     session: AsyncSession,
     ctx: ServiceContext,
     outbox: Outbox,
-    protocol: Protocol,
     episode: Episode,
     value: int,
     now: datetime,
@@ -664,7 +1013,45 @@ async def _start_follow_up(
                 when=format_local(next_due, lang, episode.time_zone),
             )
         )
+    else:
+        outbox.say(t(lang, "Your follow-up has started."))
     ctx.on_schedule_changed()
+
+
+async def stop_episode(
+    session: AsyncSession, episode: Episode, now: datetime, *, reason: str
+) -> None:
+    """End the follow-up: no check-in is sent any more (answers already given are kept)."""
+    episode.status = "stopped"
+    episode.awaiting = None
+    checkins = await session.scalars(
+        select(CheckIn).where(
+            CheckIn.episode_id == episode.id,
+            CheckIn.status.in_(("scheduled", "sending", "awaiting")),
+        )
+    )
+    for checkin in checkins:
+        if checkin.status == "awaiting":
+            answered = await session.scalar(
+                select(Answer.id).where(Answer.checkin_id == checkin.id, Answer.status != "unclear")
+            )
+            checkin.status = "partial" if answered is not None else "cancelled"
+        else:
+            checkin.status = "cancelled"
+        checkin.status_reason = reason
+        checkin.closed_at = now
+        checkin.next_reminder_at = None
+    audit.record(
+        session,
+        at=now,
+        actor="patient",
+        action="follow_up_stopped",
+        episode_id=episode.id,
+        reason=reason,
+    )
+
+
+# ------------------------------------------------------------------------------ check-in answers
 
 
 async def _answer(
@@ -680,12 +1067,29 @@ async def _answer(
     raw: str | None,
     message_id: int | None,
     now: datetime,
-) -> None:
-    """Save an answer to the open question, evaluate the rules, ask the next question."""
+    *,
+    file_id: str | None = None,
+) -> Answer:
+    """Save an answer to the open question, evaluate the rules, ask the next question.
+
+    Not understood: asked again once, with the question's hint and its buttons; a second unclear
+    answer is saved as unclear (a red-flag question then alerts for review) and we move on.
+    """
     lang = episode.language
     if parsed.status == "unclear" and checkin.reask_count == 0:
         checkin.reask_count = 1
-        _save(session, episode, checkin, question.id, kind, raw, parsed, now, message_id)
+        saved = _save(
+            session,
+            episode,
+            checkin,
+            question.id,
+            kind,
+            raw,
+            parsed,
+            now,
+            message_id,
+            file_id=file_id,
+        )
         hint = (
             question.hint.get(lang)
             if question.hint
@@ -702,10 +1106,12 @@ async def _answer(
                 prefix_text=hint,
             )
         )
-        if raw:
+        if raw and kind == "text":
             await _scan_free_text(session, ctx, outbox, protocol, episode, raw, now)
-        return
-    _save(session, episode, checkin, question.id, kind, raw, parsed, now, message_id)
+        return saved
+    saved = _save(
+        session, episode, checkin, question.id, kind, raw, parsed, now, message_id, file_id=file_id
+    )
     day = day_number(episode.procedure_at, now, episode.time_zone)
     observation = Observation(
         checkin_id=checkin.def_id,
@@ -713,12 +1119,14 @@ async def _answer(
         day=day,
         value=parsed.value,
         flags=parsed.flags,
-        unclear=parsed.status == "unclear" and question.type in RED_FLAG_TYPES,
+        unclear=parsed.status == "unclear",
     )
     said = answer_label(question, language=lang, value=parsed.value, option_id=parsed.option_id)
     if said and parsed.status == "ok":
         outbox.say(t(lang, "Noted: {answer}.", answer=said))
     await _evaluate(session, ctx, outbox, protocol, episode, [observation], now)
+    if question.score == "koos_jr":
+        await _update_koos_score(session, protocol, episode, checkin, now)
     if raw and kind == "text":
         await _scan_free_text(
             session, ctx, outbox, protocol, episode, raw, now, skip_flags=parsed.flags
@@ -728,7 +1136,7 @@ async def _answer(
     checkin.selection = []
     checkin.next_reminder_at = None
     if (episode.awaiting or "").startswith("clarify:"):
-        return
+        return saved
     questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
     if checkin.question_index < len(questions):
         outbox.messages.append(
@@ -740,7 +1148,7 @@ async def _answer(
                 index=checkin.question_index,
             )
         )
-        return
+        return saved
     checkin.status = "answered"
     checkin.closed_at = now
     next_due = await session.scalar(
@@ -761,6 +1169,218 @@ async def _answer(
                 when=format_local(next_due, lang, episode.time_zone),
             )
         )
+    return saved
+
+
+async def _update_koos_score(
+    session: AsyncSession, protocol: Protocol, episode: Episode, checkin: CheckIn, now: datetime
+) -> None:
+    """When the 7 KOOS JR items of a check-in are answered, store the interval score.
+
+    One ``koos_jr_score`` row per check-in: ``value`` is the score rounded half up to an integer
+    (what tables and alert cards show), ``score`` the exact interval score from the conversion
+    table. The last understood answer of each item counts (a correction replaces the value);
+    an item skipped or never understood gives no score (KOOS JR does not impute).
+    """
+    items = [
+        q.id
+        for q in protocol.questions_for(checkin.def_id, Indication(episode.indication))
+        if q.score == "koos_jr"
+    ]
+    if len(items) != KOOS_JR_ITEMS:
+        return
+    await session.flush()
+    rows = await session.scalars(
+        select(Answer)
+        .where(
+            Answer.checkin_id == checkin.id,
+            Answer.question_id.in_(items),
+            Answer.status == "ok",
+        )
+        .order_by(Answer.created_at, Answer.id)
+    )
+    latest = {row.question_id: row.value for row in rows}
+    try:
+        score = koos_jr_interval([latest.get(item) for item in items])
+    except ValueError:
+        log.warning("koos_jr_values_out_of_range", checkin_id=checkin.id)
+        return
+    if score is None:
+        return
+    rounded = int(score + 0.5)
+    row = await session.scalar(
+        select(Answer).where(Answer.checkin_id == checkin.id, Answer.question_id == KOOS_SCORE_ID)
+    )
+    if row is None:
+        row = _save(
+            session,
+            episode,
+            checkin,
+            KOOS_SCORE_ID,
+            "score",
+            None,
+            Parsed(status="ok", value=rounded),
+            now,
+            None,
+        )
+    row.value = rounded
+    row.score = score
+
+
+# ------------------------------------------------------------------------------ edited messages
+
+
+async def handle_edit(
+    ctx: ServiceContext,
+    *,
+    chat_id: int,
+    text: str,
+    update_id: int | None,
+    message_id: int | None,
+    language_code: str | None = None,
+) -> None:
+    """An edited message: saved as a correction of what it edited, re-read for red flags."""
+    outbox = Outbox(chat_id)
+    now = ctx.clock.now()
+    language = guess_language(ctx, language_code)
+    async with ctx.sessions.begin() as session:
+        if await already_processed(session, update_id, now):
+            return
+        found = await patient_episode(session, chat_id)
+        if found is None:
+            outbox.say(unknown_chat_text(ctx, language_code))
+        else:
+            episode = found[1]
+            language = episode.language
+            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+            await _route_edit(session, ctx, outbox, protocol, episode, text, message_id, now)
+    await _finish(ctx, outbox, language)
+
+
+async def _route_edit(
+    session: AsyncSession,
+    ctx: ServiceContext,
+    outbox: Outbox,
+    protocol: Protocol,
+    episode: Episode,
+    text: str,
+    message_id: int | None,
+    now: datetime,
+) -> None:
+    lang = episode.language
+    original = None
+    if message_id is not None:
+        original = await session.scalar(
+            select(Answer)
+            .where(Answer.episode_id == episode.id, Answer.telegram_message_id == message_id)
+            .order_by(Answer.id.desc())
+        )
+    if original is None:
+        # Nothing of ours came from that message (sent before enrolment, or a command):
+        # read it as a new message.
+        await _route_text(session, ctx, outbox, protocol, episode, text, message_id, now)
+        return
+    if await _gate(session, ctx, outbox, protocol, episode, now):
+        return
+    before = _flags_in(protocol, original.raw_text)
+    checkin = await session.get(CheckIn, original.checkin_id) if original.checkin_id else None
+    question = _question_of(protocol, original.question_id)
+    if (
+        checkin is not None
+        and question is not None
+        and checkin.status == "awaiting"
+        and original.status == "unclear"
+        and _current_question_id(protocol, episode, checkin) == question.id
+    ):
+        # The edited message was a not-understood attempt at the question still open.
+        await _route_text(session, ctx, outbox, protocol, episode, text, message_id, now)
+        return
+    if question is None or checkin is None:
+        if original.question_id == "baseline" and episode.baseline_source == "patient":
+            parsed = parse_scale(text, minimum=0, maximum=10)
+            _save(session, episode, None, "baseline", "correction", text, parsed, now, message_id)
+            if parsed.status == "ok" and parsed.value is not None:
+                episode.baseline_pain = parsed.value
+                outbox.say(
+                    t(
+                        lang,
+                        "Thank you, I have corrected your answer: {answer}.",
+                        answer=f"{parsed.value}/10",
+                    )
+                )
+            await _scan_free_text(
+                session, ctx, outbox, protocol, episode, text, now, skip_flags=before
+            )
+            return
+        await _note(
+            session,
+            ctx,
+            outbox,
+            protocol,
+            episode,
+            text,
+            message_id,
+            now,
+            kind="correction",
+            skip_flags=before,
+        )
+        return
+    parsed = _parse_typed(protocol, question, text, lang)
+    _save(session, episode, checkin, question.id, "correction", text, parsed, now, message_id)
+    said = answer_label(question, language=lang, value=parsed.value, option_id=parsed.option_id)
+    if parsed.status == "ok":
+        day = day_number(episode.procedure_at, now, episode.time_zone)
+        observation = Observation(
+            checkin_id=checkin.def_id,
+            question_id=question.id,
+            day=day,
+            value=parsed.value,
+            flags=parsed.flags,
+        )
+        if said:
+            outbox.say(t(lang, "Thank you, I have corrected your answer: {answer}.", answer=said))
+        else:
+            outbox.say(t(lang, "Thank you, I have saved your correction for the team."))
+        await _evaluate(session, ctx, outbox, protocol, episode, [observation], now)
+        if question.score == "koos_jr":
+            await _update_koos_score(session, protocol, episode, checkin, now)
+    else:
+        outbox.say(t(lang, "Thank you, I have saved your correction for the team."))
+    asked = await _scan_free_text(
+        session, ctx, outbox, protocol, episode, text, now, skip_flags=before | parsed.flags
+    )
+    if not (asked and (episode.awaiting or "").startswith("clarify:")):
+        # The open question again, below the acknowledgement (and any safety advice).
+        await resume(session, ctx, outbox, protocol, episode)
+
+
+def _flags_in(protocol: Protocol, text: str | None) -> frozenset[str]:
+    """Red flags read for certain in a text (those of an edited message's first version)."""
+    if not text:
+        return frozenset()
+    mentions = scan_red_flags(
+        text, protocol.red_flags, fever_threshold=protocol.fever_threshold_celsius
+    )
+    return frozenset(m.flag for m in mentions if m.certainty == "certain")
+
+
+def _question_of(protocol: Protocol, question_id: str | None) -> Question | None:
+    if question_id is None:
+        return None
+    try:
+        return protocol.question(question_id)
+    except KeyError:
+        return None
+
+
+def _current_question_id(protocol: Protocol, episode: Episode, checkin: CheckIn) -> str | None:
+    questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
+    if checkin.question_index < len(questions):
+        return questions[checkin.question_index].id
+    return None
+
+
+# ------------------------------------------------------------------------------ buttons
 
 
 async def handle_button(
@@ -770,6 +1390,7 @@ async def handle_button(
     data: str,
     update_id: int | None,
     message_id: int | None,
+    language_code: str | None = None,
 ) -> Reply:
     """A button press from a patient; stale and forged presses are refused politely."""
     outbox = Outbox(chat_id)
@@ -777,16 +1398,19 @@ async def handle_button(
     press = decode(data)
     toast: str | None = None
     async with ctx.sessions.begin() as session:
-        if await _already_processed(session, update_id, now):
+        if await already_processed(session, update_id, now):
             return Reply()
-        found = await _live_episode(session, chat_id)
-        if found is None or press is None:
+        found = await patient_episode(session, chat_id)
+        if found is None:
             return Reply(
-                toast=t("fr", "This button is no longer active. / Ce bouton n'est plus actif.")
+                toast=t(guess_language(ctx, language_code), "This button is no longer active.")
             )
-        _patient, episode = found
+        episode = found[1]
+        if press is None or episode.status in ("refused", *FOLLOW_UP_OVER):
+            return Reply(toast=t(episode.language, "This question is closed. Thank you!"))
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
         toast = await _route_button(session, ctx, outbox, protocol, episode, press, message_id, now)
+    await _store_photos(ctx, outbox)
     await flush(ctx, outbox)
     return Reply(toast=toast)
 
@@ -808,12 +1432,17 @@ async def _route_button(
             return stale
         if press.value == "i":
             outbox.say(
-                protocol.consent.details.get(lang),
+                current_protocol(ctx, protocol).consent.details.get(lang),
                 ((Button(t(lang, "I agree"), "c:y"), Button(t(lang, "I refuse"), "c:n")),),
             )
             return None
         await _consent(session, ctx, outbox, protocol, episode, press.value == "y", now)
         return None
+    if await _gate(session, ctx, outbox, protocol, episode, now):
+        return None
+    if episode.awaiting == "consent":
+        outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), lang))
+        return t(lang, "Please answer the consent question first.")
     if press.kind == "b":
         if episode.awaiting != "baseline" or press.value is None or not press.value.isdigit():
             return stale
@@ -831,7 +1460,7 @@ async def _route_button(
             now,
             message_id,
         )
-        await _set_baseline(session, ctx, outbox, protocol, episode, value, now)
+        await _set_baseline(session, ctx, outbox, episode, value, now)
         return None
     if press.kind == "f":
         assert press.value is not None
@@ -839,7 +1468,10 @@ async def _route_button(
         if episode.awaiting != f"clarify:{flag}":
             return stale
         parsed = Parsed(
-            status="ok", value=1 if answer == "y" else 0, option_id="yes" if answer == "y" else "no"
+            status="ok",
+            value=1 if answer == "y" else 0,
+            option_id="yes" if answer == "y" else "no",
+            flags=frozenset({flag}) if answer == "y" else frozenset(),
         )
         _save(session, episode, None, f"clarify_{flag}", "button", None, parsed, now, message_id)
         await _clarified(session, ctx, outbox, protocol, episode, flag, parsed, now)
@@ -902,6 +1534,8 @@ async def _checkin_button(
             else:
                 outbox.edits.append((message_id, rendered))
             return None
+        if press.kind not in ("d", "n"):
+            return stale
         flags = frozenset(checkin.selection or []) if press.kind == "d" else frozenset()
         if press.kind == "d" and not flags:
             return t(lang, "Tick the signs you have, or tap “None of these”.")
@@ -925,10 +1559,9 @@ async def _checkin_button(
         return None
     if press.kind != "a" or press.value is None:
         return stale
-    pressed = _button_value(question, press.value)
-    if pressed is None:
+    parsed_button = _button_value(question, press.value)
+    if parsed_button is None:
         return stale
-    parsed = pressed
     await _answer(
         session,
         ctx,
@@ -937,7 +1570,7 @@ async def _checkin_button(
         episode,
         checkin,
         question,
-        parsed,
+        parsed_button,
         "button",
         None,
         message_id,
@@ -949,7 +1582,7 @@ async def _checkin_button(
 def _button_value(question: Question, value: str) -> Parsed | None:
     """Turn button data into a parsed answer (None when it does not fit the question)."""
     if value == "s":
-        return Parsed(status="skip") if question.optional else None
+        return SKIP if question.optional else None
     if not value.lstrip("-").isdigit():
         return None
     number = int(value)
@@ -971,13 +1604,7 @@ def _button_value(question: Question, value: str) -> Parsed | None:
     return None
 
 
-async def _notify_staff(ctx: ServiceContext, text: str) -> None:
-    if ctx.unit.staff_chat_id is None:
-        return
-    try:
-        await ctx.messenger.send(ctx.unit.staff_chat_id, OutgoingMessage(text=text))
-    except DeliveryError as exc:
-        log.warning("staff_notice_failed", error=type(exc).__name__)
+# ------------------------------------------------------------------------------ media
 
 
 async def handle_media(
@@ -988,103 +1615,148 @@ async def handle_media(
     update_id: int | None,
     message_id: int | None,
     file_id: str | None = None,
+    file_size: int | None = None,
     caption: str | None = None,
+    language_code: str | None = None,
 ) -> None:
-    """Photos, voice notes, videos, stickers, documents, locations: never silently ignored."""
+    """Photos, voice notes, videos, stickers, documents, locations, contacts, polls...: never
+    silently ignored. Only the kind and Telegram's file id are kept (never a location's
+    coordinates or a shared contact's phone number); photos also get a local copy."""
     outbox = Outbox(chat_id)
     now = ctx.clock.now()
+    language = guess_language(ctx, language_code)
     async with ctx.sessions.begin() as session:
-        if await _already_processed(session, update_id, now):
+        if await already_processed(session, update_id, now):
             return
-        found = await _live_episode(session, chat_id)
+        found = await patient_episode(session, chat_id)
         if found is None:
-            outbox.say(
-                t(
-                    "fr",
-                    "I do not know this chat yet. Please open the link the unit gave you. / Je ne connais pas encore cette conversation : ouvrez le lien donné par le service.",
-                )
-            )
+            outbox.say(unknown_chat_text(ctx, language_code))
         else:
-            _patient, episode = found
+            episode = found[1]
+            language = episode.language
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            lang = episode.language
-            checkin = await _open_checkin(session, episode.id)
-            question = None
-            if checkin is not None:
-                questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
-                if checkin.question_index < len(questions):
-                    question = questions[checkin.question_index]
-            if (
-                kind == "photo"
-                and question is not None
-                and question.type == "photo"
-                and checkin is not None
-            ):
-                await _answer(
-                    session,
-                    ctx,
-                    outbox,
-                    protocol,
-                    episode,
-                    checkin,
-                    question,
-                    Parsed(status="ok"),
-                    "photo",
-                    caption,
-                    message_id,
-                    now,
-                )
-                answers = [a for a in session.new if isinstance(a, Answer) and a.kind == "photo"]
-                for answer in answers:
-                    answer.file_id = file_id
-            else:
-                _save(
-                    session,
-                    episode,
-                    None,
-                    None,
-                    kind,
-                    caption,
-                    Parsed(status="ok"),
-                    now,
-                    message_id,
-                    file_id=file_id,
-                )
-                if kind in ("voice", "video", "video_note", "audio"):
-                    day = day_number(episode.procedure_at, now, episode.time_zone)
-                    findings = evaluate_unheard_media(
-                        protocol, (await _history(session, episode))[0], day=day
-                    )
-                    touched = await alerts.raise_findings(
-                        session, now=now, episode=episode, findings=findings
-                    )
-                    outbox.alerts.extend(touched)
-                    outbox.forward_message_id = message_id
-                    outbox.say(
-                        t(
-                            lang,
-                            "I cannot listen to voice or video messages. I have passed it to the team. To be sure nothing is missed, please tap the buttons or type your answer.",
-                        )
-                    )
-                elif kind == "photo":
-                    outbox.say(t(lang, "Thank you, the photo has been saved for the team."))
-                else:
-                    outbox.say(
-                        t(
-                            lang,
-                            "Thank you. I can only read text and buttons: please type your answer or tap a button.",
-                        )
-                    )
-                if caption:
-                    await _scan_free_text(session, ctx, outbox, protocol, episode, caption, now)
-                await _resume(session, ctx, outbox, protocol, episode)
-    await flush(ctx, outbox)
+            await _route_media(
+                session,
+                ctx,
+                outbox,
+                protocol,
+                episode,
+                kind=kind,
+                message_id=message_id,
+                file_id=file_id,
+                file_size=file_size,
+                caption=caption,
+                now=now,
+            )
+    await _finish(ctx, outbox, language)
+
+
+async def _route_media(
+    session: AsyncSession,
+    ctx: ServiceContext,
+    outbox: Outbox,
+    protocol: Protocol,
+    episode: Episode,
+    *,
+    kind: str,
+    message_id: int | None,
+    file_id: str | None,
+    file_size: int | None,
+    caption: str | None,
+    now: datetime,
+) -> None:
+    lang = episode.language
+    if await _gate(session, ctx, outbox, protocol, episode, now):
+        return
+    if episode.awaiting == "consent":
+        outbox.say(t(lang, "Please answer the consent question first."))
+        outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), lang))
+        return
+    checkin = await open_checkin(session, episode.id) if episode.status == "active" else None
+    question = None
+    if checkin is not None and episode.awaiting is None:
+        questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
+        if checkin.question_index < len(questions):
+            question = questions[checkin.question_index]
+    if kind == "photo" and question is not None and question.type == "photo":
+        assert checkin is not None
+        answer = await _answer(
+            session,
+            ctx,
+            outbox,
+            protocol,
+            episode,
+            checkin,
+            question,
+            Parsed(status="ok"),
+            "photo",
+            caption,
+            message_id,
+            now,
+            file_id=file_id,
+        )
+        outbox.messages.insert(
+            0, OutgoingMessage(text=t(lang, "Thank you, the photo has been saved for the team."))
+        )
+        if file_id is not None:
+            outbox.photos.append(PhotoCopy(answer, file_id, file_size))
+        if caption:
+            await _scan_free_text(session, ctx, outbox, protocol, episode, caption, now)
+        return
+    saved = _save(
+        session,
+        episode,
+        None,
+        None,
+        kind,
+        caption,
+        Parsed(status="ok"),
+        now,
+        message_id,
+        file_id=file_id,
+    )
+    if kind in UNHEARD_KINDS:
+        day = day_number(episode.procedure_at, now, episode.time_zone)
+        findings = evaluate_unheard_media(protocol, await _history(session, episode), day=day)
+        outbox.alerts.extend(
+            await alerts.raise_findings(session, now=now, episode=episode, findings=findings)
+        )
+        outbox.forward_message_id = message_id
+        outbox.say(
+            t(
+                lang,
+                "I cannot listen to voice or video messages. I have passed it to the team. To be sure nothing is missed, please tap the buttons or type your answer.",
+            )
+        )
+    elif kind == "photo":
+        outbox.say(t(lang, "Thank you, the photo has been saved for the team."))
+        if file_id is not None:
+            outbox.photos.append(PhotoCopy(saved, file_id, file_size))
+    elif question is not None or episode.awaiting is not None:
+        outbox.say(
+            t(
+                lang,
+                "Thank you. I can only read text and buttons: please type your answer or tap a button.",
+            )
+        )
+    else:
+        outbox.say(
+            t(
+                lang,
+                "Thank you. I can only read text: if you want to tell the team something, please type it. If you are worried, call the unit on {phone}.",
+                phone=ctx.unit.unit_phone,
+            )
+        )
+    if caption:
+        await _scan_free_text(session, ctx, outbox, protocol, episode, caption, now)
+    await resume(session, ctx, outbox, protocol, episode)
+
+
+# ------------------------------------------------------------------------------ blocked bot
 
 
 async def mark_blocked(ctx: ServiceContext, *, chat_id: int) -> None:
     """The patient blocked the bot: stop sending and tell staff (silence is clinical data)."""
-    from bot.domain.rules import evaluate_blocked
-
     now = ctx.clock.now()
     outbox = Outbox(chat_id)
     async with ctx.sessions.begin() as session:
@@ -1096,7 +1768,7 @@ async def mark_blocked(ctx: ServiceContext, *, chat_id: int) -> None:
             return
         episode.blocked_at = now
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-        history, _ = await _history(session, episode)
+        history = await _history(session, episode)
         history = History(
             indication=history.indication,
             baseline=history.baseline,

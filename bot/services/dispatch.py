@@ -4,22 +4,44 @@ APScheduler (PTB's JobQueue) only wakes :func:`tick` at the next due time plus a
 tick; nothing is kept in memory, so a restart rebuilds everything from the database.
 
 Claims are atomic: one ``UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED]) RETURNING``
-moves due rows from ``scheduled`` to ``sending``. On PostgreSQL the row locks let several
-processes claim disjoint batches; on SQLite the single writer serialises the claims. A check-in is
-opened (``awaiting``) before its first message is sent, so a patient who answers at once finds it;
-``sent_at`` records the confirmed send. A row claimed or opened but never confirmed by a process
-that died is released after :data:`STALE_CLAIM` and sent again (at most the in-flight batch can be
-sent twice: the bound of the crash tests).
+moves at most :data:`BATCH` due rows from ``scheduled`` to ``sending``. On PostgreSQL the row
+locks let several processes claim disjoint batches; on SQLite the single writer serialises the
+claims. A round is: claim, open the rows (``awaiting``, so a patient who answers at once finds
+the check-in), send with at most :data:`CONCURRENCY` requests in flight, record the results in
+one transaction (``sent_at``, message id), then claim the next round.
+
+Failures:
+
+* ``RecipientBlocked`` (403): the check-in is cancelled, the episode marked blocked and staff
+  alerted (rule ``bot_blocked``); every later check-in of the episode is cancelled when due.
+* ``TemporaryFailure`` and other delivery errors: the row goes back to ``scheduled`` with
+  ``retry_at`` = now + ``retry_after`` (Telegram's 429) or an exponential backoff
+  (:data:`RETRY_BASE` doubling up to :data:`RETRY_CAP`). ``opening_sent`` remembers which
+  opening messages were delivered, so a retry sends only the rest: the information message is
+  not repeated because the question after it hit a 429.
+* A response lost after Telegram applied the request (the fake server's "drop", a read timeout)
+  cannot be told apart from a failure: the message is sent again on retry, so each lost
+  response can cause one duplicate message, never a lost check-in (at-least-once).
+
+A crashed process: its claimed rows (``sending``, or opened but never confirmed) are released
+to ``scheduled`` when their holder is known dead — same host, and its process id is gone or now
+belongs to a younger process (see :func:`process_identity`) — at the next tick of any process on
+that host, and in any case after :data:`STALE_CLAIM`. Only the last round's rows can have been
+delivered without being recorded, so at most :data:`BATCH` check-ins are sent twice after a
+crash: the bound the crash test asserts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import psutil
 import structlog
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Answer, CheckIn, Episode, Patient
@@ -36,10 +58,17 @@ from bot.services.questions import render_question
 
 log = structlog.get_logger(__name__)
 
-BATCH = 500
-CONCURRENCY = 64
+#: Rows claimed and opened per round: also the most check-ins a crash can make us send twice.
+BATCH = 64
+#: Sends in flight at once within a round.
+CONCURRENCY = 32
+#: Expired rows closed per transaction.
+EXPIRE_BATCH = 500
+#: A claim older than this is released whatever its holder (a process on another host died).
 STALE_CLAIM = timedelta(minutes=5)
-RETRY_DELAY = timedelta(seconds=30)
+#: First retry delay after a failed send; doubled at each attempt up to RETRY_CAP.
+RETRY_BASE = timedelta(seconds=15)
+RETRY_CAP = timedelta(minutes=10)
 #: How often the safety tick runs even when nothing is due (catches rows added by other processes).
 SAFETY_TICK = timedelta(seconds=60)
 
@@ -53,18 +82,49 @@ class TickReport:
     missed: int = 0
     reminders: int = 0
     alerts_delivered: int = 0
+    released: int = 0
+
+
+def process_identity() -> str:
+    """``host:pid:start`` of this process, the ``claimed_by`` of its claims.
+
+    The start time tells a dead holder from a live process that got the same pid later (pid 1
+    in a restarted container), so a restarted bot releases its predecessor's claims at once.
+    """
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{int(me.create_time())}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when ``holder`` (a :func:`process_identity`) was a process of this host that is gone.
+
+    Holders on other hosts cannot be checked: their claims wait for :data:`STALE_CLAIM`.
+    """
+    parts = holder.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname():
+        return False
+    try:
+        pid, started = int(parts[1]), int(parts[2])
+    except ValueError:
+        return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() == psutil.STATUS_ZOMBIE or int(process.create_time()) != started
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # not ours to inspect: let STALE_CLAIM decide
+        return False
 
 
 async def tick(ctx: ServiceContext) -> TickReport:
-    """Do everything that is due now (one tick at a time per process)."""
-    async with ctx.tick_lock:
-        return await _tick(ctx)
-
-
-async def _tick(ctx: ServiceContext) -> TickReport:
+    """Do everything that is due now."""
     report = TickReport()
-    await _release_stale_claims(ctx)
-    report.missed = await _close_expired(ctx)
+    report.released = await _release_stale_claims(ctx)
+    while True:
+        closed = await _close_expired(ctx)
+        report.missed += closed
+        if closed < EXPIRE_BATCH:
+            break
     while True:
         claimed = await _claim(ctx)
         if not claimed:
@@ -83,11 +143,17 @@ async def _tick(ctx: ServiceContext) -> TickReport:
 
 
 async def next_wakeup(ctx: ServiceContext) -> datetime | None:
-    """The earliest moment something will be due (None when nothing is scheduled)."""
+    """The earliest moment something will be due (None when nothing is scheduled).
+
+    A row waiting for a retry counts at its ``retry_at``, not its past ``due_at``: otherwise the
+    waker would spin until the retry time.
+    """
     async with ctx.sessions() as session:
         candidates = [
             await session.scalar(
-                select(func.min(CheckIn.due_at)).where(CheckIn.status == "scheduled")
+                select(func.min(func.coalesce(CheckIn.retry_at, CheckIn.due_at))).where(
+                    CheckIn.status == "scheduled"
+                )
             ),
             await session.scalar(
                 select(func.min(CheckIn.next_reminder_at)).where(CheckIn.status == "awaiting")
@@ -106,24 +172,41 @@ def _postgres(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
-async def _release_stale_claims(ctx: ServiceContext) -> None:
+def _held_claim() -> ColumnElement[bool]:
+    """Rows a process claimed and has not confirmed: claimed, or opened with nothing sent yet."""
+    return or_(
+        CheckIn.status == "sending",
+        (CheckIn.status == "awaiting")
+        & CheckIn.sent_at.is_(None)
+        & (CheckIn.question_index == 0)
+        & (CheckIn.reask_count == 0),
+    )
+
+
+async def _release_stale_claims(ctx: ServiceContext) -> int:
+    """Give back to ``scheduled`` the claims of dead processes (see the module docstring)."""
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        await session.execute(
+        holders = await session.scalars(
+            select(CheckIn.claimed_by)
+            .where(_held_claim(), CheckIn.claimed_by.is_not(None))
+            .distinct()
+        )
+        dead = [h for h in holders if h is not None and h != ctx.process_id and holder_is_dead(h)]
+        conditions = [CheckIn.claimed_at < now - STALE_CLAIM]
+        if dead:
+            conditions.append(CheckIn.claimed_by.in_(dead))
+        result = await session.execute(
             update(CheckIn)
-            .where(
-                or_(
-                    CheckIn.status == "sending",
-                    (CheckIn.status == "awaiting")
-                    & CheckIn.sent_at.is_(None)
-                    & (CheckIn.question_index == 0)
-                    & (CheckIn.reask_count == 0),
-                ),
-                CheckIn.claimed_at < now - STALE_CLAIM,
-            )
-            .values(status="scheduled", claimed_by=None)
+            .where(_held_claim(), or_(*conditions))
+            .values(status="scheduled", claimed_by=None, retry_at=None)
+            .returning(CheckIn.id)
             .execution_options(synchronize_session=False)
         )
+        released = len(result.all())
+    if released:
+        log.warning("claims_released", count=released, dead_holders=len(dead))
+    return released
 
 
 async def _claim(ctx: ServiceContext) -> list[int]:
@@ -134,7 +217,9 @@ async def _claim(ctx: ServiceContext) -> list[int]:
             .where(
                 CheckIn.status == "scheduled",
                 CheckIn.due_at <= now,
-                or_(CheckIn.claimed_at.is_(None), CheckIn.claimed_at <= now - RETRY_DELAY),
+                # Expired rows are _close_expired's: it applies the non-response rules.
+                CheckIn.window_ends_at > now,
+                or_(CheckIn.retry_at.is_(None), CheckIn.retry_at <= now),
             )
             .order_by(CheckIn.due_at)
             .limit(BATCH)
@@ -163,35 +248,20 @@ class _Prepared:
     messages: list[OutgoingMessage]
 
 
+@dataclass
+class _Outcome:
+    """How far a check-in's opening went: messages delivered, last message id, the error."""
+
+    delivered: int
+    message_id: int | None
+    error: DeliveryError | None
+
+
 async def _send_claimed(ctx: ServiceContext, claimed: list[int]) -> tuple[int, int]:
-    """Prepare every claimed check-in in one transaction, send concurrently, record in one."""
+    """Open every claimed check-in in one transaction, send concurrently, record in one."""
+    prepared = await _open_claimed(ctx, claimed)
+    outcomes = await _send_all(ctx, prepared)
     now = ctx.clock.now()
-    prepared: list[_Prepared] = []
-    async with ctx.sessions.begin() as session:
-        rows = await session.execute(
-            select(CheckIn, Episode, Patient)
-            .join(Episode, CheckIn.episode_id == Episode.id)
-            .join(Patient, Episode.patient_id == Patient.id)
-            .where(CheckIn.id.in_(claimed))
-        )
-        for checkin, episode, patient in rows:
-            reason = _why_not_send(checkin, episode, patient, now)
-            if reason is not None:
-                checkin.status = "missed" if reason == "window_passed" else "cancelled"
-                checkin.status_reason = reason
-                checkin.closed_at = now
-                continue
-            assert patient.chat_id is not None
-            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            await _close_previous(session, checkin, now)
-            # Open the conversation before sending: a quick patient must find it awaiting.
-            checkin.status = "awaiting"
-            checkin.question_index = 0
-            checkin.reminders_sent = 0
-            prepared.append(
-                _Prepared(checkin.id, patient.chat_id, opening_messages(protocol, checkin, episode))
-            )
-    results = await _send_all(ctx, prepared)
     sent = failed = 0
     blocked_chats: list[int] = []
     async with ctx.sessions.begin() as session:
@@ -207,18 +277,20 @@ async def _send_claimed(ctx: ServiceContext, claimed: list[int]) -> tuple[int, i
                 select(Episode).where(Episode.id.in_({c.episode_id for c in by_id.values()}))
             )
         }
-        for item, outcome in zip(prepared, results, strict=True):
+        for item, outcome in zip(prepared, outcomes, strict=True):
             checkin = by_id[item.checkin_id]
-            if isinstance(outcome, int):
+            checkin.opening_sent += outcome.delivered
+            if outcome.error is None:
                 sent += 1
                 checkin.sent_at = now
-                checkin.message_id = outcome
+                checkin.message_id = outcome.message_id
+                checkin.retry_at = None
                 episode = episodes[checkin.episode_id]
                 protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
                 checkin.next_reminder_at = _next_reminder(protocol, checkin, episode, now)
                 continue
             failed += 1
-            if isinstance(outcome, RecipientBlocked):
+            if isinstance(outcome.error, RecipientBlocked):
                 checkin.status, checkin.status_reason, checkin.closed_at = (
                     "cancelled",
                     "blocked",
@@ -227,12 +299,64 @@ async def _send_claimed(ctx: ServiceContext, claimed: list[int]) -> tuple[int, i
                 blocked_chats.append(item.chat_id)
             elif checkin.status == "awaiting" and checkin.question_index == 0:
                 checkin.status = "scheduled"
-                checkin.claimed_at = now
+                checkin.retry_at = now + _retry_delay(checkin.attempts, outcome.error)
     for chat_id in blocked_chats:
         await mark_blocked(ctx, chat_id=chat_id)
     if sent or failed:
         log.info("dispatched", sent=sent, failed=failed)
     return sent, failed
+
+
+async def _open_claimed(ctx: ServiceContext, claimed: list[int]) -> list[_Prepared]:
+    """Re-check each claimed row, open it (``awaiting``) and build the messages still to send."""
+    now = ctx.clock.now()
+    prepared: list[_Prepared] = []
+    async with ctx.sessions.begin() as session:
+        rows = (
+            await session.execute(
+                select(CheckIn, Episode, Patient)
+                .join(Episode, CheckIn.episode_id == Episode.id)
+                .join(Patient, Episode.patient_id == Patient.id)
+                .where(CheckIn.id.in_(claimed), CheckIn.status == "sending")
+                .order_by(CheckIn.due_at.desc())
+            )
+        ).all()
+        latest_of: set[int] = set()
+        for checkin, episode, patient in rows:
+            reason = _why_not_send(checkin, episode, patient, now)
+            if reason is None and checkin.episode_id in latest_of:
+                # Two check-ins of one episode due together (staff moved dates): only the
+                # latest is sent; a patient is never asked two check-ins at once.
+                reason = "superseded"
+            if reason == "window_passed":
+                # Expired since the claim: back to _close_expired, which applies the rules.
+                checkin.status = "scheduled"
+                continue
+            if reason is not None:
+                checkin.status, checkin.status_reason = "cancelled", reason
+                checkin.closed_at = now
+                continue
+            latest_of.add(checkin.episode_id)
+            assert patient.chat_id is not None
+            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+            await _close_previous(session, checkin, now)
+            # Open the conversation before sending: a quick patient must find it awaiting.
+            checkin.status = "awaiting"
+            checkin.question_index = 0
+            checkin.reminders_sent = 0
+            messages = opening_messages(protocol, checkin, episode)
+            prepared.append(
+                _Prepared(checkin.id, patient.chat_id, messages[checkin.opening_sent :])
+            )
+    return prepared
+
+
+def _retry_delay(attempts: int, error: DeliveryError) -> timedelta:
+    """Telegram's ``retry_after`` when it gave one, else an exponential backoff."""
+    if error.retry_after is not None:
+        return timedelta(seconds=error.retry_after)
+    backoff: timedelta = RETRY_BASE * 2 ** max(0, min(attempts - 1, 16))
+    return min(RETRY_CAP, backoff)
 
 
 def _why_not_send(
@@ -264,16 +388,53 @@ async def _close_previous(session: AsyncSession, checkin: CheckIn, now: datetime
         await _close_unanswered(session, old, now)
 
 
-async def _close_unanswered(session: AsyncSession, checkin: CheckIn, now: datetime) -> str:
+async def _has_answers(session: AsyncSession, checkin_id: int) -> bool:
     answered = await session.scalar(
         select(func.count(Answer.id)).where(
-            Answer.checkin_id == checkin.id, Answer.status != "unclear"
+            Answer.checkin_id == checkin_id, Answer.status != "unclear"
         )
     )
-    checkin.status = "partial" if answered else "missed"
+    return bool(answered)
+
+
+async def _close_unanswered(session: AsyncSession, checkin: CheckIn, now: datetime) -> str:
+    checkin.status = "partial" if await _has_answers(session, checkin.id) else "missed"
     checkin.closed_at = now
     checkin.next_reminder_at = None
     return checkin.status
+
+
+async def close_open_checkins(
+    session: AsyncSession, *, episode_id: int, now: datetime, reason: str
+) -> int:
+    """Staff paused or stopped a follow-up: close its open check-in and cancel the due ones.
+
+    An open check-in with answers becomes ``partial`` (answers kept); one without, and rows
+    claimed but not yet confirmed, become ``cancelled`` with ``reason``: never ``missed``, so
+    the pause is not counted as non-response. Returns how many rows were closed.
+    """
+    rows = await session.scalars(
+        select(CheckIn).where(
+            CheckIn.episode_id == episode_id,
+            CheckIn.status.in_(("awaiting", "sending")),
+        )
+    )
+    closed = 0
+    for checkin in rows:
+        await _cancel(session, checkin, now, reason)
+        closed += 1
+    return closed
+
+
+async def _cancel(session: AsyncSession, checkin: CheckIn, now: datetime, reason: str) -> None:
+    """Close a check-in nobody should answer now: ``partial`` if it has answers, else
+    ``cancelled`` with ``reason`` (never ``missed``: it is not the patient's silence)."""
+    if await _has_answers(session, checkin.id):
+        checkin.status = "partial"
+    else:
+        checkin.status, checkin.status_reason = "cancelled", reason
+    checkin.closed_at = now
+    checkin.next_reminder_at = None
 
 
 def opening_messages(
@@ -302,21 +463,29 @@ def opening_messages(
     return messages
 
 
-async def _send_all(ctx: ServiceContext, prepared: list[_Prepared]) -> list[int | DeliveryError]:
+async def _send_all(ctx: ServiceContext, prepared: Sequence[_Prepared]) -> list[_Outcome]:
     semaphore = asyncio.Semaphore(CONCURRENCY)
 
-    async def send_one(item: _Prepared) -> int | DeliveryError:
+    async def send_one(item: _Prepared) -> _Outcome:
         async with semaphore:
-            message_id = 0
-            try:
-                for message in item.messages:
+            delivered = 0
+            message_id: int | None = None
+            for message in item.messages:
+                try:
                     ref = await ctx.messenger.send(item.chat_id, message)
-                    message_id = ref.message_id
-                    MESSAGES_SENT.labels(kind="checkin").inc()
-            except DeliveryError as exc:
-                MESSAGES_FAILED.labels(reason=type(exc).__name__).inc()
-                return exc
-            return message_id
+                except DeliveryError as exc:
+                    MESSAGES_FAILED.labels(reason=type(exc).__name__).inc()
+                    log.warning(
+                        "checkin_send_failed",
+                        checkin_id=item.checkin_id,
+                        error=type(exc).__name__,
+                        retry_after=exc.retry_after,
+                    )
+                    return _Outcome(delivered, message_id, exc)
+                delivered += 1
+                message_id = ref.message_id
+                MESSAGES_SENT.labels(kind="checkin").inc()
+            return _Outcome(delivered, message_id, None)
 
     return list(await asyncio.gather(*(send_one(item) for item in prepared)))
 
@@ -337,26 +506,45 @@ def _next_reminder(
 
 
 async def _send_reminders(ctx: ServiceContext) -> int:
+    """Nudge patients who have not answered; each reminder is claimed before it is sent, so
+    two processes never send it twice (a crash in between loses a nudge, never a check-in)."""
     now = ctx.clock.now()
     jobs: list[tuple[int, OutgoingMessage]] = []
     async with ctx.sessions.begin() as session:
-        query = (
-            select(CheckIn, Episode, Patient)
-            .join(Episode, CheckIn.episode_id == Episode.id)
-            .join(Patient, Episode.patient_id == Patient.id)
+        due = (
+            select(CheckIn.id)
             .where(CheckIn.status == "awaiting", CheckIn.next_reminder_at <= now)
             .limit(BATCH)
         )
         if _postgres(session):
-            query = query.with_for_update(skip_locked=True, of=CheckIn)
-        for checkin, episode, patient in (await session.execute(query)).all():
+            due = due.with_for_update(skip_locked=True)
+        # Claim: count the reminder and clear its time in one conditional UPDATE; the next
+        # reminder time is set below, in the same transaction.
+        claimed = await session.execute(
+            update(CheckIn)
+            .where(
+                CheckIn.id.in_(due.scalar_subquery()),
+                CheckIn.status == "awaiting",
+                CheckIn.next_reminder_at <= now,
+            )
+            .values(reminders_sent=CheckIn.reminders_sent + 1, next_reminder_at=None)
+            .returning(CheckIn.id)
+            .execution_options(synchronize_session=False)
+        )
+        ids = [row[0] for row in claimed]
+        rows = await session.execute(
+            select(CheckIn, Episode, Patient)
+            .join(Episode, CheckIn.episode_id == Episode.id)
+            .join(Patient, Episode.patient_id == Patient.id)
+            .where(CheckIn.id.in_(ids))
+        )
+        for checkin, episode, patient in rows.all():
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            checkin.reminders_sent += 1
             checkin.next_reminder_at = _next_reminder(protocol, checkin, episode, now)
             questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
             if patient.chat_id is None or episode.status != "active" or episode.awaiting:
                 continue
-            if checkin.question_index >= len(questions):
+            if episode.blocked_at is not None or checkin.question_index >= len(questions):
                 continue
             reminder = t(episode.language, "A gentle reminder: your check-in is waiting for you.")
             jobs.append(
@@ -387,43 +575,70 @@ async def _send_reminders(ctx: ServiceContext) -> int:
 
 
 async def _close_expired(ctx: ServiceContext) -> int:
-    """Check-ins whose window passed become missed (or partial); missed ones feed the rules."""
+    """Check-ins whose window passed become missed (or partial); missed ones feed the rules.
+
+    Rows of a follow-up that is paused, stopped or blocked are ``cancelled`` instead: nobody
+    asked the patient, so it is not non-response and raises no alert.
+    """
     now = ctx.clock.now()
     closed = 0
     touched_alerts = False
     async with ctx.sessions.begin() as session:
-        query = (
-            select(CheckIn)
+        due = (
+            select(CheckIn.id)
             .where(CheckIn.status.in_(("awaiting", "scheduled")), CheckIn.window_ends_at <= now)
-            .limit(BATCH)
+            .limit(EXPIRE_BATCH)
         )
         if _postgres(session):
-            query = query.with_for_update(skip_locked=True)
-        expired = list(await session.scalars(query))
+            due = due.with_for_update(skip_locked=True)
+        # The conditional UPDATE claims the rows (another tick or process waits for the commit,
+        # then no longer matches them); the transient status never outlives this transaction.
+        claimed = await session.execute(
+            update(CheckIn)
+            .where(
+                CheckIn.id.in_(due.scalar_subquery()),
+                CheckIn.status.in_(("awaiting", "scheduled")),
+            )
+            .values(status="closing")
+            .returning(CheckIn.id)
+            .execution_options(synchronize_session=False)
+        )
+        ids = [row[0] for row in claimed]
+        expired = (
+            await session.execute(
+                select(CheckIn, Episode)
+                .join(Episode, CheckIn.episode_id == Episode.id)
+                .where(CheckIn.id.in_(ids))
+                .order_by(CheckIn.due_at)
+            )
+        ).all()
         missed_episodes: set[int] = set()
-        for checkin in expired:
-            status = await _close_unanswered(session, checkin, now)
+        for checkin, episode in expired:
             closed += 1
-            if status == "missed":
+            if episode.status != "active" or episode.blocked_at is not None:
+                reason = "blocked" if episode.blocked_at else f"episode_{episode.status}"
+                await _cancel(session, checkin, now, reason)
+                continue
+            if await _close_unanswered(session, checkin, now) == "missed":
                 missed_episodes.add(checkin.episode_id)
         for episode_id in missed_episodes:
-            episode = await session.get(Episode, episode_id)
-            assert episode is not None
-            if episode.status != "active":
-                continue
-            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+            missed_episode = await session.get(Episode, episode_id)
+            assert missed_episode is not None
+            protocol = await ctx.protocols.protocol_of(session, missed_episode.protocol_version_id)
             in_row = await _missed_in_row(session, episode_id)
             findings = evaluate_missed(
                 protocol,
                 History(
-                    indication=Indication(episode.indication),
-                    baseline=episode.baseline_pain,
+                    indication=Indication(missed_episode.indication),
+                    baseline=missed_episode.baseline_pain,
                     observations=(),
                     missed_in_row=in_row,
                 ),
             )
             if findings:
-                await alerts.raise_findings(session, now=now, episode=episode, findings=findings)
+                await alerts.raise_findings(
+                    session, now=now, episode=missed_episode, findings=findings
+                )
                 touched_alerts = True
             audit.record(
                 session,
@@ -462,24 +677,3 @@ async def _measure_lag(ctx: ServiceContext) -> None:
             )
         )
     DISPATCHER_LAG.set((ctx.clock.now() - oldest).total_seconds() if oldest else 0.0)
-
-
-async def send_now(ctx: ServiceContext, *, episode_id: int) -> bool:
-    """Staff: make the next scheduled check-in due now. False when none is left."""
-    now = ctx.clock.now()
-    async with ctx.sessions.begin() as session:
-        checkin = await session.scalar(
-            select(CheckIn)
-            .where(CheckIn.episode_id == episode_id, CheckIn.status == "scheduled")
-            .order_by(CheckIn.due_at)
-        )
-        if checkin is None:
-            return False
-        length = checkin.window_ends_at - checkin.due_at
-        checkin.due_at = now
-        checkin.window_ends_at = max(checkin.window_ends_at, now + length)
-        audit.record(
-            session, at=now, actor="staff", action="checkin_sent_now", episode_id=episode_id
-        )
-    ctx.on_schedule_changed()
-    return True

@@ -8,12 +8,14 @@ not let anyone link a chat. Every failed attempt is audited.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import segno
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,6 +52,13 @@ def hash_token(token: str) -> str:
 def deep_link(bot_username: str, token: str) -> str:
     """The t.me link that opens the bot with ``/start <token>``."""
     return f"https://t.me/{bot_username}?start={token}"
+
+
+def qr_png(link: str) -> bytes:
+    """The deep link as a QR code PNG, for staff to show on a screen or print."""
+    buffer = io.BytesIO()
+    segno.make(link, error="m").save(buffer, kind="png", scale=8, border=2)
+    return buffer.getvalue()
 
 
 async def enrol(

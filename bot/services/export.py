@@ -42,6 +42,7 @@ CSV_COLUMNS = (
     "kind",
     "raw_text",
     "value",
+    "score",
     "option_id",
     "flags",
     "status",
@@ -92,6 +93,7 @@ def _answers_query(since: datetime | None) -> Select[*tuple[Any, ...]]:
             Answer.kind,
             Answer.raw_text,
             Answer.value,
+            Answer.score,
             Answer.option_id,
             Answer.flags,
             Answer.status,
@@ -115,8 +117,8 @@ async def csv_rows(
     async with ctx.sessions() as session:
         result = await session.stream(_answers_query(since).execution_options(yield_per=CHUNK))
         async for row in result:
-            (episode_id, label, time_point, day, question_id, kind, raw, value, option, flags,
-             status, created_at) = row  # fmt: skip
+            (episode_id, label, time_point, day, question_id, kind, raw, value, score, option,
+             flags, status, created_at) = row  # fmt: skip
             yield [
                 str(episode_id),
                 label,
@@ -126,6 +128,7 @@ async def csv_rows(
                 kind,
                 raw or "",
                 "" if value is None else str(value),
+                "" if score is None else repr(score),
                 option or "",
                 FLAG_SEPARATOR.join(flags or []),
                 status,
@@ -333,13 +336,12 @@ def _observation(
 
 
 def _koos_jr_score(protocol: Protocol, answers: list[Answer]) -> float | None:
-    """The check-in's KOOS JR interval score: as stored by the scoring code, else computed."""
+    """The check-in's KOOS JR interval score: as stored by the conversation, else computed."""
     for answer in answers:
         if answer.question_id == KOOS_JR_SCORE_QUESTION and answer.status == "ok":
-            try:
-                return float(answer.raw_text or "")
-            except ValueError:
-                return float(answer.value) if answer.value is not None else None
+            if answer.score is not None:
+                return answer.score
+            return float(answer.value) if answer.value is not None else None
     items = [q.id for q in protocol.questions if q.score == "koos_jr"]
     values: dict[str, int] = {
         a.question_id: a.value

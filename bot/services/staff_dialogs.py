@@ -9,18 +9,28 @@ ConversationHandler state, which is lost on restart (PITFALLS.md). Dialogs expir
 
 from __future__ import annotations
 
-import io
+import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-import segno
 from sqlalchemy import delete, select
 
 from bot.db.models import StaffDialog
 from bot.services.context import ServiceContext
 
 DIALOG_TTL = timedelta(hours=1)
+#: A procedure further away than this is almost surely a typo (2062 for 2026, 01/21 for 12/01).
+PROCEDURE_PAST = timedelta(days=30)
+PROCEDURE_FUTURE = timedelta(days=180)
+_TIME = r"(?P<hour>[01]?\d|2[0-3])\s*[:hH]\s*(?P<minute>[0-5]\d)?"
+_FORMATS = (
+    re.compile(rf"^(?P<day>\d{{1,2}})/(?P<month>\d{{1,2}})/(?P<year>\d{{4}})\s+{_TIME}$"),
+    re.compile(rf"^(?P<day>\d{{1,2}})/(?P<month>\d{{1,2}})\s+{_TIME}$"),
+    re.compile(rf"^(?P<year>\d{{4}})-(?P<month>\d{{1,2}})-(?P<day>\d{{1,2}})\s+{_TIME}$"),
+    re.compile(rf"^{_TIME}$"),
+)
 
 
 @dataclass(frozen=True)
@@ -101,8 +111,31 @@ async def finish(ctx: ServiceContext, *, dialog_id: int) -> bool:
         return bool(getattr(result, "rowcount", 0))
 
 
-def qr_png(link: str) -> bytes:
-    """The deep link as a QR code PNG, for the patient to scan from the nurse's screen."""
-    buffer = io.BytesIO()
-    segno.make(link, error="m").save(buffer, kind="png", scale=8, border=2)
-    return buffer.getvalue()
+def parse_procedure_time(text: str, *, now: datetime, time_zone: str) -> datetime | None:
+    """A nurse's date and time in the unit's zone, or None when it cannot be read or is absurd.
+
+    Accepts ``01/12/2026 09:30``, ``01/12 09:30`` (this year), ``2026-12-01 09:30`` and ``09:30``
+    or ``9h30`` alone (today: enrolment usually happens on the day of the procedure).
+    """
+    zone = ZoneInfo(time_zone)
+    today = now.astimezone(zone)
+    for pattern in _FORMATS:
+        match = pattern.match(text.strip())
+        if match is None:
+            continue
+        parts = match.groupdict()
+        try:
+            moment = datetime(
+                int(parts.get("year") or today.year),
+                int(parts.get("month") or today.month),
+                int(parts.get("day") or today.day),
+                int(parts["hour"]),
+                int(parts.get("minute") or 0),
+                tzinfo=zone,
+            )
+        except ValueError:
+            return None
+        if not now - PROCEDURE_PAST <= moment <= now + PROCEDURE_FUTURE:
+            return None
+        return moment
+    return None

@@ -31,6 +31,8 @@ from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
 log = structlog.get_logger(__name__)
 
 SEVERITY_MARK = {"emergency": "🔴", "urgent": "🔴", "review": "🟠"}
+#: Errors are read by staff in the staff chat (the CLI shows them too).
+STAFF_LANGUAGE = "fr"
 #: Check-in states that mean "the time point has come" (scheduled and cancelled ones have not).
 PAST_CHECKIN_STATES = ("sending", "awaiting", "answered", "partial", "missed")
 #: Telegram refuses longer messages (4096); keep room for the header.
@@ -80,6 +82,7 @@ class PatientCourse:
     """One patient's follow-up: the timeline text and what the chart needs."""
 
     label: str
+    episode_id: int
     protocol: Protocol
     indication: Indication
     baseline: int | None
@@ -87,6 +90,11 @@ class PatientCourse:
     text: str
     pain: list[Point] = field(default_factory=list)
     swelling: list[Point] = field(default_factory=list)
+
+
+def _day(language: str, day: int) -> str:
+    """'J+3' in French: the day since the procedure, as staff write it."""
+    return t(language, "D+{day}", day=day)
 
 
 def _checkin_state(language: str, status: str | None) -> str:
@@ -125,13 +133,11 @@ async def active_patients(ctx: ServiceContext) -> list[PatientRow]:
     now = ctx.clock.now()
     async with ctx.sessions() as session:
         episodes = list(
-            (
-                await session.execute(
-                    select(Episode, Patient.label)
-                    .join(Patient, Episode.patient_id == Patient.id)
-                    .where(Episode.status.in_(LIVE_STATUSES), Patient.erased_at.is_(None))
-                )
-            ).tuples()
+            await session.execute(
+                select(Episode, Patient.label)
+                .join(Patient, Episode.patient_id == Patient.id)
+                .where(Episode.status.in_(LIVE_STATUSES), Patient.erased_at.is_(None))
+            )
         )
         if not episodes:
             return []
@@ -198,15 +204,16 @@ def render_patient_list(rows: list[PatientRow], language: str) -> str:
     lines = [t(language, "Follow-ups in progress ({count})", count=len(rows))]
     for row in rows:
         mark = SEVERITY_MARK.get(row.worst_severity or "", "•")
-        parts = [f"{mark} {row.label}", f"{t(language, 'D')}+{row.day}"]
+        parts = [f"{mark} {row.label}", _day(language, row.day)]
         if row.status != "active":
             parts.append(_episode_state(language, row.status))
         if row.last_pain is not None:
             parts.append(t(language, "pain {value}/10", value=row.last_pain))
         if row.last_checkin_status is not None:
             parts.append(
-                f"{t(language, 'D')}+{row.last_checkin_day} : "
-                f"{_checkin_state(language, row.last_checkin_status)}"
+                _day(language, row.last_checkin_day or 0)
+                + " : "
+                + _checkin_state(language, row.last_checkin_status)
             )
         if row.open_alerts:
             parts.append(tn(language, "{count} open alert", "{count} open alerts", row.open_alerts))
@@ -226,7 +233,7 @@ async def open_alerts(ctx: ServiceContext, *, language: str) -> list[AlertRow]:
             .where(Alert.status != "resolved")
             .order_by(Alert.created_at, Alert.id)
         )
-        for alert, episode, label in result.tuples():
+        for alert, episode, label in result:
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
             rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
             rows.append(
@@ -251,9 +258,13 @@ def render_alert_list(rows: list[AlertRow], language: str) -> str:
     lines = [t(language, "Open alerts ({count})", count=len(rows))]
     for row in rows:
         since = format_local(row.created_at, language, row.time_zone, "short")
-        line = (
-            f"{SEVERITY_MARK.get(row.severity, '•')} {row.label} · {t(language, 'D')}+{row.day} · "
-            f"{row.explanation} · {t(language, 'since {time}', time=since)}"
+        line = " · ".join(
+            [
+                f"{SEVERITY_MARK.get(row.severity, '•')} {row.label}",
+                _day(language, row.day),
+                row.explanation,
+                t(language, "since {time}", time=since),
+            ]
         )
         if row.acknowledged_by:
             line += " · " + t(language, "taken by {who}", who=row.acknowledged_by)
@@ -261,16 +272,45 @@ def render_alert_list(rows: list[AlertRow], language: str) -> str:
     return _fit(lines, keep="head")
 
 
+async def alert_status(ctx: ServiceContext, alert_id: int) -> str | None:
+    """An alert's status (open, acknowledged, resolved), or None when it does not exist."""
+    async with ctx.sessions() as session:
+        return await session.scalar(select(Alert.status).where(Alert.id == alert_id))
+
+
+async def record_view(
+    ctx: ServiceContext, *, staff_id: int, what: str, episode_id: int | None
+) -> None:
+    """Audit that a staff member read patient data (who looked at what, and when)."""
+    async with ctx.sessions.begin() as session:
+        audit.record(
+            session,
+            at=ctx.clock.now(),
+            actor=f"staff:{staff_id}",
+            action="staff_view",
+            episode_id=episode_id,
+            view=what,
+        )
+
+
 async def find_episode(session: AsyncSession, label: str) -> tuple[Patient, Episode]:
     """The patient with this label and their latest episode; NotFoundError otherwise."""
     patient = await session.scalar(select(Patient).where(Patient.label == label))
     if patient is None or patient.erased_at is not None:
-        raise NotFoundError(f"no patient with label {label}")
+        raise NotFoundError(
+            t(
+                STAFF_LANGUAGE,
+                "No patient with the label {label}: check the label (the unit's own id, e.g. P-001).",
+                label=label,
+            )
+        )
     episode = await session.scalar(
         select(Episode).where(Episode.patient_id == patient.id).order_by(Episode.id.desc())
     )
     if episode is None:
-        raise NotFoundError(f"no follow-up for patient {label}")
+        raise NotFoundError(
+            t(STAFF_LANGUAGE, "{label} has no follow-up: enrol the patient first.", label=label)
+        )
     return patient, episode
 
 
@@ -312,6 +352,7 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
     events: list[tuple[datetime, str]] = []
     course = PatientCourse(
         label=patient.label,
+        episode_id=episode.id,
         protocol=protocol,
         indication=Indication(episode.indication),
         baseline=episode.baseline_pain,
@@ -343,7 +384,7 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
         day = day_number(episode.procedure_at, checkin.due_at, zone)
         summary = _summarise(protocol, by_checkin.get(checkin.id, []), pain_ids, language)
         line = (
-            f"{t(language, 'D')}+{day} ({format_local(checkin.due_at, language, zone, 'short')}) "
+            f"{_day(language, day)} ({format_local(checkin.due_at, language, zone, 'short')}) "
             f"— {_checkin_state(language, checkin.status)}"
         )
         events.append((checkin.due_at, f"{line} : {summary}" if summary else line))
@@ -371,7 +412,7 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
         )
     header = [
         f"{patient.label} · {t(language, 'knee')} {t(language, episode.side)} "
-        f"({t(language, episode.indication)}) · {t(language, 'D')}+{course.day} · "
+        f"({t(language, episode.indication)}) · {_day(language, course.day)} · "
         f"{_episode_state(language, episode.status)}",
         t(
             language,

@@ -43,10 +43,11 @@ class DispatcherWaker:
         self._queue.run_repeating(
             self._run,
             interval=self._safety_tick.total_seconds(),
-            first=0,
             name="dispatcher-safety-tick",
             job_kwargs=JOB_KWARGS,
         )
+        # PTB documents that first=0 never fires (APScheduler drops the past start): tick now.
+        self._schedule(0.01)
 
     def poke(self) -> None:
         """Something changed (a consent, 'send now'): look again very soon."""

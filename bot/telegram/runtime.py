@@ -7,8 +7,6 @@ they all exercise the same stack.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,9 +23,11 @@ from bot.db.models import StaffMember
 from bot.db.session import create_engine, make_sessionmaker, upgrade_database
 from bot.errors import ProtocolError
 from bot.protocols import ProtocolRegistry, default_schedules_dir
+from bot.services import dispatch
 from bot.services.context import ProtocolStore, ServiceContext, UnitSettings
 from bot.telegram.app import build_application, start_waker
 from bot.telegram.jobs import DispatcherWaker
+from bot.telegram.patient import publish_commands
 from bot.telegram.sender import TelegramMessenger
 
 log = structlog.get_logger(__name__)
@@ -112,7 +112,7 @@ class BotRuntime:
             clock=clock,
             unit=placeholder,
             protocols=store,
-            process_id=f"{socket.gethostname()}:{os.getpid()}",
+            process_id=dispatch.process_identity(),
         )
 
         async def staff_ids() -> set[int]:
@@ -138,6 +138,8 @@ class BotRuntime:
         await self.application.initialize()
         username = self.settings.bot_username or self.application.bot.username
         self.ctx.unit = unit_settings(self.settings, username)
+        if self.settings.receive_updates:
+            await publish_commands(self.application.bot, self.ctx)
         await self.application.start()
         if polling and self.settings.receive_updates:
             assert self.application.updater is not None

@@ -309,6 +309,115 @@ SCANS: list[tuple[str, dict[str, Certainty], set[str]]] = [
     ("knee is red and hot", {"R8": "certain", "R4": "doubtful"}, set()),
     ("the wound is leaking at the bottom of the scar", {"W1": "certain", "R5": "doubtful"}, set()),
     ("much worse", {"R9": "doubtful"}, set()),
+    # red flags in everyday words (each former parsing gap, then variants in both languages):
+    # paraphrase, word order, verb forms, "hardly"/"à peine", intensifiers
+    ("I can hardly breathe", {"R1": "certain"}, set()),  # gap
+    ("I can barely breathe when I lie down", {"R1": "certain"}, set()),
+    ("I could hardly catch my breath last night", {"R1": "certain"}, set()),
+    ("I'm struggling for breath since this morning", {"R1": "certain"}, set()),
+    ("j'arrive à peine à respirer", {"R1": "certain"}, set()),
+    ("je peux à peine respirer quand je m'allonge", {"R1": "certain"}, set()),
+    ("j'ai du mal à reprendre mon souffle", {"R1": "certain"}, set()),
+    ("my knee keeps giving way", {"R7": "certain"}, set()),  # gap
+    ("my knee gave way on the stairs", {"R7": "certain"}, set()),
+    ("the knee keeps buckling under me", {"R7": "certain"}, set()),
+    ("mon genou me lâche quand je descends", {"R7": "certain"}, set()),
+    ("le genou flanche dans les escaliers", {"R7": "certain"}, set()),
+    ("mon genou se dérobe tout le temps", {"R7": "certain"}, set()),
+    ("I can't put any weight on my leg", {"R7": "certain"}, set()),  # gap
+    ("I can't take any weight on that leg", {"R7": "certain"}, set()),
+    ("I can't put my foot down at all", {"R7": "certain"}, set()),
+    ("impossible de m'appuyer sur la jambe", {"R7": "certain"}, set()),
+    ("je ne peux plus poser le pied par terre", {"R7": "certain"}, set()),
+    ("ma jambe ne me porte plus", {"R7": "certain"}, set()),  # gap
+    ("mes jambes ne me portent plus depuis hier", {"R7": "certain"}, set()),
+    ("ma jambe ne me tient plus", {"R7": "certain"}, set()),
+    ("je n'ai plus aucune force dans la jambe", {"R7": "certain"}, set()),
+    ("my leg won't hold me up anymore", {"R7": "certain"}, set()),
+    ("my legs feel like jelly, they won't hold me", {"R7": "certain"}, set()),
+    ("le pansement est trempé de sang", {"R10": "certain"}, set()),  # gap
+    ("the bandage is soaked in blood", {"R10": "certain"}, set()),  # gap
+    ("blood is soaking through the dressing", {"R10": "certain"}, set()),  # gap
+    ("le pansement est imbibé de sang", {"R10": "certain"}, set()),
+    ("le sang traverse le pansement depuis ce matin", {"R10": "certain"}, set()),
+    ("le pansement est tout rouge de sang", {"R10": "certain"}, set()),
+    ("the dressing is soaked through with blood", {"R10": "certain"}, set()),
+    ("blood keeps coming through the dressing", {"R10": "certain"}, set()),
+    ("there's blood all over the bandage", {"R10": "certain"}, set()),
+    ("my knee is huge and boiling hot", {"R8": "certain"}, set()),  # gap
+    ("le genou a doublé de volume, il est brûlant", {"R8": "certain"}, set()),  # gap
+    ("le genou est tout rouge et chaud", {"R8": "certain"}, {"R4"}),  # gap
+    ("the whole knee is red hot and swollen", {"R8": "certain"}, set()),
+    ("my knee is the size of a melon and very hot", {"R8": "certain"}, set()),
+    ("my knee has ballooned overnight and it's really hot", {"R8": "certain"}, set()),
+    ("mon genou est très gonflé et brûlant", {"R8": "certain"}, set()),
+    ("le genou est gros comme un ballon et tout chaud", {"R8": "certain"}, set()),
+    ("le genou a gonflé d'un coup, il est tout chaud", {"R8": "certain"}, set()),
+    ("the skin has turned grey where they froze it", {"R6": "certain"}, set()),  # gap
+    ("the skin went grey where they did the freezing", {"R6": "certain"}, set()),
+    ("the treated skin looks grey", {"R6": "certain"}, set()),
+    ("the skin has gone black around one needle mark", {"R6": "certain"}, set()),
+    ("la peau est devenue grise à l'endroit traité", {"R6": "certain"}, set()),
+    ("la peau a viré au gris là où ils ont gelé", {"R6": "certain"}, set()),
+    ("il y a une tache noire sur la peau", {"R6": "certain"}, set()),
+    ("the skin where they froze it is grey", {"R6": "doubtful"}, set()),  # key words apart
+    ("it hurts more than before the procedure, painkillers do nothing", {"R9": "certain"}, set()),
+    ("it hurts more than before the procedure", {"R9": "certain"}, set()),  # gap
+    ("it hurts far more than before the treatment", {"R9": "certain"}, set()),
+    ("paracetamol does nothing for the pain", {"R9": "certain"}, set()),
+    ("j'ai encore plus mal qu'avant le geste", {"R9": "certain"}, set()),
+    ("ça fait plus mal qu'avant l'intervention", {"R9": "certain"}, set()),
+    ("les antalgiques ne me soulagent pas", {"R9": "certain"}, set()),
+    ("les cachets ne font plus rien", {"R9": "certain"}, set()),
+    ("the scar is open at the bottom", {"W1": "certain"}, set()),  # gap
+    ("the scar has split open", {"W1": "certain"}, set()),
+    ("the wound has opened up at the bottom", {"W1": "certain"}, set()),
+    ("the stitches have come undone", {"W1": "certain"}, set()),
+    ("la cicatrice s'est ouverte en bas", {"W1": "certain"}, set()),
+    ("la plaie est ouverte", {"W1": "certain"}, set()),
+    ("les fils ont lâché et la cicatrice s'écarte", {"W1": "certain"}, set()),
+    ("le bleu descend vers la cheville", {"V4": "certain"}, set()),  # gap
+    ("le bleu descend vers le pied", {"V4": "certain"}, set()),
+    ("l'hématome descend le long de la jambe", {"V4": "certain"}, set()),
+    ("le bleu s'étale jusqu'à la cheville", {"V4": "certain"}, set()),
+    ("the bruise is moving down my leg", {"V4": "certain"}, set()),
+    ("the bruising has spread down to my ankle", {"V4": "certain"}, set()),
+    ("the bruise is going down towards my foot", {"V4": "certain"}, set()),
+    # ... and the same words negated or harmless
+    ("my knee doesn't give way", {}, set()),
+    ("the knee no longer gives way", {}, set()),
+    ("the dressing is not soaked", {}, set()),
+    ("no blood soaking through the dressing", {}, set()),
+    ("le pansement n'est pas trempé", {}, set()),
+    ("le genou n'est pas chaud", {}, set()),
+    ("my knee is not hot and not swollen", {}, set()),
+    ("the skin hasn't turned grey", {}, set()),
+    ("la peau n'est pas devenue grise", {}, set()),
+    ("it doesn't hurt more than before", {}, set()),
+    ("ça ne fait pas plus mal qu'avant", {}, set()),
+    ("the scar is not open", {}, set()),
+    ("la cicatrice n'est pas ouverte", {}, set()),
+    ("le bleu ne descend pas", {}, set()),
+    ("I'm not short of breath at all", {}, set()),
+    ("je ne respire pas mal du tout", {}, set()),
+    ("hardly any bleeding", {"R10": "doubtful"}, set()),  # "hardly" without "can": a hedge
+    ("il saigne à peine", {"R10": "doubtful"}, set()),
+    ("I can hardly feel the pain anymore", {}, set()),
+    ("j'ai à peine mal", {}, set()),
+    ("the painkillers work well", {}, set()),
+    ("les antalgiques me soulagent bien", {}, set()),
+    ("j'ai moins mal qu'avant", {}, set()),
+    ("I have less pain than before", {}, set()),
+    ("I can walk much more than before", {}, set()),
+    ("j'ai plus de force dans la jambe qu'avant", {}, set()),
+    ("il fait chaud aujourd'hui, j'ai mis de la glace sur le genou", {}, set()),
+    ("the weather is boiling hot today", {}, set()),
+    ("le bleu est jaunâtre", {}, set()),
+    ("my hands are shaking", {}, set()),
+    ("the stitches were removed yesterday at the clinic", {}, set()),
+    ("I took the dressing off this morning, it's clean and dry", {}, set()),
+    ("there's a big bruise on the side of my knee, it's going yellow", {}, set()),
+    ("je prends le doliprane matin et soir, ça soulage bien", {}, set()),
     # everyday messages: no alarm
     ("Tout va bien merci, le genou est un peu raide le matin", {}, set()),
     ("I walked to the shops today, knee feels better", {}, set()),
@@ -497,3 +606,74 @@ def test_every_question_type_returns_a_parsed(question_id: str, text: str) -> No
     assert parsed.flags <= set(PROTOCOL.flags_of(question))
     if parsed.status == "skip":
         assert question.optional
+
+
+# Every red-flag phrase of the protocol, in a short everyday sentence of its language, is read
+# as its flag; the same phrase after a clear negation is never read as certain.
+IN_A_SENTENCE = {
+    "fr": ("depuis hier {}", "{} ce matin"),
+    "en": ("since yesterday {}", "{} this morning"),
+}
+# "pas de …"/"no …" in front of a noun phrase; a phrase that is a clause ("je suis tombé",
+# "the knee gives way") is negated as a whole.
+NEGATED = {"fr": "pas de {}", "en": "no {}"}
+NEGATED_CLAUSE = {"fr": "ce n'est pas vrai que {}", "en": "it is not true that {}"}
+CLAUSE_START = {
+    "fr": re.compile(
+        r"^(?:je|j'|ça|ca|c'|il|elle|le|la|les|l'|ma|mon|mes)\b"
+        r"|\b(?:suis|est|sont|ai|ont|saigne|coule|suinte|lâche|flanche|descend|grossit"
+        r"|s'étend|s'étale|s'ouvre|s'écarte|gonfle|enfle)\b"
+    ),
+    "en": re.compile(
+        r"^(?:i|it|my|the)\b|\b(?:is|are|was|has|have|had|gives|gave|keeps|looks|feels|hurts"
+        r"|smells|aches|fell|doubled|ballooned|blew|came|split|burst|buckled|collapsed|turned"
+        r"|helps|touches|stinks|does|do)\b"
+    ),
+}
+# Phrases that carry their own negation ("can't walk", "je ne peux pas marcher", "rien ne
+# soulage"): a negation in front would be a double negation, so only the first half applies.
+OWN_NEGATION = re.compile(
+    r"\b(?:pas|ne|n'|rien|jamais|aucun|aucune|sans|impossible|not|no|nothing|never|none"
+    r"|unable|cannot|cant|wont)\b|n't\b"
+)
+
+
+def phrases_by_flag() -> list[tuple[str, str, str]]:
+    return [
+        (flag, language, phrase)
+        for flag, red_flag in RED_FLAGS.items()
+        for language, phrases in red_flag.phrases.root.items()
+        for phrase in phrases
+    ]
+
+
+@pytest.mark.parametrize("flag", list(RED_FLAGS))
+def test_every_protocol_phrase_is_read_in_a_sentence_and_negated(flag: str) -> None:
+    missed: list[str] = []
+    alarmed: list[str] = []
+    for flag_id, language, phrase in phrases_by_flag():
+        if flag_id != flag:
+            continue
+        for template in IN_A_SENTENCE[language]:
+            text = template.format(phrase)
+            if flag not in {m.flag for m in scan_red_flags(text, RED_FLAGS)}:
+                missed.append(text)
+        plain = phrase.lower().replace("’", "'")
+        if OWN_NEGATION.search(plain):
+            continue
+        clause = CLAUSE_START[language].search(plain)
+        template = (NEGATED_CLAUSE if clause else NEGATED)[language]
+        text = template.format(phrase)
+        certain = [m.flag for m in scan_red_flags(text, RED_FLAGS) if m.certainty == "certain"]
+        if certain:
+            alarmed.append(f"{text} -> {certain}")
+    assert (missed, alarmed) == ([], [])
+
+
+def test_property_covers_every_phrase_and_both_templates() -> None:
+    triples = phrases_by_flag()
+    assert {language for _f, language, _p in triples} == {"fr", "en"}
+    assert len(triples) >= 500
+    negated = [(lang, p.lower()) for _f, lang, p in triples if not OWN_NEGATION.search(p.lower())]
+    assert any(CLAUSE_START[lang].search(p) for lang, p in negated)
+    assert any(not CLAUSE_START[lang].search(p) for lang, p in negated)

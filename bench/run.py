@@ -1,0 +1,210 @@
+"""``python -m bot bench [--quick] [--postgres URL]``: run the scenarios, print a table with ratios
+against the baselines measured in the same run, and write ``bench/results.json``.
+
+Quick: a 1,000-check-in burst on SQLite and small reply/scale runs (< 3 min). Full: 1,000 and
+10,000 bursts at 0 and 20 ms of server latency on SQLite and PostgreSQL (``--postgres`` or
+``TEST_DATABASE_URL``), the naive APScheduler peer, the rate-limited run, 5,000 replies alone and
+during a 10,000-check-in wave, and 100,000 patients / 1,000,000 check-in rows (< 20 min).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import scenarios
+from bench.naive import run_naive
+from bench.server import chat_of, start_server
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+TARGETS = {
+    "ceiling_ratio": 0.80,
+    "max_stall_ms": 100.0,
+    "rate_ratio": 0.95,
+    "alert_p99_ms": 250.0,
+    "startup_s": 5.0,
+    "rss_mb": 200.0,
+}
+
+
+_T0 = time.perf_counter()
+
+
+def _say(text: str) -> None:
+    print(f"[{time.perf_counter() - _T0:6.0f} s] {text}", flush=True)
+
+
+def _naive(jobs: int, latency: float, *, tuned: bool, limit: float) -> dict[str, Any]:
+    server = start_server(jobs, latency=latency)
+    store = Path(tempfile.mkdtemp(prefix="cryo-naive-")) / "jobs.sqlite"
+    try:
+        result = run_naive(server.api_url, server.token, jobs, store, tuned=tuned, limit=limit)
+        since = result.get("due_at", 0.0) - 1.0 if not result.get("hung") else 0.0
+        stats = asyncio.run(server.stats(since))
+    finally:
+        server.stop()
+    counts = [stats["per_chat"].get(str(chat_of(i)), 0) for i in range(1, jobs + 1)]
+    delivered = sum(1 for c in counts if c)
+    span = (stats["last"] or 0.0) - result.get("due_at", 0.0)
+    return {
+        "jobs": jobs,
+        "latency_ms": latency * 1000,
+        "settings": "tuned" if tuned else "default",
+        **result,
+        "delivered": delivered,
+        "lost": jobs - delivered,
+        "duplicates": sum(c - 1 for c in counts if c > 1),
+        "msgs_per_s": delivered / span if delivered and span > 0 else 0.0,
+    }
+
+
+def run(*, quick: bool, postgres: str | None) -> dict[str, Any]:
+    """Run every scenario; returns the results (also written to bench/results.json)."""
+    logging.getLogger().setLevel(logging.WARNING)
+    started = time.perf_counter()
+    backends: list[str | None] = [None] if quick or not postgres else [None, postgres]
+    bursts = [1000] if quick else [1000, 10_000]
+    latencies = [0.0, 0.02]
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "quick": quick,
+        "ceiling": [],
+        "dispatch": [],
+        "naive": [],
+        "rate_limited": [],
+        "replies": [],
+        "scale": [],
+    }
+    for latency in latencies:
+        _say(f"ceiling: PTB send_message at {latency * 1000:.0f} ms ...")
+        results["ceiling"].append(asyncio.run(scenarios.ceiling(2000, latency=latency)))
+    for backend in backends:
+        for n in bursts:
+            for latency in latencies:
+                name = "postgresql" if backend else "sqlite"
+                _say(f"dispatch: {n} check-ins, {name}, {latency * 1000:.0f} ms ...")
+                results["dispatch"].append(
+                    asyncio.run(scenarios.dispatch_wave(n, latency=latency, postgres=backend))
+                )
+    naive_runs = [(1000, 0.0, False, 40.0), (1000, 0.02, True, 40.0)]
+    if not quick:
+        naive_runs += [(1000, 0.02, False, 60.0), (1000, 0.0, True, 60.0)]
+        naive_runs.append((10_000, 0.0, True, 150.0))
+    for jobs, latency, tuned, limit in naive_runs:
+        _say(f"naive peer: {jobs} jobs, {'tuned' if tuned else 'default'}, {latency * 1000:.0f} ms")
+        results["naive"].append(_naive(jobs, latency, tuned=tuned, limit=limit))
+    _say("rate limiter on, Telegram's limits enforced ...")
+    limited = 300 if quick else 900
+    results["rate_limited"].append(
+        asyncio.run(scenarios.dispatch_wave(limited, latency=0.0, postgres=None, rate_limit=True))
+    )
+    answering, wave = (1000, 1000) if quick else (5000, 10_000)
+    for backend in backends:
+        for during in (0, wave):
+            _say(f"replies: {answering} answers, wave {during} ...")
+            results["replies"].append(
+                asyncio.run(scenarios.replies(answering, wave=during, postgres=backend))
+            )
+    sizes = [1000] if quick else [1000, 100_000]
+    for backend in backends:
+        for size in sizes:
+            _say(f"scale: {size} patients ...")
+            results["scale"].append(asyncio.run(scenarios.scale(size, postgres=backend)))
+    results["total_seconds"] = time.perf_counter() - started
+    RESULTS.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    return results
+
+
+def _ok(good: bool) -> str:
+    return "ok" if good else "MISSED"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The human summary, with ratios against the baselines of the same run."""
+    ceilings = {c["latency_ms"]: c["best"] for c in results["ceiling"]}
+    lines = [
+        f"machine: {results['machine']['cpus']} CPUs, {results['machine']['memory_gb']} GB, "
+        f"Python {results['machine']['python']}",
+        "",
+        "ceiling (PTB send_message, best of concurrency 1/8/64):",
+    ]
+    for c in results["ceiling"]:
+        by = ", ".join(f"c={k}: {v:.0f}/s" for k, v in c["by_concurrency"].items())
+        lines.append(f"  {c['latency_ms']:>4.0f} ms  best {c['best']:7.0f} msg/s   ({by})")
+    lines += ["", "dispatch burst (all due at once):"]
+    lines.append("  db          n       lat  msg/s   vs ceiling  lost  dup  stall ms  target")
+    for d in results["dispatch"]:
+        ratio = d["msgs_per_s"] / ceilings[d["latency_ms"]]
+        good = ratio >= 0.8 and d["lost"] == 0 and d["duplicates"] == 0
+        good = good and d["max_stall_ms"] < 100
+        lines.append(
+            f"  {d['backend']:<10} {d['checkins']:>6} {d['latency_ms']:>5.0f}  {d['msgs_per_s']:6.0f}"
+            f"   {ratio:6.0%}     {d['lost']:>4} {d['duplicates']:>4}  {d['max_stall_ms']:8.1f}"
+            f"  {_ok(good)}"
+        )
+    lines += ["", "naive peer (one APScheduler job per check-in, SQLAlchemyJobStore):"]
+    for p in results["naive"]:
+        state = (
+            f"HUNG (killed after {p['limit_s']:.0f} s)"
+            if p.get("hung")
+            else f"{p['msgs_per_s']:6.0f} msg/s  stall {p.get('max_stall_ms', 0):7.0f} ms  "
+            f"missed {p.get('missed', 0)} errors {p.get('error', 0)}"
+        )
+        lines.append(
+            f"  {p['jobs']:>6} jobs {p['latency_ms']:>3.0f} ms {p['settings']:<8} delivered "
+            f"{p['delivered']:>6}  lost {p['lost']:>6}  dup {p['duplicates']}  {state}"
+        )
+    lines += ["", "rate limiter on (AIORateLimiter, fake server enforces Telegram's limits):"]
+    for r in results["rate_limited"]:
+        ratio = r["msgs_per_s"] / 30
+        lines.append(
+            f"  {r['checkins']} check-ins: {r['msgs_per_s']:.1f} msg/s = {ratio:.0%} of 30/s, "
+            f"429s: {r['http_429']}, lost {r['lost']}, dup {r['duplicates']}  "
+            f"{_ok(ratio >= 0.95 and r['http_429'] == 0)}"
+        )
+    lines += ["", "replies (everyone answers at once; 1 % report a pain of 9 → staff alert):"]
+    for r in results["replies"]:
+        ratio = r["answers_per_s"] / ceilings[0.0]
+        good = r["alert_p99_ms"] < 250 and r["saved"] == r["patients"]
+        lines.append(
+            f"  {r['backend']:<10} {r['patients']} answers, wave {r['wave']:>5}: "
+            f"{r['answers_per_s']:6.0f}/s ({ratio:.0%} of ceiling), saved {r['saved']}, "
+            f"alerts {r['alerts']}/{r['alerts_expected']} p50 {r['alert_p50_ms']:.0f} ms "
+            f"p99 {r['alert_p99_ms']:.0f} ms, stall {r['max_stall_ms']:.0f} ms  {_ok(good)}"
+        )
+    lines += ["", "scale:"]
+    for s in results["scale"]:
+        good = s["startup_s"] < 5 and s["rss_mb"] < 200
+        lines.append(
+            f"  {s['backend']:<10} {s['patients']:>7} patients / {s['checkin_rows']:>8} rows: "
+            f"start-up {s['startup_s']:.2f} s, RSS {s['rss_mb']:.0f} MB, tick idle "
+            f"{s['tick_idle_ms']:.1f} ms, tick with 100 due {s['tick_100_due_ms']:.0f} ms  "
+            f"{_ok(good)}"
+        )
+        for plan in s["claim_plan"]:
+            lines.append(f"      plan: {plan}")
+    lines.append("")
+    lines.append(f"total {results['total_seconds']:.0f} s; results in {RESULTS}")
+    return "\n".join(lines)
+
+
+def main(*, quick: bool, postgres: str | None) -> int:
+    """Entry point of ``python -m bot bench``."""
+    postgres = postgres or os.environ.get("TEST_DATABASE_URL") or None
+    results = run(quick=quick, postgres=postgres)
+    print("\n" + table(results), flush=True)
+    return 0

@@ -1,0 +1,146 @@
+"""The database failing under the bot: PostgreSQL connections killed (the bot reconnects through
+``pool_pre_ping`` and goes on) and a full disk on SQLite (a clear error, no corruption, and the
+bot goes on once space is back)."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from bot.db.models import Answer
+from bot.logs import configure_logging
+from tests.conftest import POSTGRES_URL
+from tests.faults.support import ErrorRecorder, advance, settle
+from tests.harness import PARIS, BotHarness, TestDatabase, eventually
+
+pytestmark = pytest.mark.fault
+
+EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
+
+
+@pytest.fixture
+async def own_postgres() -> AsyncIterator[TestDatabase]:
+    """A schema of its own, administered without a pooled connection: the test kills every
+    connection this process holds to PostgreSQL, and the fixture must still drop the schema."""
+    if not POSTGRES_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_async_engine(POSTGRES_URL, poolclass=NullPool)
+    async with admin.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield TestDatabase(url=POSTGRES_URL, schema=schema)
+    finally:
+        async with admin.begin() as connection:
+            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+async def _terminate_my_connections() -> int:
+    """pg_terminate_backend on every PostgreSQL backend serving this process (the bot's pool)."""
+    port = make_url(POSTGRES_URL).port or 5432
+    mine = [
+        c.laddr.port
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port
+    ]
+    killer = create_async_engine(POSTGRES_URL, poolclass=NullPool)
+    try:
+        async with killer.connect() as connection:
+            result = await connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE client_port = ANY(:ports) AND pid <> pg_backend_pid()"
+                ),
+                {"ports": mine},
+            )
+            return int(result.scalar_one())
+    finally:
+        await killer.dispose()
+
+
+async def test_postgres_connections_terminated_the_bot_reconnects_and_goes_on(
+    own_postgres: TestDatabase, tmp_path: Path
+) -> None:
+    async with BotHarness(own_postgres, tmp_path) as harness:
+        errors = ErrorRecorder().attach(harness)
+        patient = await harness.consented_patient(3001)
+        assert await _terminate_my_connections() >= 1
+        await advance(harness, EVENING)  # the dispatcher's next tick
+        question = await patient.until("Depuis le geste")
+        assert await _terminate_my_connections() >= 1
+        patient.tap(question, "4")  # a handler's next transaction
+        await patient.until("Noté : 4/10")
+        assert await _terminate_my_connections() >= 1
+        patient.say("je dirais que ça saigne un peu")  # free text, while the pool is dead again
+        await settle(harness)
+        async with harness.ctx.sessions() as session:
+            saved = list(await session.scalars(select(Answer.question_id).order_by(Answer.id)))
+        assert saved[:2] == ["baseline", "pain_evening"] and len(saved) == 3
+        assert errors.errors == []
+
+
+async def test_full_disk_gives_a_clear_error_no_corruption_and_the_bot_goes_on(
+    tmp_path: Path,
+) -> None:
+    # The production log set-up: structlog's default renders tracebacks with rich and every
+    # frame's locals, which takes seconds per error (and would print the patient's text).
+    configure_logging("json", "WARNING")
+    database = TestDatabase(url=f"sqlite+aiosqlite:///{tmp_path / 'full.db'}", schema=None)
+    async with BotHarness(database, tmp_path) as harness:
+        errors = ErrorRecorder().attach(harness)
+        patient = await harness.consented_patient(3002)
+        await advance(harness, EVENING)
+        question = await patient.until("Depuis le geste")
+        assert harness.runtime is not None
+        engine = harness.runtime.engine
+        async with engine.connect() as connection:
+            pages = (await connection.execute(text("PRAGMA page_count"))).scalar_one()
+        limit = {"pages": int(pages)}
+
+        def cap(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA max_page_count = {limit['pages']}")
+            cursor.close()
+
+        event.listen(engine.sync_engine, "checkout", cap)
+        secret = "ma douleur est privée " * 150
+        for _ in range(8):  # notes of 3,300 characters until the file cannot grow
+            patient.say(secret)
+            await settle(harness)
+            if errors.errors:
+                break
+        assert errors.errors and errors.errors[0].startswith("OperationalError"), errors.errors
+        assert "database or disk is full" in errors.messages[0]
+        assert "privée" not in errors.messages[0]  # hide_parameters: no answer in the log
+        with sqlite3.connect(tmp_path / "full.db") as check:
+            assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+        limit["pages"] = 1_000_000_000  # space is back
+        patient.tap(question, "3")
+        await patient.until("Noté : 3/10")
+
+        async def saved() -> None:
+            async with harness.ctx.sessions() as session:
+                values = list(
+                    await session.scalars(
+                        select(Answer.value).where(
+                            Answer.question_id == "pain_evening", Answer.value.is_not(None)
+                        )
+                    )
+                )
+                assert values == [3]
+
+        await eventually(saved)
+        event.remove(engine.sync_engine, "checkout", cap)
