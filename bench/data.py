@@ -99,6 +99,9 @@ def _checkin(i: int, episode: int, def_id: str, due: datetime, **extra: Any) -> 
         "reask_count": 0,
         "selection": [],
         "reminders_sent": 0,
+        "sent_at": None,
+        "closed_at": None,
+        "claimed_at": None,
     }
     row.update(extra)
     return row

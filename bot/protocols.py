@@ -58,13 +58,31 @@ def parse_protocol(text: str, *, source: str) -> Protocol:
         protocol = Protocol.model_validate(raw)
     except ValidationError as exc:
         problems = [
-            (format_location(tuple(error["loc"])), _describe(error)) for error in exc.errors()
+            (format_location(_without_union_tags(raw, tuple(error["loc"]))), _describe(error))
+            for error in exc.errors()
         ]
         raise ProtocolError(source, problems) from None
     problems = check_protocol(protocol)
     if problems:
         raise ProtocolError(source, problems)
     return protocol
+
+
+def _without_union_tags(raw: object, location: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Drop the tag pydantic puts in a tagged union's path: ``rules[3].threshold.value`` names
+    a place that is not in the file; ``rules[3].value`` is."""
+    cleaned: list[int | str] = []
+    node: object = raw
+    for part in location:
+        tag = isinstance(node, dict) and part not in node and node.get("kind") == part
+        if tag:
+            continue
+        cleaned.append(part)
+        try:
+            node = node[part]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return tuple(cleaned)
 
 
 def _describe(error: object) -> str:

@@ -100,7 +100,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
                 runtime.ctx,
                 runtime.application,
                 port=settings.metrics_port,
-                receive_updates=settings.receive_updates,
+                receiving=(lambda: runtime.receiving) if settings.receive_updates else None,
             )
             await ops.start()
         mode = "webhook" if plan is not None else "polling"

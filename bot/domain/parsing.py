@@ -29,8 +29,13 @@ Known limits (the bot re-asks with buttons, or asks the flag's yes/no question):
 * choice: comparisons with yesterday ("beaucoup moins qu'hier") are unclear;
 * red flags: negation is read from a few words before a phrase in the same clause; long-range
   or double negations, irony, and symptoms described in words absent from the protocol's
-  phrase lists are not understood. French "plus de fièvre" (no more / more fever) counts as a
-  negation only after "n'"/"ne". A typo on a word shorter than 6 letters is not corrected.
+  phrase lists are not understood (phrases do stretch: verb forms "giving"/"gave", up to three
+  filler words such as "tout", "very", "has turned", a two-word phrase in either order, and a
+  phrase's key words in any order within a clause as a doubtful mention). French "plus de
+  fièvre" (no more / more fever) counts as a negation only after "n'"/"ne", but "ne" is
+  optional when matching phrases, so "je peux plus marcher" = "je ne peux plus marcher". Past
+  events read as present ("I had a fall two years ago", "my knee used to give way"). A typo on
+  a word shorter than 6 letters is not corrected.
 """
 
 from __future__ import annotations
@@ -1666,6 +1671,7 @@ def _loose_matches(
                 if (
                     high - low < _LOOSE_SPAN
                     and not all(explained[q] for q in chosen)
+                    and not _pre_negated(tokens, low, explained)
                     and not any(
                         _is_negator(tokens, i) or tokens.words[i] in _POST_DOUBT
                         for i in range(low, high + 1)
@@ -1847,7 +1853,7 @@ def _is_negator(tokens: _Tokens, i: int) -> bool:
     return word in _PRE_NEGATORS
 
 
-def _pre_negated(tokens: _Tokens, start: int, covered: list[bool]) -> bool:
+def _pre_negated(tokens: _Tokens, start: int, covered: Sequence[bool]) -> bool:
     clause = tokens.clause[start]
     for i in range(start - 1, max(-1, start - _NEGATION_WINDOW - 1), -1):
         if tokens.clause[i] != clause:

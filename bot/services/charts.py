@@ -16,14 +16,13 @@ import io
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator
+from typing import TYPE_CHECKING
 
 from bot.domain.protocol import Indication, Protocol, RiseOverBaselineRule, ThresholdRule
 from bot.i18n import t
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 #: Pixel size of the chart: wide enough to read on a phone in landscape, small to send.
 WIDTH_PX = 800
@@ -53,6 +52,8 @@ class ThresholdLine:
     from_day: int | None
     until_day: int | None
     label: str
+    #: ``absolute`` (e.g. pain >= 8) or ``baseline`` (the patient's own baseline + n).
+    kind: str = "absolute"
 
 
 def pain_question_ids(protocol: Protocol) -> tuple[str, ...]:
@@ -115,6 +116,7 @@ def threshold_lines(
                         by=rule.by,
                         day=rule.from_day,
                     ),
+                    kind="baseline",
                 ),
             )
     return sorted(lines.values(), key=lambda line: (line.value, line.from_day or 0))
@@ -137,6 +139,12 @@ def render_course_chart(
     (plotted on a right-hand axis labelled with the option names); ``today`` extends the axis
     to the current day so a silent patient is visible as a gap.
     """
+    # Imported here: matplotlib takes most of a second to import, and only drawing needs it
+    # (every CLI command and the bot's start would pay for it otherwise).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
     tracked = protocol.question(protocol.tracked_question)
     lines = threshold_lines(protocol, indication, baseline, language=language)
     days = [p.day for p in (*pain, *swelling)] + [today or 0, 3]
@@ -158,6 +166,7 @@ def render_course_chart(
         axes.set_xlim(-0.5, right)
         ticks = [d for d in _DAY_TICKS if d <= right] or [0]
         axes.xaxis.set_major_locator(FixedLocator(ticks))
+        axes.xaxis.set_minor_locator(NullLocator())
         axes.set_xticklabels([t(language, "D{day}", day=d) for d in ticks])
         if baseline is not None:
             axes.axhline(
@@ -174,8 +183,8 @@ def render_course_chart(
                 line.value,
                 start,
                 end,
-                colors="tab:red",
-                linestyles=":",
+                colors="tab:red" if line.kind == "absolute" else "tab:purple",
+                linestyles=":" if line.kind == "absolute" else "-.",
                 linewidth=1.5,
                 label=line.label,
             )
@@ -207,6 +216,8 @@ def _draw_swelling(
         question = protocol.question(SWELLING_QUESTION)
     except KeyError:
         return
+    from matplotlib.ticker import FixedLocator
+
     options = sorted(question.options, key=lambda o: o.value)
     right = axes.twinx()
     right.set_ylim(options[0].value - 0.15, options[-1].value + 0.6)

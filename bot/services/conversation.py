@@ -47,7 +47,7 @@ from bot.domain.parsing import (
     parse_yes_no,
     scan_red_flags,
 )
-from bot.domain.protocol import Indication, Protocol, Question, Severity
+from bot.domain.protocol import Indication, Protocol, Question
 from bot.domain.rules import (
     Finding,
     History,
@@ -377,7 +377,7 @@ async def _greet_known(
             )
         )
     elif episode.awaiting == "consent":
-        outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), lang))
+        outbox.messages.append(_consent_for(ctx, protocol, episode))
     else:
         outbox.say(t(lang, "You are already enrolled. Type /help to see what I can do."))
         await resume(session, ctx, outbox, protocol, episode)
@@ -447,6 +447,16 @@ def consent_message(
     )
 
 
+def _consent_for(ctx: ServiceContext, protocol: Protocol, episode: Episode) -> OutgoingMessage:
+    """The consent question for this patient: a renewal once the follow-up is running."""
+    return consent_message(
+        ctx,
+        current_protocol(ctx, protocol),
+        episode.language,
+        renewal=episode.status in ("active", "paused"),
+    )
+
+
 def _refused_text(ctx: ServiceContext, language: str) -> str:
     return t(
         language,
@@ -501,11 +511,7 @@ async def _gate(
     if episode.status == "refused":
         outbox.say(_refused_text(ctx, episode.language))
         return True
-    if episode.blocked_at is not None:
-        episode.blocked_at = None
-        audit.record(
-            session, at=now, actor="patient", action="bot_unblocked", episode_id=episode.id
-        )
+    unblock(session, episode, now)
     if (
         episode.status in ("active", "paused")
         and episode.awaiting != "consent"
@@ -520,11 +526,18 @@ async def _gate(
             episode_id=episode.id,
             consent_version=current_protocol(ctx, protocol).consent.version,
         )
-        outbox.messages.append(
-            consent_message(ctx, current_protocol(ctx, protocol), episode.language, renewal=True)
-        )
+        outbox.messages.append(_consent_for(ctx, protocol, episode))
         return True
     return False
+
+
+def unblock(session: AsyncSession, episode: Episode, now: datetime) -> None:
+    """A patient who writes has unblocked the bot: sending may resume (audited)."""
+    if episode.blocked_at is not None:
+        episode.blocked_at = None
+        audit.record(
+            session, at=now, actor="patient", action="bot_unblocked", episode_id=episode.id
+        )
 
 
 async def _route_text(
@@ -549,7 +562,7 @@ async def _route_text(
         if parsed.status == "ok":
             await _consent(session, ctx, outbox, protocol, episode, parsed.value == 1, now)
         else:
-            outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), lang))
+            outbox.messages.append(_consent_for(ctx, protocol, episode))
         return
     if awaiting == "baseline":
         parsed = parse_scale(text, minimum=0, maximum=10)
@@ -881,7 +894,7 @@ async def resume(
     lang = episode.language
     awaiting = episode.awaiting or ""
     if awaiting == "consent":
-        outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), lang))
+        outbox.messages.append(_consent_for(ctx, protocol, episode))
         return
     if awaiting == "baseline":
         outbox.say(protocol.baseline_question.get(lang), scale_rows("b:", 0, 10))
@@ -1021,9 +1034,19 @@ async def _start_follow_up(
 async def stop_episode(
     session: AsyncSession, episode: Episode, now: datetime, *, reason: str
 ) -> None:
-    """End the follow-up: no check-in is sent any more (answers already given are kept)."""
+    """The patient ends the follow-up (``/stop``, or a newer consent refused): every remaining
+    check-in is cancelled, answers are kept, unused links expire (as a staff stop does)."""
     episode.status = "stopped"
+    episode.stopped_at = now
+    episode.paused_at = None
     episode.awaiting = None
+    tokens = await session.scalars(
+        select(EnrolmentToken).where(
+            EnrolmentToken.episode_id == episode.id, EnrolmentToken.used_at.is_(None)
+        )
+    )
+    for token in tokens:
+        token.expires_at = min(token.expires_at, now)
     checkins = await session.scalars(
         select(CheckIn).where(
             CheckIn.episode_id == episode.id,
@@ -1295,7 +1318,8 @@ async def _route_edit(
         # The edited message was a not-understood attempt at the question still open.
         await _route_text(session, ctx, outbox, protocol, episode, text, message_id, now)
         return
-    if question is None or checkin is None:
+    if question is None or checkin is None or question.type == "photo":
+        # Not an answer to a protocol question (or a photo's caption): a corrected note.
         if original.question_id == "baseline" and episode.baseline_source == "patient":
             parsed = parse_scale(text, minimum=0, maximum=10)
             _save(session, episode, None, "baseline", "correction", text, parsed, now, message_id)
@@ -1441,7 +1465,7 @@ async def _route_button(
     if await _gate(session, ctx, outbox, protocol, episode, now):
         return None
     if episode.awaiting == "consent":
-        outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), lang))
+        outbox.messages.append(_consent_for(ctx, protocol, episode))
         return t(lang, "Please answer the consent question first.")
     if press.kind == "b":
         if episode.awaiting != "baseline" or press.value is None or not press.value.isdigit():
@@ -1670,7 +1694,7 @@ async def _route_media(
         return
     if episode.awaiting == "consent":
         outbox.say(t(lang, "Please answer the consent question first."))
-        outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), lang))
+        outbox.messages.append(_consent_for(ctx, protocol, episode))
         return
     checkin = await open_checkin(session, episode.id) if episode.status == "active" else None
     question = None
@@ -1782,8 +1806,3 @@ async def mark_blocked(ctx: ServiceContext, *, chat_id: int) -> None:
         audit.record(session, at=now, actor="system", action="bot_blocked", episode_id=episode.id)
     if outbox.alerts:
         await alerts.deliver_pending(ctx)
-
-
-def severity_of(findings: list[Finding]) -> Severity | None:
-    """The most pressing severity among findings."""
-    return most_severe(findings)

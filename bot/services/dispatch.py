@@ -321,6 +321,16 @@ async def _open_claimed(ctx: ServiceContext, claimed: list[int]) -> list[_Prepar
                 .order_by(CheckIn.due_at.desc())
             )
         ).all()
+        # A check-in still open when the next falls due is closed (partial if it has answers):
+        # one query for the whole round, the rows are few.
+        still_open: dict[int, list[CheckIn]] = {}
+        for old in await session.scalars(
+            select(CheckIn).where(
+                CheckIn.episode_id.in_({checkin.episode_id for checkin, _, _ in rows}),
+                CheckIn.status == "awaiting",
+            )
+        ):
+            still_open.setdefault(old.episode_id, []).append(old)
         latest_of: set[int] = set()
         for checkin, episode, patient in rows:
             reason = _why_not_send(checkin, episode, patient, now)
@@ -339,7 +349,8 @@ async def _open_claimed(ctx: ServiceContext, claimed: list[int]) -> list[_Prepar
             latest_of.add(checkin.episode_id)
             assert patient.chat_id is not None
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            await _close_previous(session, checkin, now)
+            for old in still_open.pop(checkin.episode_id, []):
+                await _close_unanswered(session, old, now)
             # Open the conversation before sending: a quick patient must find it awaiting.
             checkin.status = "awaiting"
             checkin.question_index = 0
@@ -373,19 +384,6 @@ def _why_not_send(
     if checkin.window_ends_at <= now:
         return "window_passed"
     return None
-
-
-async def _close_previous(session: AsyncSession, checkin: CheckIn, now: datetime) -> None:
-    """A check-in still open when the next falls due is closed: partial if it has answers."""
-    previous = await session.scalars(
-        select(CheckIn).where(
-            CheckIn.episode_id == checkin.episode_id,
-            CheckIn.status == "awaiting",
-            CheckIn.id != checkin.id,
-        )
-    )
-    for old in previous:
-        await _close_unanswered(session, old, now)
 
 
 async def _has_answers(session: AsyncSession, checkin_id: int) -> bool:

@@ -373,21 +373,18 @@ async def _episode(session: AsyncSession, label: str) -> Episode:
 
 def _require_running(episode: Episode, label: str) -> None:
     """Pause and check-in-now need a follow-up that the patient has started."""
-    if episode.status == "active":
-        return
-    if episode.status in ("invited", "consent"):
-        raise UsageError(
-            t(
-                STAFF_LANGUAGE,
-                "{label} has not started the follow-up yet (link not opened or consent pending): nothing to do until then.",
-                label=label,
-            )
-        )
-    raise UsageError(_not_running(episode, label))
+    if episode.status != "active":
+        raise UsageError(_not_running(episode, label))
 
 
 def _not_running(episode: Episode, label: str) -> str:
-    """Why a follow-up that is over cannot be changed, and what to do instead."""
+    """Why a follow-up that is not running cannot be changed, and what to do instead."""
+    if episode.status in ("invited", "consent"):
+        return t(
+            STAFF_LANGUAGE,
+            "{label} has not started the follow-up yet (link not opened or consent pending): nothing to do until then.",
+            label=label,
+        )
     if episode.status == "stopped":
         return t(
             STAFF_LANGUAGE,

@@ -35,6 +35,7 @@ from bot.services.conversation import (
     patient_episode,
     resume,
     stop_episode,
+    unblock,
     unknown_chat_text,
 )
 from bot.services.ports import Button, OutgoingMessage
@@ -111,6 +112,7 @@ async def handle_command(
             outbox.say(unknown_chat_text(ctx, language_code))
         else:
             patient, episode = found
+            unblock(session, episode, now)
             await _run(session, ctx, outbox, patient, episode, command, now)
     await flush(ctx, outbox)
 

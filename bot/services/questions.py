@@ -15,6 +15,8 @@ patient's check-in is refused (the handler checks the check-in belongs to the ch
     e:<y|n>                    confirm /delete (an erasure request)
     l:<lang>                   choose the language
     k:<alert> / r:<alert>      staff: acknowledge / resolve an alert
+    se:<dialog>:<step>:<v>     staff dialog choice (guided /enroll: side, indication...)
+    sn:<dialog> / sx:<dialog>  staff dialog: resolve without a note / cancel
 """
 
 from __future__ import annotations

@@ -18,9 +18,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator
 from sqlalchemy import func, select
 
 from bot.db.models import Alert, Answer, CheckIn
@@ -285,6 +282,10 @@ def render_table(report: UnitReport, language: str) -> str:
 
 def render_png(report: UnitReport, language: str) -> bytes:
     """Two panels: median pain with its interquartile band per day; response rate per time point."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # slow import: only when drawing
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
     with _LOCK:
         figure = Figure(figsize=(WIDTH_PX / _DPI, HEIGHT_PX / _DPI), dpi=_DPI)
         FigureCanvasAgg(figure)
@@ -315,6 +316,7 @@ def render_png(report: UnitReport, language: str) -> bytes:
                 pain_axes.set_xscale("symlog", linthresh=14, linscale=2.0)
             ticks = [d for d in (0, 1, 2, 3, 7, 14, 42, 91, 182) if d <= max(days)] or [0]
             pain_axes.xaxis.set_major_locator(FixedLocator(ticks))
+            pain_axes.xaxis.set_minor_locator(NullLocator())
             pain_axes.set_xticklabels([t(language, "D{day}", day=d) for d in ticks])
             pain_axes.legend(loc="upper right", fontsize=8)
         rate_axes.set_title(t(language, "Response rate per time point"), fontsize=10)

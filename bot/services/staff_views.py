@@ -272,6 +272,15 @@ def render_alert_list(rows: list[AlertRow], language: str) -> str:
     return _fit(lines, keep="head")
 
 
+async def first_delivery(ctx: ServiceContext, update_id: int) -> bool:
+    """Record a staff command's update id; False when Telegram delivered it before (a webhook
+    retry must not send a ``/msg`` twice)."""
+    from bot.services.conversation import already_processed
+
+    async with ctx.sessions.begin() as session:
+        return not await already_processed(session, update_id, ctx.clock.now())
+
+
 async def alert_status(ctx: ServiceContext, alert_id: int) -> str | None:
     """An alert's status (open, acknowledged, resolved), or None when it does not exist."""
     async with ctx.sessions() as session:
@@ -463,7 +472,9 @@ def _describe(
         return f"{t(language, question.id)} {answer.value}/{question.max}"
     if question.type == "choice":
         option = next((o for o in question.options if o.id == answer.option_id), None)
-        if option is None:
+        # Value 0 is "none" / "normal" (no bruise, walks normally): left out to keep the line
+        # short, except for swelling, whose course staff follow day by day.
+        if option is None or (option.value == 0 and question.id != SWELLING_QUESTION):
             return ""
         warning = "⚠️ " if option.flag else ""
         return f"{warning}{t(language, question.id)} : {option.label.get(language)}"

@@ -19,6 +19,7 @@ from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, C
 
 from bot.services.context import ServiceContext
 from bot.telegram import patient, staff
+from bot.telegram.http import AiohttpRequest
 from bot.telegram.jobs import DispatcherWaker
 from bot.telegram.ratelimit import ChatRateLimiter
 
@@ -69,9 +70,9 @@ def build_application(
         .base_url(base_url)
         .base_file_url(base_file_url)
         .concurrent_updates(ChatOrderedProcessor(64))
-        .connection_pool_size(128)
-        .pool_timeout(30)
-        .get_updates_read_timeout(35)
+        # aiohttp, not httpx: httpx's pool collapses with many requests in flight (bot/telegram/http.py)
+        .request(AiohttpRequest(connection_pool_size=128, pool_timeout=30))
+        .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=35))
     )
     if rate_limit:
         builder = builder.rate_limiter(ChatRateLimiter(max_retries=3))

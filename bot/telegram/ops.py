@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -62,13 +63,13 @@ class OpsServer:
         *,
         host: str = "0.0.0.0",  # noqa: S104 - Prometheus scrapes from another host
         port: int,
-        receive_updates: bool = True,
+        receiving: Callable[[], bool] | None = None,
     ) -> None:
         self._ctx = ctx
         self._application = application
         self._host = host
         self._port = port
-        self._receive_updates = receive_updates
+        self._receiving = receiving
         self._runner: web.AppRunner | None = None
 
     @property
@@ -106,9 +107,8 @@ class OpsServer:
         except Exception as exc:
             checks["database"] = type(exc).__name__
         checks["application"] = "ok" if self._application.running else "stopped"
-        if self._receive_updates:
-            updater = self._application.updater
-            checks["updates"] = "ok" if updater is not None and updater.running else "stopped"
+        if self._receiving is not None:
+            checks["updates"] = "ok" if self._receiving() else "stopped"
         healthy = all(value == "ok" for value in checks.values())
         return web.json_response(
             {"status": "ok" if healthy else "failing", **checks}, status=200 if healthy else 503

@@ -154,7 +154,10 @@ class PatientHandlers:
     async def on_command_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Confirm /stop or /delete, choose a language."""
         query = update.callback_query
-        assert query is not None and update.effective_chat is not None
+        assert query is not None
+        if update.effective_chat is None:  # an inline-mode message: none of ours
+            await _answer_query(query, None)
+            return
         reply = await patient_commands.handle_button(
             self._ctx,
             chat_id=update.effective_chat.id,
@@ -168,7 +171,10 @@ class PatientHandlers:
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An answer button (or a stale, forged or unknown one: refused politely)."""
         query = update.callback_query
-        assert query is not None and update.effective_chat is not None
+        assert query is not None
+        if update.effective_chat is None:  # an inline-mode message: none of ours
+            await _answer_query(query, None)
+            return
         reply = await conversation.handle_button(
             self._ctx,
             chat_id=update.effective_chat.id,

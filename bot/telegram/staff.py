@@ -26,11 +26,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from babel import Locale
-from telegram import Update
+from telegram import Bot, BotCommand, BotCommandScopeChat, Update
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -67,6 +69,19 @@ SHARED_COMMANDS = frozenset({"stop", "pause", "resume"})
 DEFAULT_PROTOCOL = "knee-cryoneurolysis"
 
 Handler = Callable[["StaffCall"], Awaitable[None]]
+#: The staff group's command menu (what Telegram shows when a nurse types "/").
+MENU = (
+    ("patients", "Active follow-ups, most urgent first"),
+    ("alerts", "Open alerts"),
+    ("patient", "A patient's course and chart: /patient <label>"),
+    ("enroll", "Enrol a patient (deep link and QR code)"),
+    ("msg", "Message a patient: /msg <label> <text>"),
+    ("checkin", "Send the next check-in now: /checkin <label> now"),
+    ("pause", "Pause a follow-up: /pause <label>"),
+    ("resume", "Resume a follow-up: /resume <label>"),
+    ("stop", "Stop a follow-up: /stop <label> [reason]"),
+    ("export", "Every answer as a CSV file"),
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +90,6 @@ class StaffCall:
 
     chat_id: int
     user_id: int
-    user_name: str
     args: list[str]
     text: str
 
@@ -108,7 +122,11 @@ class StaffHandlers:
         }
         for name, handler in commands.items():
             application.add_handler(
-                CommandHandler(name, self._command(name, handler)), group=STAFF_GROUP
+                # New messages only: an edited command must not send a /msg twice.
+                CommandHandler(
+                    name, self._command(name, handler), filters=filters.UpdateType.MESSAGE
+                ),
+                group=STAFF_GROUP,
             )
         application.add_handler(
             MessageHandler(
@@ -187,11 +205,12 @@ class StaffHandlers:
                     ),
                 )
                 raise ApplicationHandlerStop
+            if not await staff_views.first_delivery(self._ctx, update.update_id):
+                raise ApplicationHandlerStop
             text = message.text or ""
             call = StaffCall(
                 chat_id=chat.id,
                 user_id=user.id,
-                user_name=user.full_name or str(user.id),
                 args=list(context.args or []),
                 text=text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else "",
             )
@@ -280,7 +299,9 @@ class StaffHandlers:
                 format="csv",
                 rows=count,
             )
-        day = self._ctx.clock.now().astimezone().strftime("%Y%m%d")
+        day = (
+            self._ctx.clock.now().astimezone(ZoneInfo(self._ctx.unit.time_zone)).strftime("%Y%m%d")
+        )
         await self._say(
             call.chat_id,
             tn(lang, "{count} answer exported (CSV)", "{count} answers exported (CSV)", count),
@@ -758,3 +779,15 @@ class StaffHandlers:
                 await self._ctx.messenger.edit(pressed, card)
             except DeliveryError as exc:
                 log.warning("card_edit_failed", error=type(exc).__name__)
+
+
+async def publish_staff_commands(bot: Bot, ctx: ServiceContext) -> None:
+    """The staff command menu in the staff group (setMyCommands for that chat only: patients
+    never see it). A failure is logged, not fatal."""
+    if ctx.unit.staff_chat_id is None:
+        return
+    commands = [BotCommand(name, t(STAFF_LANGUAGE, description)) for name, description in MENU]
+    try:
+        await bot.set_my_commands(commands, scope=BotCommandScopeChat(ctx.unit.staff_chat_id))
+    except TelegramError as exc:
+        log.warning("set_staff_commands_failed", error=type(exc).__name__)

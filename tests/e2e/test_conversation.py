@@ -165,7 +165,9 @@ async def test_a_newer_consent_text_is_asked_before_anything_else(
         "En savoir plus",
     ]
     patient.say("7")  # not a yes/no: the consent is asked again, nothing is recorded
-    patient.tap(await question(patient), "J'accepte")
+    asked_again = await question(patient)
+    assert "ont changé" in (asked_again.text or "")
+    patient.tap(asked_again, "J'accepte")
     await patient.until("votre suivi continue")
     again = await question(patient)
     assert "douleur" in (again.text or "")

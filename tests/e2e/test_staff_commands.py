@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bot.db.models import Alert, AuditEvent, Episode, Patient, UnitMessage
 from bot.sandbox.fake_api import SentMessage
+from bot.telegram.staff import MENU
 from tests.harness import NURSE, PARIS, STAFF_CHAT, BotHarness, eventually
 from tests.harness import Patient as VirtualPatient
 
@@ -203,6 +204,12 @@ async def test_msg_reaches_the_patient_and_is_recorded(harness: BotHarness) -> N
     assert done.text == "Message envoyé à P-001."
     received = await patient.until("Message de l'équipe soignante")
     assert (received.text or "").endswith("Bonjour, pouvez-vous nous rappeler ?")
+    # Telegram delivering the same update again (a webhook retry) sends nothing twice.
+    update = harness.server.send_text(NURSE, "/msg P-001 Une seule fois", chat_id=STAFF_CHAT)
+    await patient.until("Une seule fois")
+    harness.server.redeliver(update["update_id"])
+    await command(harness, "/alerts", needle="Aucune alerte")
+    assert sum("Une seule fois" in text for text in patient.all_texts()) == 1
 
     await harness.enrol("P-002")
     not_linked = await command(harness, "/msg P-002 Bonjour", needle="P-002")
@@ -220,10 +227,11 @@ async def test_msg_reaches_the_patient_and_is_recorded(harness: BotHarness) -> N
             )
         assert [(m.status, m.sent_by) for m in rows] == [
             ("sent", f"staff:{NURSE}"),
+            ("sent", f"staff:{NURSE}"),
             ("not_linked", f"staff:{NURSE}"),
         ]
         assert rows[0].text == "Bonjour, pouvez-vous nous rappeler ?"
-        assert [e.details for e in events] == [{"status": "sent"}, {"status": "not_linked"}]
+        assert [e.details["status"] for e in events] == ["sent", "sent", "not_linked"]
 
     await eventually(recorded)
 
@@ -331,3 +339,12 @@ async def test_export_sends_the_answers_as_a_csv_document(harness: BotHarness) -
         ("P-001", "pain_evening", "4"),
     }
     assert f"{len(rows)} réponse" in (document.text or "")
+
+
+async def test_the_staff_group_gets_its_own_command_menu(harness: BotHarness) -> None:
+    menu = harness.server.commands[(f"chat:{STAFF_CHAT}", "")]
+    assert [item["command"] for item in menu][:3] == ["patients", "alerts", "patient"]
+    assert menu[0]["description"] == "Suivis en cours, les plus urgents d'abord"
+    assert all(
+        item["description"] != english for item, (_, english) in zip(menu, MENU, strict=True)
+    )

@@ -1,13 +1,12 @@
 """SIGKILL of the bot process (``python -m bot run``) while it handles a burst of patients'
-answers, then a restart.
+answers, then a restart: no answer lost, none saved twice.
 
-What really happens: python-telegram-bot confirms fetched updates with the offset of its next
-getUpdates, which it sends as soon as it has queued them, before the handlers ran. So an update
-that was not yet fetched is redelivered and handled after the restart; one that was fetched and
-whose transaction had committed is kept (and, redelivered, skipped: its ``update_id`` is
-recorded); one that was fetched but not yet committed when the process died is lost. The bound
-this test asserts: no duplicate answer, and only updates the dead process had already fetched
-can be missing.
+Telegram forgets an update once a later getUpdates asks for a higher offset. PTB's own Updater
+asks again as soon as it has queued a batch, before the handlers ran; with it, this test lost
+29 of 30 answers. The bot polls with :class:`bot.telegram.polling.ConfirmingPoller`, which asks
+for the next offset only when the batch was handled: everything the killed process had not
+finished is delivered again, and the recorded ``update_id`` of what it had saved makes the
+redelivery harmless (no duplicate answer, no second reply).
 """
 
 from __future__ import annotations
@@ -82,7 +81,7 @@ async def _baselines(
         return {int(chat): int(count) for chat, count in rows}
 
 
-async def test_sigkill_during_replies_loses_only_fetched_updates_and_duplicates_none(
+async def test_sigkill_during_replies_loses_no_answer_and_duplicates_none(
     database: h.TestDatabase, tmp_path: Path
 ) -> None:
     server = FakeTelegramServer(bot_token=TOKEN)
@@ -130,13 +129,12 @@ async def test_sigkill_during_replies_loses_only_fetched_updates_and_duplicates_
 
         bot = _bot_process(database, server, tmp_path)
         redelivered = [u for u, uid in taps.items() if uid in pending]
-        for user in redelivered:
-            await server.wait_for(
-                lambda m, user=user: (
-                    m.chat_id == user and "Votre suivi a commencé" in (m.text or "")
-                ),
-                timeout=60,
-            )
+        saved: dict[int, int] = {}
+        for _ in range(600):  # the new process handles (or skips) everything redelivered
+            saved = await _baselines(database, server, tmp_path)
+            if len(saved) == PATIENTS and not server.stats()["pending_updates"]:
+                break
+            await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # anything else the new process would (wrongly) add
         saved = await _baselines(database, server, tmp_path)
     finally:
@@ -146,14 +144,15 @@ async def test_sigkill_during_replies_loses_only_fetched_updates_and_duplicates_
 
     assert all(count == 1 for count in saved.values()), saved  # no duplicate answer
     lost = [user for user in users if user not in saved]
-    assert all(taps[user] in in_flight and taps[user] in fetched for user in lost), lost
-    assert all(user in saved for user in redelivered)
+    assert lost == []
+    assert fetched, "the kill came before the bot fetched the burst: nothing was tested"
+    assert in_flight == set()  # nothing fetched was confirmed before it was handled
     started = {
         user: sum("Votre suivi a commencé" in (m.text or "") for m in server.sent(user))
         for user in users
     }
     assert max(started.values()) == 1  # a redelivered, already saved answer is not answered twice
     print(  # the measured bound, for the closing note (pytest -s)
-        f"\nSIGKILL: {len(taps)} answers, {len(in_flight)} fetched by the killed process, "
-        f"{len(redelivered)} redelivered, {len(lost)} lost, 0 duplicated"
+        f"\nSIGKILL: {len(taps)} answers, {len(fetched)} fetched by the killed process, "
+        f"{len(in_flight)} confirmed by it, {len(redelivered)} redelivered, {len(lost)} lost"
     )

@@ -1,4 +1,5 @@
-"""Many patients with a check-in due, written straight into the database.
+"""Many patients with a check-in due, written straight into the database, and real bot
+processes to send them (the multi-process and crash tests).
 
 Going through /start and consent for a thousand patients would test the conversation, not the
 dispatcher, and take minutes; these rows are what consent leaves behind: an active episode of
@@ -7,17 +8,30 @@ the real protocol version (same snapshot as the bot registers) and one scheduled
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import ManualClock
 from bot.db.models import CheckIn, Episode, Patient
 from bot.protocols import ProtocolRegistry, default_schedules_dir
+from bot.sandbox.fake_api import FakeTelegramServer
 from bot.services.context import ProtocolStore
 
 #: First chat id of the population: far from the ids the harness's own patients use.
 CHAT_BASE = 700_000
+#: A well-formed token for the fake server: with a token, ``run`` is the production bot
+#: (rate limiter on), not the sandbox.
+TOKEN = "123456:" + "D" * 35
+ROOT = Path(__file__).resolve().parents[2]
+STAFF_CHAT = -1001000000001
 
 
 async def populate(
@@ -70,3 +84,82 @@ async def populate(
                 )
             )
     return chats
+
+
+def bot_process(
+    server: FakeTelegramServer,
+    *,
+    database_url: str,
+    schema: str | None,
+    cwd: Path,
+    name: str,
+    receive_updates: bool = True,
+) -> subprocess.Popen[bytes]:
+    """``python -m bot run`` against the fake server; its output goes to ``cwd/<name>.log``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key in ("PATH", "HOME", "LANG", "TZ", "SYSTEMROOT")
+    }
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": server.bot_token,
+            "TELEGRAM_API_BASE_URL": server.api_base_url,
+            "DATABASE_URL": database_url,
+            "DATABASE_SCHEMA": schema or "",
+            "STAFF_CHAT_ID": str(STAFF_CHAT),
+            "STAFF_USER_IDS": "5001",
+            "ALLOW_UNAPPROVED_PROTOCOL": "true",
+            "RECEIVE_UPDATES": "true" if receive_updates else "false",
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "WARNING",
+            "MEDIA_DIR": str(cwd / "media"),
+        }
+    )
+    log = (cwd / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"], cwd=cwd, env=env, stdout=log, stderr=log
+    )
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Kill every process still running and reap it (a zombie would look alive)."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def logs(cwd: Path) -> str:
+    """The tail of every bot log in ``cwd``, for a failure message."""
+    return "\n".join(
+        f"--- {path.name}\n" + path.read_text(errors="replace")[-3000:]
+        for path in sorted(cwd.glob("*.log"))
+    )
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float,  # noqa: ASYNC109 - a deadline for a polled condition, not an I/O timeout
+    processes: list[subprocess.Popen[bytes]],
+    cwd: Path,
+) -> None:
+    """Poll ``check`` (the fake server runs on this loop meanwhile); fail early if a bot died."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        dead = [p.args for p in processes if p.poll() is not None]
+        assert not dead, f"a bot process exited early\n{logs(cwd)}"
+        assert asyncio.get_running_loop().time() < deadline, f"timed out\n{logs(cwd)}"
+        await asyncio.sleep(0.25)
+
+
+async def recorded(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Check-ins whose sending the database has recorded."""
+    async with sessions() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(CheckIn).where(CheckIn.sent_at.is_not(None))
+        )
+    return int(count or 0)

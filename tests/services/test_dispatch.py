@@ -36,18 +36,20 @@ def _add_users(harness: BotHarness, chats: list[int]) -> None:
 
 
 def _questions(harness: BotHarness, chat_id: int) -> list[str]:
-    return [m.text or "" for m in harness.server.sent(chat_id) if "point de suivi" in (m.text or "")]
+    return [
+        m.text or "" for m in harness.server.sent(chat_id) if "point de suivi" in (m.text or "")
+    ]
 
 
 async def test_concurrent_ticks_send_each_checkin_exactly_once(harness: BotHarness) -> None:
     await waker_idle(harness)
-    chats = await populate(harness.ctx.sessions, count=150, due_at=harness.clock.now())
+    chats = await populate(harness.ctx.sessions, count=100, due_at=harness.clock.now())
     _add_users(harness, chats)
 
     reports = await asyncio.gather(*(dispatch.tick(harness.ctx) for _ in range(4)))
 
-    assert sum(report.sent for report in reports) == 150
-    assert [len(_questions(harness, chat_id)) for chat_id in chats] == [1] * 150
+    assert sum(report.sent for report in reports) == 100
+    assert [len(_questions(harness, chat_id)) for chat_id in chats] == [1] * 100
     async with harness.ctx.sessions() as session:
         rows = list(await session.scalars(select(CheckIn)))
     assert {(row.status, row.sent_at is not None, row.attempts) for row in rows} == {

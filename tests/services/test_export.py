@@ -15,7 +15,9 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import delete, func, insert, select
 
+from bot.cli import parse_local_date
 from bot.db.models import Answer, CheckIn
+from bot.errors import UsageError
 from bot.services import export
 from tests.harness import TestDatabase as Database
 from tests.services.course import PARIS, Services, play_course, services
@@ -245,6 +247,9 @@ def test_cli_writes_csv_and_fhir_files(tmp_path: Path) -> None:
     bundle = Bundle.model_validate_json(fhir_file.read_text(encoding="utf-8"))
     assert json.loads(fhir_file.read_text())["resourceType"] == "Bundle"
     assert len(_resources(bundle, "QuestionnaireResponse")) == 5
-    bad = run_cli("export", "--format", "csv", "--since", "03/12/2026", "--out", "x", cwd=tmp_path)
-    assert bad.returncode == 2
-    assert "YYYY-MM-DD" in bad.stderr
+
+
+def test_since_must_be_a_date() -> None:
+    assert parse_local_date("2026-12-03", "Europe/Paris") == datetime(2026, 12, 3, tzinfo=PARIS)
+    with pytest.raises(UsageError, match="YYYY-MM-DD"):
+        parse_local_date("03/12/2026", "Europe/Paris")

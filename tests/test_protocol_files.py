@@ -1,0 +1,353 @@
+"""Protocol files as validated data: every kind of mistake is named with its file, its path in
+the file and what is wrong; ``protocol check`` and ``run`` refuse a bad or unapproved file;
+several protocols coexist and a follow-up keeps the version it was enrolled with; ``protocol
+show`` prints the timeline in local time, across DST changes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from bot.cli import main
+from bot.db.models import CheckIn, Episode
+from bot.domain.protocol import Indication, KneeSide
+from bot.errors import ProtocolError
+from bot.protocols import ProtocolRegistry, default_schedules_dir, load_protocol_file
+from bot.services import enrolment
+from tests.harness import PARIS, BotHarness
+from tests.harness import Patient as VirtualPatient
+
+ROOT = Path(__file__).resolve().parent.parent
+KNEE = default_schedules_dir() / "knee-cryoneurolysis.yaml"
+CHRONIC = default_schedules_dir() / "chronic-knee-pain.yaml"
+Raw = dict[str, Any]
+
+
+def _raw() -> Raw:
+    return yaml.safe_load(KNEE.read_text(encoding="utf-8"))
+
+
+def _index(items: list[Raw], item_id: str) -> int:
+    return next(i for i, item in enumerate(items) if item["id"] == item_id)
+
+
+def _write(folder: Path, raw: Raw, name: str = "knee-cryoneurolysis.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _unknown_key(raw: Raw) -> str:
+    i = _index(raw["checkins"], "d3")
+    raw["checkins"][i]["colour"] = "blue"
+    return f"checkins[{i}].colour: unknown key (check its spelling against the protocol schema)"
+
+
+def _unknown_key_in_a_rule(raw: Raw) -> str:
+    i = _index(raw["rules"], "pain_high")
+    raw["rules"][i]["treshold"] = 8
+    return f"rules[{i}].treshold: unknown key (check its spelling against the protocol schema)"
+
+
+def _missing_translation(raw: Raw) -> str:
+    i = _index(raw["questions"], "pain_worst")
+    del raw["questions"][i]["text"]["en"]
+    return f"questions[{i}].text: missing translation for en"
+
+
+def _rule_on_a_missing_question(raw: Raw) -> str:
+    i = _index(raw["rules"], "pain_high")
+    raw["rules"][i]["question"] = "pain_avgg"
+    return f"rules[{i}].question: no question 'pain_avgg'"
+
+
+def _checkin_question_missing(raw: Raw) -> str:
+    i = _index(raw["checkins"], "d3")
+    raw["checkins"][i]["questions"][1] = "swelings"
+    return f"checkins[{i}].questions[1]: no question 'swelings'"
+
+
+def _time_in_quiet_hours(raw: Raw) -> str:
+    i = _index(raw["checkins"], "d1")
+    raw["checkins"][i]["time"] = "21:30"
+    return f"checkins[{i}].time: 21:30 is inside quiet hours 21:00-08:00"
+
+
+def _duplicate_id(raw: Raw) -> str:
+    i = _index(raw["checkins"], "d2")
+    raw["checkins"][i]["id"] = "d1"
+    return f"checkins[{i}].id: duplicate check-in id 'd1'"
+
+
+def _red_flag_without_rule(raw: Raw) -> str:
+    del raw["rules"][_index(raw["rules"], "fever")]
+    return "red_flags.R3: no red_flag rule escalates this flag"
+
+
+MISTAKES: dict[str, Callable[[Raw], str]] = {
+    "unknown key": _unknown_key,
+    "unknown key in a rule": _unknown_key_in_a_rule,
+    "missing translation": _missing_translation,
+    "rule on a missing question": _rule_on_a_missing_question,
+    "check-in on a missing question": _checkin_question_missing,
+    "time point in quiet hours": _time_in_quiet_hours,
+    "duplicate id": _duplicate_id,
+    "red flag without rule": _red_flag_without_rule,
+}
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_each_mistake_names_the_file_the_path_and_the_problem(mistake: str, tmp_path: Path) -> None:
+    raw = _raw()
+    expected = MISTAKES[mistake](raw)
+    path = _write(tmp_path, raw)
+    with pytest.raises(ProtocolError) as caught:
+        load_protocol_file(path)
+    assert f"{path}: {expected}" in str(caught.value).splitlines()
+    assert caught.value.file == str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("title: [unclosed\n", 3, "while parsing a flow sequence"),
+        ("version: 1\nversion: 2\n", 3, "duplicate key 'version'"),  # YAML would keep the last
+    ],
+)
+def test_bad_yaml_is_one_line_with_its_place(
+    tmp_path: Path, text: str, line: int, problem: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("id: x\n" + text, encoding="utf-8")
+    with pytest.raises(ProtocolError) as caught:
+        load_protocol_file(path)
+    (message,) = str(caught.value).splitlines()
+    assert message.startswith(f"{path}: line {line}, column ")
+    assert problem in message
+
+
+def test_a_red_flag_key_given_twice_is_refused(tmp_path: Path) -> None:
+    text = KNEE.read_text(encoding="utf-8")
+    copy = text.replace("red_flags:\n", "red_flags:\n  R3:\n    question: {fr: a, en: b}\n", 1)
+    path = tmp_path / "twice.yaml"
+    path.write_text(copy, encoding="utf-8")
+    with pytest.raises(ProtocolError, match="duplicate key 'R3'"):
+        load_protocol_file(path)
+
+
+def test_protocol_check_prints_one_line_per_problem_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = _raw()
+    expected = [_time_in_quiet_hours(raw), _red_flag_without_rule(raw)]
+    path = _write(tmp_path, raw)
+    assert main(["protocol", "check", str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.removeprefix("error: ") for line in lines] == [f"{path}: {e}" for e in expected]
+
+    for good in (KNEE, CHRONIC):
+        assert main(["protocol", "check", str(good)]) == 0
+        assert "valid" in capsys.readouterr().out
+
+
+def _unused_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run_bot(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m bot run`` with a fake token and a Bot API address where nobody listens."""
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    clean.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "TELEGRAM_API_BASE_URL": f"http://127.0.0.1:{_unused_loopback_port()}/bot",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{cwd / 'bot.db'}",
+        }
+    )
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_run_refuses_to_start_with_a_bad_protocol_file(tmp_path: Path) -> None:
+    raw = _raw()
+    expected = [_missing_translation(raw), _time_in_quiet_hours(raw)]
+    schedules = tmp_path / "schedules"
+    path = _write(schedules, raw)
+    result = _run_bot(tmp_path, SCHEDULES_DIR=str(schedules), ALLOW_UNAPPROVED_PROTOCOL="true")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line.removeprefix("error: ") for line in result.stderr.strip().splitlines()]
+    assert lines == [f"{path}: {e}" for e in expected]
+    assert not (tmp_path / "bot.db").exists()  # refused before touching anything
+
+
+@pytest.mark.slow  # three `python -m bot run` processes
+def test_run_refuses_an_unapproved_protocol_unless_allowed(tmp_path: Path) -> None:
+    schedules = tmp_path / "schedules"
+    raw = _raw()
+    _write(schedules, raw)
+    refused = _run_bot(tmp_path, SCHEDULES_DIR=str(schedules))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: knee-cryoneurolysis v1: approved_by: not approved by a physician: fill "
+        "approved_by and approved_on, or set ALLOW_UNAPPROVED_PROTOCOL=true for testing"
+    ]
+
+    # Allowed, or approved: the protocol passes, and the bot stops only because nobody answers
+    # at the Bot API address (one clear line, exit 1).
+    allowed = _run_bot(tmp_path, SCHEDULES_DIR=str(schedules), ALLOW_UNAPPROVED_PROTOCOL="true")
+    raw["approved_by"], raw["approved_on"] = "Dr Martin", "2026-11-20"
+    approved_dir = tmp_path / "approved"
+    _write(approved_dir / "schedules", raw)
+    # Its own database: the first run stored version 1 without approval, and a version's content
+    # never changes silently (approving it means a new version, or a fresh database).
+    approved = _run_bot(approved_dir, SCHEDULES_DIR=str(approved_dir / "schedules"))
+    for result in (allowed, approved):
+        assert result.returncode == 1, result.stderr
+        assert "did not answer at start" in result.stderr.strip().splitlines()[0]
+        assert "approved" not in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_the_repository_protocols_coexist_and_the_chronic_one_is_shorter() -> None:
+    registry = ProtocolRegistry.from_dir(default_schedules_dir())
+    assert registry.ids() == ["chronic-knee-pain", "knee-cryoneurolysis"]
+    knee, chronic = registry.latest("knee-cryoneurolysis"), registry.latest("chronic-knee-pain")
+    assert len(chronic.checkins) < len(knee.checkins)
+    assert set(chronic.languages) == {"fr", "en"}
+    # Same rules style: every red flag of the chronic protocol is escalated as in the knee one.
+    knee_rules = {rule.id: rule for rule in knee.rules}
+    for rule in chronic.rules:
+        assert rule.model_dump() == knee_rules[rule.id].model_dump(), rule.id
+
+
+async def test_a_chronic_pain_follow_up_runs_beside_a_knee_one(harness: BotHarness) -> None:
+    chronic = harness.ctx.protocols.registry.latest("chronic-knee-pain")
+    invitation = await enrolment.enrol(
+        harness.ctx,
+        label="C-001",
+        procedure_at=datetime(2026, 12, 1, 9, 30, tzinfo=PARIS),
+        side=KneeSide.RIGHT,
+        indication=Indication.CHRONIC_PAIN,
+        language="en",
+        protocol=chronic,
+    )
+    await harness.consented_patient(1301, label="K-001")
+    patient = VirtualPatient(harness.server, 1302, "en")
+    patient.say(f"/start {invitation.token}")
+    welcome = await patient.next()
+    assert "this evening, then on days 2 and 14, then at 6 weeks, 3 and 6 months" in (
+        welcome.text or ""
+    )
+    patient.tap(welcome, "I agree")
+    patient.tap(await patient.next(), "7")
+    await patient.until("Next check-in")
+    async with harness.ctx.sessions() as session:
+        plans = {
+            label: sorted(
+                await session.scalars(
+                    select(CheckIn.def_id)
+                    .join(Episode)
+                    .join(Episode.patient)
+                    .where(Episode.patient.has(label=label))
+                )
+            )
+            for label in ("C-001", "K-001")
+        }
+    assert plans["C-001"] == sorted(c.id for c in chronic.checkins)
+    assert len(plans["K-001"]) == 9
+
+
+async def test_an_episode_keeps_its_protocol_version_when_the_file_changes(
+    harness: BotHarness, tmp_path: Path
+) -> None:
+    first = await harness.consented_patient(1303, label="P-001")
+    await harness.stop_bot()
+    raw = _raw()
+    raw["version"] = 2
+    raw["messages"]["day0_normal"]["fr"] = "Nouveau texte : gardez le pansement 48 h."
+    harness.settings_overrides = {"schedules_dir": _write(tmp_path / "v2", raw).parent}
+    await harness.start_bot()
+    second = await harness.consented_patient(1304, label="P-002")  # enrolled under v2
+
+    await harness.advance_to(datetime(2026, 12, 1, 18, 0, tzinfo=PARIS))
+    old = await first.until("pansement")
+    new = await second.until("pansement")
+    assert (old.text or "").startswith("Il est normal d'avoir un peu de gonflement")
+    assert new.text == "Nouveau texte : gardez le pansement 48 h."
+    async with harness.ctx.sessions() as session:
+        versions = await session.scalar(
+            select(func.count(func.distinct(Episode.protocol_version_id)))
+        )
+    assert versions == 2
+
+
+async def test_same_version_with_other_content_is_refused_at_start(
+    harness: BotHarness, tmp_path: Path
+) -> None:
+    await harness.stop_bot()
+    raw = _raw()
+    raw["messages"]["day0_normal"]["fr"] = "Changé sans changer de version."
+    harness.settings_overrides = {"schedules_dir": _write(tmp_path / "same", raw).parent}
+    with pytest.raises(ProtocolError, match="version 1 is already in use with other content"):
+        await harness.start_bot()
+
+
+def _timeline(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, str]:
+    assert main(["protocol", "show", str(KNEE), *args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    return {line.split()[0]: line for line in lines[1:] if line and not line.startswith(" ")}
+
+
+def test_protocol_show_prints_local_times_across_the_autumn_dst_change(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Paris leaves summer time on Sunday 25 October 2026, day 3 of this follow-up.
+    timeline = _timeline(capsys, "--procedure-at", "2026-10-22 09:30")
+    assert "jeudi 22 octobre à 18:00" in timeline["d0_evening"]
+    assert "samedi 24 octobre à 10:00" in timeline["d2"]
+    assert "dimanche 25 octobre à 10:00" in timeline["d3"]
+    assert "jeudi 29 octobre à 10:00" in timeline["d7"]
+    assert "vendredi 22 janvier à 10:00" in timeline["m3"]
+
+
+def test_protocol_show_spring_dst_other_zone_and_late_procedure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # New York springs forward on Sunday 14 March 2027; a procedure at 19:30 pushes the day-0
+    # evening check-in (max(18:00, +3 h) = 22:30) into quiet hours: cancelled, not missed.
+    timeline = _timeline(
+        capsys,
+        "--procedure-at",
+        "2027-03-12 19:30",
+        "--timezone",
+        "America/New_York",
+        "--language",
+        "en",
+    )
+    assert "[cancelled: quiet_hours]" in timeline["d0_evening"]
+    assert "Saturday 13 March at 10:00" in timeline["d1"]
+    assert "Sunday 14 March at 10:00" in timeline["d2"]  # the DST day: still 10:00 on the wall
+    assert "Monday 15 March at 10:00" in timeline["d3"]
