@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from telegram import Bot
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bench import data
 from bench.server import STAFF_CHAT, ServerProcess, chat_of, start_server
@@ -173,39 +173,42 @@ async def dispatch_wave(
 
 
 async def ceiling(n: int, *, latency: float) -> dict[str, Any]:
-    """python-telegram-bot's own ``send_message`` against the same server: best of 1, 8, 64."""
+    """python-telegram-bot's own ``send_message`` against the same server, best of concurrency
+    1, 8 and 64, with PTB's default transport (httpx) and with the bot's (aiohttp)."""
     from bot.services.ports import Button, OutgoingMessage
+    from bot.telegram.http import AiohttpRequest
 
     server = start_server(n, latency=latency)
     results: dict[str, float] = {}
+    rows = tuple(
+        tuple(Button(str(v), f"a:{i}:0:{v}") for v in half)
+        for i, half in enumerate((range(6), range(6, 11)))
+    )
+    markup = keyboard(OutgoingMessage("q", rows))
+    message = "Bonjour ! Voici votre suivi.\n" + "Sur une échelle de 0 à 10 ... " * 4
     try:
-        bot = Bot(
-            server.token,
-            base_url=server.api_url,
-            request=HTTPXRequest(connection_pool_size=128, pool_timeout=30),
-        )
-        await bot.initialize()
-        rows = tuple(
-            tuple(Button(str(v), f"a:{i}:0:{v}") for v in half)
-            for i, half in enumerate((range(6), range(6, 11)))
-        )
-        markup = keyboard(OutgoingMessage("q", rows))
-        message = "Bonjour ! Voici votre suivi.\n" + "Sur une échelle de 0 à 10 ... " * 4
-        for concurrency in (1, 8, 64):
-            count = min(n, 100 if concurrency == 1 else n)
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for i in range(1, count + 1):
-                queue.put_nowait(chat_of(i))
+        transports: dict[str, BaseRequest] = {
+            "httpx": HTTPXRequest(connection_pool_size=128, pool_timeout=30),
+            "aiohttp": AiohttpRequest(connection_pool_size=128, pool_timeout=30),
+        }
+        for transport, request in transports.items():
+            bot = Bot(server.token, base_url=server.api_url, request=request)
+            await bot.initialize()
+            for concurrency in (1, 8, 64):
+                count = min(n, 100 if concurrency == 1 else 1000)
+                queue: asyncio.Queue[int] = asyncio.Queue()
+                for i in range(1, count + 1):
+                    queue.put_nowait(chat_of(i))
 
-            async def worker(q: asyncio.Queue[int] = queue) -> None:
-                while not q.empty():
-                    chat = q.get_nowait()
-                    await bot.send_message(chat, message, reply_markup=markup)
+                async def worker(q: asyncio.Queue[int] = queue, b: Bot = bot) -> None:
+                    while not q.empty():
+                        chat = q.get_nowait()
+                        await b.send_message(chat, message, reply_markup=markup)
 
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            results[str(concurrency)] = count / (time.perf_counter() - started)
-        await bot.shutdown()
+                started = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+                results[f"{transport} c={concurrency}"] = count / (time.perf_counter() - started)
+            await bot.shutdown()
     finally:
         server.stop()
     return {"latency_ms": latency * 1000, "by_concurrency": results, "best": max(results.values())}

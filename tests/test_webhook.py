@@ -144,3 +144,42 @@ def test_webhook_mode_refuses_to_start_without_url_secret_or_listen_address(
     settings = Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match=variable):
         plan_webhook(settings)
+
+
+async def test_healthz_answers_503_naming_what_is_down() -> None:
+    from datetime import UTC, datetime
+
+    from telegram.ext import ApplicationBuilder
+
+    from bot.clock import ManualClock
+    from bot.db.session import create_engine, make_sessionmaker
+    from bot.protocols import ProtocolRegistry, default_schedules_dir
+    from bot.services.context import ProtocolStore, ServiceContext, UnitSettings
+    from bot.telegram.ops import OpsServer
+
+    engine = create_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{_free_port()}/none")
+    ctx = ServiceContext(
+        sessions=make_sessionmaker(engine),
+        messenger=None,  # type: ignore[arg-type]  # never used by the endpoints
+        clock=ManualClock(datetime(2026, 12, 1, tzinfo=UTC)),
+        unit=UnitSettings("U", "1", "2", None, None, (), "Europe/Paris"),
+        protocols=ProtocolStore(ProtocolRegistry.from_dir(default_schedules_dir())),
+    )
+    application = ApplicationBuilder().token(TOKEN).build()  # never started
+    ops = OpsServer(ctx, application, host="127.0.0.1", port=0, receiving=lambda: False)
+    await ops.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{ops.port}/healthz") as resp:
+                assert resp.status == 503
+                health = await resp.json()
+            async with http.get(f"http://127.0.0.1:{ops.port}/metrics") as resp:
+                assert (
+                    resp.status == 200
+                )  # counters are still served; the refresh failure is logged
+    finally:
+        await ops.stop()
+        await engine.dispose()
+    assert health["status"] == "failing"
+    assert health["database"] != "ok"
+    assert (health["application"], health["updates"]) == ("stopped", "stopped")

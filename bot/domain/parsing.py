@@ -337,10 +337,19 @@ class _Number:
     comparator: bool
 
 
+# Dates are never scores: "10/10/2026", "12.03.26", "le 12/03", "on 10/10".
+_DATE_SPAN = re.compile(
+    r"\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"
+    r"|\b(?:le|du|au|depuis|on|since|the)\s+\d{1,2}[/.]\d{1,2}\b"
+)
+
+
 def _numbers(text: str) -> list[_Number]:
     numbers: list[_Number] = []
+    dates = [(m.start(), m.end()) for m in _DATE_SPAN.finditer(text)]
     for match in _NUMBER_RE.finditer(text):
         before, after = text[: match.start()], text[match.end() :]
+        in_date = any(start <= match.start() < end for start, end in dates)
         # "-3" is negative; "6-7", "6 - 7" and "6--7" are ranges
         negative = (
             before.endswith("-") and not before.rstrip("-").rstrip()[-1:].isdigit()
@@ -352,7 +361,7 @@ def _numbers(text: str) -> list[_Number]:
                 text=match.group(),
                 value=_round_half_up(match.group()),
                 negative=negative,
-                excluded=bool(_UNIT_AFTER.match(after) or _UNIT_BEFORE.search(before)),
+                excluded=in_date or bool(_UNIT_AFTER.match(after) or _UNIT_BEFORE.search(before)),
                 comparator=bool(_COMPARATOR_BEFORE.search(before)),
             )
         )
@@ -414,6 +423,8 @@ def _parse_scale(text: str, minimum: int, maximum: int) -> Parsed:
         scored.append(value)
     if scored:
         return _scale_value(scored, minimum, maximum)
+    if _DATE_SPAN.search(converted):
+        return UNCLEAR  # a date beside a number: which day is it about? Ask again.
 
     # 2. Otherwise every number counts; a range counts once, as its higher value.
     candidates = [n for n in numbers if not n.excluded]
@@ -710,8 +721,15 @@ def _option_parsed(option: Option) -> Parsed:
     return Parsed("ok", value=option.value, option_id=option.id, flags=flags)
 
 
+# "no idea" is not the option "no"/"none": a patient who does not know must be asked again.
+_DONT_KNOW = re.compile(
+    r"\b(?:no idea|(?:i )?(?:don'?t|do not) know|not sure|dunno|aucune idee|"
+    r"(?:je )?(?:ne )?sais pas|j'?sais pas|chais pas|sais plus|pas sur|pas certaine?)\b"
+)
+
+
 def _parse_choice(text: str, options: Sequence[Option], language: str) -> Parsed:
-    if not options:
+    if not options or _DONT_KNOW.search(_ascii(text)):
         return UNCLEAR
     tokens = _tokenize(text)
     words = tokens.words

@@ -113,6 +113,9 @@ REPLIES: list[tuple[str, str, str, Parsed]] = [
     ("pain_avg", "no pain", "en", UNCLEAR),  # 0 is implied, not written: never guess
     ("pain_avg", "le 12/03 j'avais 4", "fr", UNCLEAR),  # a date and a score: ambiguous
     ("pain_avg", "le 12/03 j'avais 4/10", "fr", ok(4)),  # x/10 says which one
+    ("pain_avg", "10/10/2026", "fr", UNCLEAR),  # a date is not "10 out of 10"
+    ("pain_avg", "on 10/10 I had 4", "en", UNCLEAR),
+    ("pain_avg", "10/10", "en", ok(10)),
     ("pain_avg", "hier 8 aujourd'hui 5", "fr", UNCLEAR),
     ("pain_avg", "j'ai mal à 8 depuis 2 jours", "fr", ok(8)),  # "2 jours" is a duration
     ("pain_avg", "moins de 3", "fr", UNCLEAR),
@@ -194,6 +197,9 @@ REPLIES: list[tuple[str, str, str, Parsed]] = [
     ("pgic", "un peu mieux", "fr", option("pgic", "minimally_improved")),
     ("pgic", "catastrophique", "fr", option("pgic", "very_much_worse")),
     ("koos_1", "aucune", "fr", option("koos_1", "none")),
+    ("koos_1", "no idea", "en", UNCLEAR),  # not "no" = None: ask again
+    ("koos_2", "aucune idée", "fr", UNCLEAR),
+    ("koos_3", "je sais pas trop", "fr", UNCLEAR),
     ("koos_4", "légère", "fr", option("koos_4", "mild")),
     ("koos_5", "moderee", "fr", option("koos_5", "moderate")),
     ("koos_7", "Extreme", "en", option("koos_7", "extreme")),

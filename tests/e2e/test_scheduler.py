@@ -20,6 +20,7 @@ from bot.telegram.runtime import BotRuntime
 from tests import harness as h
 from tests.harness import PARIS, BotHarness, eventually
 from tests.harness import Patient as VirtualPatient
+from tests.services.population import populate
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)  # d0_evening (procedure 1 Dec 09:30)
 D1 = datetime(2026, 12, 2, 10, 0, tzinfo=PARIS)
@@ -292,10 +293,11 @@ async def test_paced_messages_to_one_chat_never_trip_telegrams_limit(limited: Bo
 async def test_with_the_rate_limiter_a_429_is_waited_out_and_sent_in_the_same_tick(
     limited: BotHarness,
 ) -> None:
-    await limited.consented_patient(1111)
     await settle(limited)
-    limited.server.inject_fault("429", chat_id=1111, retry_after=1)
-    report = await limited.advance_to(D1)  # d0 was never sent (missed), d1 is due
-    assert (report.sent, report.failed) == (1, 0)
-    assert count(limited, 1111, GREETING) == 1
+    (chat,) = await populate(limited.ctx.sessions, count=1, due_at=limited.clock.now())
+    limited.server.add_user(chat)
+    limited.server.inject_fault("429", chat_id=chat, retry_after=1)
+    report = await limited.tick()
+    assert (report.sent, report.failed) == (1, 0)  # PTB waited retry_after and sent again
+    assert count(limited, chat, GREETING) == 1
     assert limited.server.stats()["status_codes"]["429"] == 1
