@@ -307,12 +307,8 @@ async def scale(patients: int, *, postgres: str | None) -> dict[str, Any]:
                 loaded = time.perf_counter()
                 await data.course(runtime.engine, patients, now=NOW)
                 load_s = time.perf_counter() - loaded
-                if db.backend == "postgresql":
-                    async with runtime.engine.begin() as connection:
-                        await connection.execute(text("ANALYZE"))
-                else:
-                    async with runtime.engine.begin() as connection:
-                        await connection.execute(text("ANALYZE"))
+                async with runtime.engine.begin() as connection:
+                    await connection.execute(text("ANALYZE"))  # plans as after a day in use
                 async with runtime.ctx.sessions() as session:
                     rows = await session.scalar(select(func.count(CheckIn.id))) or 0
             startup = _measure_startup(db, server)

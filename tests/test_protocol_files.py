@@ -351,3 +351,37 @@ def test_protocol_show_spring_dst_other_zone_and_late_procedure(
     assert "Saturday 13 March at 10:00" in timeline["d1"]
     assert "Sunday 14 March at 10:00" in timeline["d2"]  # the DST day: still 10:00 on the wall
     assert "Monday 15 March at 10:00" in timeline["d3"]
+
+
+async def test_approving_a_tested_version_needs_no_version_bump(tmp_path: Path) -> None:
+    """Approval signs the content; the clinical content (and so the snapshot digest) is the same."""
+    from bot.clock import SystemClock
+    from bot.db.session import create_engine, make_sessionmaker, upgrade_database
+    from bot.protocols import ProtocolRegistry, parse_protocol
+    from bot.services.context import ProtocolStore
+
+    text = KNEE.read_text(encoding="utf-8")
+    unapproved = parse_protocol(text, source="knee")
+    approved = parse_protocol(
+        text.replace("approved_by: null", "approved_by: Dr Test").replace(
+            "approved_on: null", "approved_on: 2026-11-25"
+        ),
+        source="knee",
+    )
+    assert approved.approved and not unapproved.approved
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    await upgrade_database(engine)
+    sessions = make_sessionmaker(engine)
+    try:
+        rows = []
+        for protocol in (unapproved, approved):
+            store = ProtocolStore(ProtocolRegistry([protocol]))
+            async with sessions.begin() as session:
+                rows.append(await store.row_for(session, protocol, SystemClock()))
+        assert rows[0] == rows[1]
+        fresh = ProtocolStore(ProtocolRegistry([]))
+        async with sessions() as session:
+            stored = await fresh.protocol_of(session, rows[0])
+        assert stored.approved_by == "Dr Test"
+    finally:
+        await engine.dispose()

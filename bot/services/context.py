@@ -61,7 +61,10 @@ class ProtocolStore:
         if key in self._row_of:
             return self._row_of[key]
         content = protocol.model_dump_json()
-        digest = hashlib.sha256(content.encode()).hexdigest()
+        # Approval is a signature on the content, not content: approving the version a unit
+        # tested must not force a version bump, so the digest leaves it out.
+        clinical = protocol.model_dump_json(exclude={"approved_by", "approved_on"})
+        digest = hashlib.sha256(clinical.encode()).hexdigest()
         row = await session.scalar(
             select(ProtocolVersion).where(
                 ProtocolVersion.protocol_id == protocol.id,
@@ -90,6 +93,8 @@ class ProtocolStore:
                 )
             )
             assert row is not None
+        if row.sha256 == digest and row.content != content:
+            row.content = content  # same clinical content, newly approved: keep the signature
         if row.sha256 != digest:
             raise ProtocolError(
                 protocol.id,

@@ -66,7 +66,14 @@ from bot.protocols import DEFAULT_PROTOCOL_ID
 from bot.services import alerts, audit
 from bot.services.context import ServiceContext
 from bot.services.enrolment import LIVE_STATUSES, hash_token, link_chat, plan_episode
-from bot.services.ports import Button, DeliveryError, OutgoingMessage, RecipientBlocked, SentRef
+from bot.services.ports import (
+    Button,
+    DeliveryError,
+    OutgoingMessage,
+    RecipientBlocked,
+    SentRef,
+    TemporaryFailure,
+)
 from bot.services.questions import ButtonPress, answer_label, decode, render_question, scale_rows
 
 log = structlog.get_logger(__name__)
@@ -240,13 +247,14 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
             log.warning("patient_edit_failed", error=type(exc).__name__)
     for message in outbox.messages:
         try:
-            await ctx.messenger.send(outbox.chat_id, message)
+            await _send_with_retries(ctx, outbox.chat_id, message)
         except RecipientBlocked:
             await mark_blocked(ctx, chat_id=outbox.chat_id)
             break
         except DeliveryError as exc:
+            # Keep going: the next message may be the safety advice. Staff alerts are stored
+            # and retried on their own, so a patient message lost here never hides a finding.
             log.warning("patient_message_failed", error=type(exc).__name__)
-            break
     if outbox.alerts:
         await alerts.deliver_pending(ctx)
     # The card first, then the voice note it asks staff to listen to.
@@ -259,6 +267,25 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
             log.warning("forward_failed", error=type(exc).__name__)
     for notice in outbox.staff_notices:
         await notify_staff(ctx, notice)
+
+
+#: Waits before retrying a patient message that hit a temporary failure (429, 5xx, network).
+PATIENT_RETRY_DELAYS = (1.0, 2.0, 5.0)
+#: A 429 asking to wait longer than this is not waited for in the handler.
+PATIENT_RETRY_MAX_WAIT = 30.0
+
+
+async def _send_with_retries(ctx: ServiceContext, chat_id: int, message: OutgoingMessage) -> None:
+    """Send a reply, retrying temporary failures a few times (honouring Telegram's retry_after)."""
+    for delay in (*PATIENT_RETRY_DELAYS, None):
+        try:
+            await ctx.messenger.send(chat_id, message)
+            return
+        except TemporaryFailure as exc:
+            wait = max(delay or 0.0, exc.retry_after or 0.0)
+            if delay is None or wait > PATIENT_RETRY_MAX_WAIT:
+                raise
+            await asyncio.sleep(wait)
 
 
 async def _store_photos(ctx: ServiceContext, outbox: Outbox) -> None:

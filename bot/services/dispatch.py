@@ -23,6 +23,10 @@ Failures:
   cannot be told apart from a failure: the message is sent again on retry, so each lost
   response can cause one duplicate message, never a lost check-in (at-least-once).
 
+Telegram's limits are the adapter's job (``bot/telegram/ratelimit.py``: PTB's limiter, which
+waits out a 429 itself, plus per-private-chat pacing); a 429 that still reaches this module (the
+sandbox runs without a limiter) is honoured through ``retry_at``.
+
 A crashed process: its claimed rows (``sending``, or opened but never confirmed) are released
 to ``scheduled`` when their holder is known dead — same host, and its process id is gone or now
 belongs to a younger process (see :func:`process_identity`) — at the next tick of any process on

@@ -222,3 +222,14 @@ async def test_two_missed_checkins_in_a_row_raise_a_review_alert(harness: BotHar
             .where(AuditEvent.action == "checkin_missed")
         )
     assert count == 2
+
+
+async def test_safety_advice_survives_a_429_on_the_patient_chat(harness: BotHarness) -> None:
+    patient = await harness.consented_patient(1008, language="fr")
+    await harness.advance_to(EVENING)
+    question = await patient.until("douleur")
+    harness.server.inject_fault("429", chat_id=1008, count=1, retry_after=1)
+    patient.tap(question, "9")
+    advice = await patient.until("15 (SAMU)")
+    assert "01 23 45 67 89" in (advice.text or "")
+    assert any("Noté : 9/10" in text for text in patient.all_texts())
