@@ -22,6 +22,7 @@ flag still alerts the staff, because a patient who writes wants to be read.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -495,16 +496,19 @@ def _refused_text(ctx: ServiceContext, language: str) -> str:
 # ------------------------------------------------------------------------------ typed text
 
 
-async def handle_text(
+Route = Callable[[AsyncSession, Outbox, Protocol, Episode, datetime], Awaitable[None]]
+
+
+async def _handle_update(
     ctx: ServiceContext,
     *,
     chat_id: int,
-    text: str,
     update_id: int | None,
-    message_id: int | None,
-    language_code: str | None = None,
+    language_code: str | None,
+    route: Route,
 ) -> None:
-    """A typed message: an answer to what we wait for, or a note read for red flags."""
+    """The envelope of every patient message: skip a redelivered update, find the patient,
+    route in one transaction, then send what was queued (after the commit)."""
     outbox = Outbox(chat_id)
     now = ctx.clock.now()
     language = guess_language(ctx, language_code)
@@ -518,8 +522,29 @@ async def handle_text(
             episode = found[1]
             language = episode.language
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            await _route_text(session, ctx, outbox, protocol, episode, text, message_id, now)
+            await route(session, outbox, protocol, episode, now)
     await _finish(ctx, outbox, language)
+
+
+async def handle_text(
+    ctx: ServiceContext,
+    *,
+    chat_id: int,
+    text: str,
+    update_id: int | None,
+    message_id: int | None,
+    language_code: str | None = None,
+) -> None:
+    """A typed message: an answer to what we wait for, or a note read for red flags."""
+
+    async def route(
+        session: AsyncSession, outbox: Outbox, protocol: Protocol, episode: Episode, now: datetime
+    ) -> None:
+        await _route_text(session, ctx, outbox, protocol, episode, text, message_id, now)
+
+    await _handle_update(
+        ctx, chat_id=chat_id, update_id=update_id, language_code=language_code, route=route
+    )
 
 
 async def _gate(
@@ -1290,21 +1315,15 @@ async def handle_edit(
     language_code: str | None = None,
 ) -> None:
     """An edited message: saved as a correction of what it edited, re-read for red flags."""
-    outbox = Outbox(chat_id)
-    now = ctx.clock.now()
-    language = guess_language(ctx, language_code)
-    async with ctx.sessions.begin() as session:
-        if await already_processed(session, update_id, now):
-            return
-        found = await patient_episode(session, chat_id)
-        if found is None:
-            outbox.say(unknown_chat_text(ctx, language_code))
-        else:
-            episode = found[1]
-            language = episode.language
-            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            await _route_edit(session, ctx, outbox, protocol, episode, text, message_id, now)
-    await _finish(ctx, outbox, language)
+
+    async def route(
+        session: AsyncSession, outbox: Outbox, protocol: Protocol, episode: Episode, now: datetime
+    ) -> None:
+        await _route_edit(session, ctx, outbox, protocol, episode, text, message_id, now)
+
+    await _handle_update(
+        ctx, chat_id=chat_id, update_id=update_id, language_code=language_code, route=route
+    )
 
 
 async def _route_edit(
@@ -1673,33 +1692,27 @@ async def handle_media(
     """Photos, voice notes, videos, stickers, documents, locations, contacts, polls...: never
     silently ignored. Only the kind and Telegram's file id are kept (never a location's
     coordinates or a shared contact's phone number); photos also get a local copy."""
-    outbox = Outbox(chat_id)
-    now = ctx.clock.now()
-    language = guess_language(ctx, language_code)
-    async with ctx.sessions.begin() as session:
-        if await already_processed(session, update_id, now):
-            return
-        found = await patient_episode(session, chat_id)
-        if found is None:
-            outbox.say(unknown_chat_text(ctx, language_code))
-        else:
-            episode = found[1]
-            language = episode.language
-            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            await _route_media(
-                session,
-                ctx,
-                outbox,
-                protocol,
-                episode,
-                kind=kind,
-                message_id=message_id,
-                file_id=file_id,
-                file_size=file_size,
-                caption=caption,
-                now=now,
-            )
-    await _finish(ctx, outbox, language)
+
+    async def route(
+        session: AsyncSession, outbox: Outbox, protocol: Protocol, episode: Episode, now: datetime
+    ) -> None:
+        await _route_media(
+            session,
+            ctx,
+            outbox,
+            protocol,
+            episode,
+            kind=kind,
+            message_id=message_id,
+            file_id=file_id,
+            file_size=file_size,
+            caption=caption,
+            now=now,
+        )
+
+    await _handle_update(
+        ctx, chat_id=chat_id, update_id=update_id, language_code=language_code, route=route
+    )
 
 
 async def _route_media(
