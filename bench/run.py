@@ -67,65 +67,91 @@ def _naive(jobs: int, latency: float, *, tuned: bool, limit: float) -> dict[str,
     }
 
 
-def run(*, quick: bool, postgres: str | None) -> dict[str, Any]:
-    """Run every scenario; returns the results (also written to bench/results.json)."""
+SECTIONS = ("ceiling", "dispatch", "naive", "rate_limited", "replies", "scale")
+
+
+def run(*, quick: bool, postgres: str | None, only: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
+    """Run the scenarios of ``only`` (all by default); bench/results.json is rewritten after
+    each section, keeping the other sections of an earlier run when ``only`` is given."""
     logging.getLogger().setLevel(logging.WARNING)
     started = time.perf_counter()
     backends: list[str | None] = [None] if quick or not postgres else [None, postgres]
     bursts = [1000] if quick else [1000, 10_000]
     latencies = [0.0, 0.02]
-    results: dict[str, Any] = {
-        "machine": {
-            "cpus": psutil.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "quick": quick,
-        "ceiling": [],
-        "dispatch": [],
-        "naive": [],
-        "rate_limited": [],
-        "replies": [],
-        "scale": [],
+    results: dict[str, Any] = {name: [] for name in SECTIONS}
+    if only != SECTIONS and RESULTS.exists():
+        results.update(json.loads(RESULTS.read_text(encoding="utf-8")))
+    results["machine"] = {
+        "cpus": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average": os.getloadavg(),
     }
-    for latency in latencies:
-        _say(f"ceiling: PTB send_message at {latency * 1000:.0f} ms ...")
-        results["ceiling"].append(asyncio.run(scenarios.ceiling(1000, latency=latency)))
-    for backend in backends:
-        for n in bursts:
-            for latency in latencies:
-                name = "postgresql" if backend else "sqlite"
-                _say(f"dispatch: {n} check-ins, {name}, {latency * 1000:.0f} ms ...")
-                results["dispatch"].append(
-                    asyncio.run(scenarios.dispatch_wave(n, latency=latency, postgres=backend))
-                )
-    naive_runs = [(1000, 0.0, False, 40.0), (1000, 0.02, True, 40.0)]
-    if not quick:
-        naive_runs += [(1000, 0.02, False, 60.0), (1000, 0.0, True, 60.0)]
-        naive_runs.append((10_000, 0.0, True, 240.0))
-    for jobs, latency, tuned, limit in naive_runs:
-        _say(f"naive peer: {jobs} jobs, {'tuned' if tuned else 'default'}, {latency * 1000:.0f} ms")
-        results["naive"].append(_naive(jobs, latency, tuned=tuned, limit=limit))
-    _say("rate limiter on, Telegram's limits enforced ...")
-    limited = 300 if quick else 900
-    results["rate_limited"].append(
-        asyncio.run(scenarios.dispatch_wave(limited, latency=0.0, postgres=None, rate_limit=True))
-    )
-    answering, wave = (1000, 1000) if quick else (5000, 10_000)
-    for backend in backends:
-        for during in (0, wave):
-            _say(f"replies: {answering} answers, wave {during} ...")
-            results["replies"].append(
-                asyncio.run(scenarios.replies(answering, wave=during, postgres=backend))
+    results["quick"] = quick
+
+    def section(name: str) -> list[Any]:
+        fresh: list[Any] = []
+        results[name] = fresh
+        return fresh
+
+    def save() -> None:
+        results["total_seconds"] = time.perf_counter() - started
+        RESULTS.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+
+    if "ceiling" in only:
+        out = section("ceiling")
+        for latency in latencies:
+            _say(f"ceiling: PTB send_message at {latency * 1000:.0f} ms ...")
+            out.append(asyncio.run(scenarios.ceiling(1000, latency=latency)))
+        save()
+    if "dispatch" in only:
+        out = section("dispatch")
+        for backend in backends:
+            for n in bursts:
+                for latency in latencies:
+                    name = "postgresql" if backend else "sqlite"
+                    _say(f"dispatch: {n} check-ins, {name}, {latency * 1000:.0f} ms ...")
+                    out.append(
+                        asyncio.run(scenarios.dispatch_wave(n, latency=latency, postgres=backend))
+                    )
+                    save()
+    if "naive" in only:
+        out = section("naive")
+        naive_runs = [(1000, 0.0, False, 40.0), (1000, 0.02, True, 40.0)]
+        if not quick:
+            naive_runs += [(1000, 0.02, False, 60.0), (1000, 0.0, True, 60.0)]
+            naive_runs.append((10_000, 0.0, True, 240.0))
+        for jobs, latency, tuned, limit in naive_runs:
+            kind = "tuned" if tuned else "default"
+            _say(f"naive peer: {jobs} jobs, {kind}, {latency * 1000:.0f} ms")
+            out.append(_naive(jobs, latency, tuned=tuned, limit=limit))
+            save()
+    if "rate_limited" in only:
+        _say("rate limiter on, Telegram's limits enforced ...")
+        limited = 300 if quick else 900
+        section("rate_limited").append(
+            asyncio.run(
+                scenarios.dispatch_wave(limited, latency=0.0, postgres=None, rate_limit=True)
             )
-    sizes = [1000] if quick else [1000, 100_000]
-    for backend in backends:
-        for size in sizes:
-            _say(f"scale: {size} patients ...")
-            results["scale"].append(asyncio.run(scenarios.scale(size, postgres=backend)))
-    results["total_seconds"] = time.perf_counter() - started
-    RESULTS.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+        )
+        save()
+    if "replies" in only:
+        out = section("replies")
+        answering, wave = (1000, 1000) if quick else (5000, 10_000)
+        for backend in backends:
+            for during in (0, wave):
+                _say(f"replies: {answering} answers, wave {during} ...")
+                out.append(asyncio.run(scenarios.replies(answering, wave=during, postgres=backend)))
+                save()
+    if "scale" in only:
+        out = section("scale")
+        for backend in backends:
+            for size in [1000] if quick else [1000, 100_000]:
+                _say(f"scale: {size} patients ...")
+                out.append(asyncio.run(scenarios.scale(size, postgres=backend)))
+                save()
+    save()
     return results
 
 
@@ -148,7 +174,7 @@ def table(results: dict[str, Any]) -> str:
     lines += ["", "dispatch burst (all due at once):"]
     lines.append("  db          n       lat  msg/s   vs ceiling  lost  dup  stall ms  target")
     for d in results["dispatch"]:
-        ratio = d["msgs_per_s"] / ceilings[d["latency_ms"]]
+        ratio = d["msgs_per_s"] / ceilings.get(d["latency_ms"], float("nan"))
         good = ratio >= 0.8 and d["lost"] == 0 and d["duplicates"] == 0
         good = good and d["max_stall_ms"] < 100
         lines.append(
@@ -178,7 +204,7 @@ def table(results: dict[str, Any]) -> str:
         )
     lines += ["", "replies (everyone answers at once; 1 % report a pain of 9 → staff alert):"]
     for r in results["replies"]:
-        ratio = r["answers_per_s"] / ceilings[0.0]
+        ratio = r["answers_per_s"] / ceilings.get(0.0, float("nan"))
         good = r["alert_p99_ms"] < 250 and r["saved"] == r["patients"]
         lines.append(
             f"  {r['backend']:<10} {r['patients']} answers, wave {r['wave']:>5}: "
@@ -197,14 +223,31 @@ def table(results: dict[str, Any]) -> str:
         )
         for plan in s["claim_plan"]:
             lines.append(f"      plan: {plan}")
+    for backend in ("sqlite", "postgresql"):
+        runs = sorted(
+            (s for s in results["scale"] if s["backend"] == backend),
+            key=lambda s: s["checkin_rows"],
+        )
+        if len(runs) >= 2 and runs[0]["tick_idle_ms"] > 0:
+            small, large = runs[0], runs[-1]
+            growth = large["tick_idle_ms"] / small["tick_idle_ms"]
+            rows = large["checkin_rows"] / max(small["checkin_rows"], 1)
+            lines.append(
+                f"  {backend}: an idle tick costs {growth:.1f}x more with {rows:.0f}x the rows  "
+                f"{_ok(growth < 2)}"
+            )
     lines.append("")
     lines.append(f"total {results['total_seconds']:.0f} s; results in {RESULTS}")
     return "\n".join(lines)
 
 
-def main(*, quick: bool, postgres: str | None) -> int:
+def main(*, quick: bool, postgres: str | None, only: str | None = None) -> int:
     """Entry point of ``python -m bot bench``."""
     postgres = postgres or os.environ.get("TEST_DATABASE_URL") or None
-    results = run(quick=quick, postgres=postgres)
+    sections = tuple(only.split(",")) if only else SECTIONS
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"--only: unknown section(s) {sorted(unknown)}; known: {SECTIONS}")
+    results = run(quick=quick, postgres=postgres, only=sections)
     print("\n" + table(results), flush=True)
     return 0

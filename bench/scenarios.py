@@ -313,6 +313,7 @@ async def scale(patients: int, *, postgres: str | None) -> dict[str, Any]:
                     rows = await session.scalar(select(func.count(CheckIn.id))) or 0
             startup = _measure_startup(db, server)
             async with running_bot(db, server, clock) as runtime:
+                await start_bot(runtime)  # sends need PTB initialised; first tick done
                 idle = await _timed_tick(runtime)
                 async with runtime.ctx.sessions.begin() as session:
                     due = (
@@ -344,12 +345,13 @@ async def scale(patients: int, *, postgres: str | None) -> dict[str, Any]:
 
 
 async def _timed_tick(runtime: BotRuntime, *, explain: bool = False) -> Any:
-    """One dispatcher tick, timed; with ``explain``, the plan of its claim statement too."""
-    captured: list[tuple[str, Any]] = []
+    """One dispatcher tick, timed; with ``explain``, the plan of each distinct statement it ran
+    on the check-ins table (the claim first), to show which ones grow with the table."""
+    captured: dict[str, Any] = {}
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE CHECKINS SET STATUS"):
-            captured.append((statement, parameters))
+        if "checkins" in statement and statement not in captured:
+            captured[statement] = parameters
 
     sync_engine = runtime.engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", capture)
@@ -361,14 +363,25 @@ async def _timed_tick(runtime: BotRuntime, *, explain: bool = False) -> Any:
         event.remove(sync_engine, "before_cursor_execute", capture)
     if not explain:
         return elapsed, []
-    plans: list[str] = []
     postgres = runtime.engine.dialect.name == "postgresql"
-    for statement, parameters in captured[:1]:
-        prefix = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+    prefix = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+    plans: list[str] = []
+    for statement, given in captured.items():
+        first = " ".join(statement.split())[:90]
+        many = isinstance(given, list) and given and isinstance(given[0], tuple | list | dict)
+        parameters = given[0] if many else given  # an executemany: plan its first row
         async with runtime.engine.connect() as connection:
-            result = await connection.exec_driver_sql(prefix + statement, parameters)
-            plans = [" | ".join(str(c) for c in row) for row in result]
+            if postgres:  # asyncpg directly: SQLAlchemy takes EXPLAIN UPDATE for a plain DML
+                raw = await connection.get_raw_connection()
+                driver: Any = raw.driver_connection
+                records = await driver.fetch(prefix + statement, *(parameters or ()))
+                rows = [str(record[0]) for record in records]
+            else:
+                result = await connection.exec_driver_sql(prefix + statement, parameters)
+                rows = [" ".join(str(c) for c in row[-1:]) for row in result]
             await connection.rollback()
+        scans = [r for r in rows if "SCAN checkins" in r or "Seq Scan on checkins" in r]
+        plans.append(f"{first} ... -> {'; '.join(scans) if scans else 'index only'}")
     return elapsed, plans
 
 
@@ -387,8 +400,11 @@ def _measure_startup(db: Database, server: ServerProcess) -> dict[str, float]:
         [sys.executable, "-m", "bench.startup"],
         capture_output=True,
         timeout=300,
-        check=True,
+        check=False,
         env=env,
     )
-    result: dict[str, float] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    lines = done.stdout.decode().strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError("bench.startup failed:\n" + done.stderr.decode()[-3000:])
+    result: dict[str, float] = json.loads(lines[-1])
     return result

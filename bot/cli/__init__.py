@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmarks against the fake Telegram server")
     bench.add_argument("--quick", action="store_true", help="1,000-check-in burst, SQLite only")
     bench.add_argument("--postgres", help="PostgreSQL URL (default: TEST_DATABASE_URL)")
+    bench.add_argument("--only", help="comma-separated sections to (re)run, e.g. scale,replies")
 
     enroll = commands.add_parser("enroll", help="enrol a patient and print the deep link")
     enroll.add_argument("--label", required=True, help="the unit's pseudonymous patient id")

@@ -263,7 +263,7 @@ def bench_command(args: argparse.Namespace) -> int:
         from bench.run import main as bench_main
     except ImportError:
         raise UsageError("run `python -m bot bench` from the repository's root folder") from None
-    return bench_main(quick=args.quick, postgres=args.postgres)
+    return bench_main(quick=args.quick, postgres=args.postgres, only=args.only)
 
 
 async def erase(settings: Settings, *, label: str) -> int:

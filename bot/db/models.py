@@ -153,6 +153,8 @@ class CheckIn(Base):
     __tablename__ = "checkins"
     __table_args__ = (
         Index("ix_checkins_status_due_at", "status", "due_at"),
+        # Expiry looks up open rows by window end: without it every tick scans the table.
+        Index("ix_checkins_status_window_ends_at", "status", "window_ends_at"),
         UniqueConstraint("episode_id", "def_id"),
     )
 

@@ -177,8 +177,11 @@ def _postgres(session: AsyncSession) -> bool:
 
 
 def _held_claim() -> ColumnElement[bool]:
-    """Rows a process claimed and has not confirmed: claimed, or opened with nothing sent yet."""
-    return or_(
+    """Rows a process claimed and has not confirmed: claimed, or opened with nothing sent yet.
+
+    The leading IN lets SQLite use the status index (with the OR alone it scans the table).
+    """
+    return CheckIn.status.in_(("sending", "awaiting")) & or_(
         CheckIn.status == "sending",
         (CheckIn.status == "awaiting")
         & CheckIn.sent_at.is_(None)
@@ -672,10 +675,15 @@ async def _missed_in_row(session: AsyncSession, episode_id: int) -> int:
 
 
 async def _measure_lag(ctx: ServiceContext) -> None:
+    # One MIN per status: PostgreSQL reads a MIN over an IN list with a full scan (bench, 1M rows).
     async with ctx.sessions() as session:
-        oldest = await session.scalar(
-            select(func.min(CheckIn.due_at)).where(
-                CheckIn.status.in_(("scheduled", "sending")), CheckIn.due_at <= ctx.clock.now()
+        found = [
+            await session.scalar(
+                select(func.min(CheckIn.due_at)).where(
+                    CheckIn.status == status, CheckIn.due_at <= ctx.clock.now()
+                )
             )
-        )
+            for status in ("scheduled", "sending")
+        ]
+    oldest = min((f for f in found if f is not None), default=None)
     DISPATCHER_LAG.set((ctx.clock.now() - oldest).total_seconds() if oldest else 0.0)

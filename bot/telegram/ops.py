@@ -35,11 +35,16 @@ async def refresh_gauges(ctx: ServiceContext) -> None:
     """Recompute the database-derived gauges (called at every scrape)."""
     now = ctx.clock.now()
     async with ctx.sessions() as session:
-        oldest_due = await session.scalar(
-            select(func.min(CheckIn.due_at)).where(
-                CheckIn.status.in_(("scheduled", "sending")), CheckIn.due_at <= now
+        # One MIN per status: over an IN list PostgreSQL scans the whole table.
+        due = [
+            await session.scalar(
+                select(func.min(CheckIn.due_at)).where(
+                    CheckIn.status == status, CheckIn.due_at <= now
+                )
             )
-        )
+            for status in ("scheduled", "sending")
+        ]
+        oldest_due = min((d for d in due if d is not None), default=None)
         open_alerts = await session.scalar(
             select(func.count(Alert.id)).where(Alert.status.in_(("open", "acknowledged")))
         )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 20:35:16.134594
+Create Date: 2026-11-25 22:07:39.713763
 """
 
 from __future__ import annotations
@@ -187,6 +187,9 @@ def upgrade() -> None:
     with op.batch_alter_table("checkins", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_checkins_episode_id"), ["episode_id"], unique=False)
         batch_op.create_index("ix_checkins_status_due_at", ["status", "due_at"], unique=False)
+        batch_op.create_index(
+            "ix_checkins_status_window_ends_at", ["status", "window_ends_at"], unique=False
+        )
 
     op.create_table(
         "enrolment_tokens",
@@ -304,6 +307,7 @@ def downgrade() -> None:
 
     op.drop_table("enrolment_tokens")
     with op.batch_alter_table("checkins", schema=None) as batch_op:
+        batch_op.drop_index("ix_checkins_status_window_ends_at")
         batch_op.drop_index("ix_checkins_status_due_at")
         batch_op.drop_index(batch_op.f("ix_checkins_episode_id"))
 
