@@ -45,12 +45,14 @@ from bot.services.context import ServiceContext
 from bot.services.dispatch import close_open_checkins
 from bot.services.enrolment import LIVE_STATUSES
 from bot.services.ports import DeliveryError, OutgoingMessage
+from bot.services.retry import retry_on_deadlock
 
 log = structlog.get_logger(__name__)
 
 STAFF_LANGUAGE = "fr"
 
 
+@retry_on_deadlock
 async def pause(ctx: ServiceContext, *, label: str, actor: str) -> None:
     """Stop sending check-ins until :func:`resume`; nothing counts as missed meanwhile."""
     now = ctx.clock.now()
@@ -84,6 +86,7 @@ async def pause(ctx: ServiceContext, *, label: str, actor: str) -> None:
     log.info("follow_up_paused", episode_id=episode_id)
 
 
+@retry_on_deadlock
 async def resume(ctx: ServiceContext, *, label: str, actor: str) -> None:
     """Restart a paused follow-up at its next future check-in."""
     now = ctx.clock.now()
@@ -129,6 +132,7 @@ async def resume(ctx: ServiceContext, *, label: str, actor: str) -> None:
     log.info("follow_up_resumed", episode_id=episode_id)
 
 
+@retry_on_deadlock
 async def stop(
     ctx: ServiceContext,
     *,
@@ -191,6 +195,7 @@ async def stop(
         await _tell_patient_stopped(ctx, episode_id=episode_id, chat_id=chat_id, lang=language)
 
 
+@retry_on_deadlock
 async def move_procedure(
     ctx: ServiceContext, *, label: str, procedure_at: datetime, actor: str
 ) -> int:
@@ -258,6 +263,7 @@ async def move_procedure(
     return moved
 
 
+@retry_on_deadlock
 async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
     """Make the next scheduled check-in due now; False when none is left.
 
