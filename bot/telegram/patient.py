@@ -18,7 +18,7 @@ location itself was answered when it arrived.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from telegram import (
@@ -42,6 +42,7 @@ from telegram.ext import (
 
 from bot.services import conversation, patient_commands
 from bot.services.context import ServiceContext
+from bot.services.conversation import Reply
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +70,23 @@ def media_of(message: Message) -> tuple[str, str | None, int | None]:
         if getattr(message, kind, None) is not None:
             return kind, None, None
     return "other", None, None
+
+
+class ButtonService(Protocol):
+    """A service that answers a patient's button press (answers, or command confirmations)."""
+
+    async def __call__(
+        self,
+        ctx: ServiceContext,
+        *,
+        chat_id: int,
+        data: str,
+        update_id: int | None,
+        message_id: int | None,
+        language_code: str | None = None,
+    ) -> Reply:
+        """Handle the press and say what to show in the toast."""
+        ...
 
 
 class PatientHandlers:
@@ -153,29 +171,20 @@ class PatientHandlers:
 
     async def on_command_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Confirm /stop or /delete, choose a language."""
-        query = update.callback_query
-        assert query is not None
-        if update.effective_chat is None:  # an inline-mode message: none of ours
-            await _answer_query(query, None)
-            return
-        reply = await patient_commands.handle_button(
-            self._ctx,
-            chat_id=update.effective_chat.id,
-            data=query.data or "",
-            update_id=update.update_id,
-            message_id=query.message.message_id if query.message else None,
-            language_code=query.from_user.language_code,
-        )
-        await _answer_query(query, reply.toast)
+        await self._button(update, patient_commands.handle_button)
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An answer button (or a stale, forged or unknown one: refused politely)."""
+        await self._button(update, conversation.handle_button)
+
+    async def _button(self, update: Update, handle: ButtonService) -> None:
+        """Hand a button press to ``handle`` and answer the query with its toast."""
         query = update.callback_query
         assert query is not None
         if update.effective_chat is None:  # an inline-mode message: none of ours
             await _answer_query(query, None)
             return
-        reply = await conversation.handle_button(
+        reply = await handle(
             self._ctx,
             chat_id=update.effective_chat.id,
             data=query.data or "",
