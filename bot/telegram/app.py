@@ -54,6 +54,14 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         """Nothing to free."""
 
 
+def new_requests() -> tuple[AiohttpRequest, AiohttpRequest]:
+    """The HTTP backends for API calls and for getUpdates long-polling."""
+    return (
+        AiohttpRequest(connection_pool_size=128, pool_timeout=30),
+        AiohttpRequest(connection_pool_size=2, read_timeout=35),
+    )
+
+
 def build_application(
     ctx: ServiceContext,
     *,
@@ -62,8 +70,13 @@ def build_application(
     base_file_url: str,
     rate_limit: bool,
     staff_ids: Callable[[], Awaitable[set[int]]],
+    requests: tuple[AiohttpRequest, AiohttpRequest] | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
-    """An Application pointed at ``base_url`` (Telegram or the sandbox), handlers wired."""
+    """An Application pointed at ``base_url`` (Telegram or the sandbox), handlers wired.
+
+    ``requests`` = (API calls, getUpdates); the caller keeps them to close them if start fails.
+    """
+    api_request, updates_request = requests or new_requests()
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
         ApplicationBuilder()
         .token(token)
@@ -71,8 +84,8 @@ def build_application(
         .base_file_url(base_file_url)
         .concurrent_updates(ChatOrderedProcessor(64))
         # aiohttp, not httpx: httpx's pool collapses with many requests in flight (bot/telegram/http.py)
-        .request(AiohttpRequest(connection_pool_size=128, pool_timeout=30))
-        .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=35))
+        .request(api_request)
+        .get_updates_request(updates_request)
     )
     if rate_limit:
         builder = builder.rate_limiter(ChatRateLimiter(max_retries=3))

@@ -25,7 +25,8 @@ from bot.errors import ProtocolError
 from bot.protocols import ProtocolRegistry, default_schedules_dir
 from bot.services import dispatch
 from bot.services.context import ProtocolStore, ServiceContext, UnitSettings
-from bot.telegram.app import build_application, start_waker
+from bot.telegram.app import build_application, new_requests, start_waker
+from bot.telegram.http import AiohttpRequest
 from bot.telegram.jobs import DispatcherWaker
 from bot.telegram.patient import publish_commands
 from bot.telegram.polling import ConfirmingPoller
@@ -83,6 +84,7 @@ class BotRuntime:
     application: Application[Any, Any, Any, Any, Any, Any]
     waker: DispatcherWaker | None = None
     poller: ConfirmingPoller | None = None
+    requests: tuple[AiohttpRequest, ...] = ()
 
     @property
     def receiving(self) -> bool:
@@ -132,8 +134,10 @@ class BotRuntime:
                 )
                 return set(settings.staff_user_ids) | set(rows)
 
+        requests = new_requests()
         application = build_application(
             ctx,
+            requests=requests,
             token=real_token,
             base_url=api,
             base_file_url=file_api,
@@ -141,11 +145,20 @@ class BotRuntime:
             staff_ids=staff_ids,
         )
         ctx.messenger = TelegramMessenger(application.bot)
-        return cls(settings=settings, engine=engine, ctx=ctx, application=application)
+        return cls(
+            settings=settings, engine=engine, ctx=ctx, application=application, requests=requests
+        )
 
     async def start(self, *, polling: bool = True, safety_tick: timedelta | None = None) -> None:
         """Initialise PTB, learn the bot's username, start polling and the dispatcher."""
-        await self.application.initialize()
+        try:
+            await self.application.initialize()
+        except BaseException:
+            # PTB's shutdown does nothing for a bot that never initialised: close our sessions.
+            for request in self.requests:
+                await request.shutdown()
+            await self.engine.dispose()
+            raise
         username = self.settings.bot_username or self.application.bot.username
         self.ctx.unit = unit_settings(self.settings, username)
         if self.settings.receive_updates:
