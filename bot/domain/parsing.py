@@ -249,6 +249,8 @@ def _collapse(word: str) -> str:
 
 # alpha2digit leaves 0, 1 and 2 alone when isolated ("un peu" must stay words); these are
 # handled here, with "un/une/one" accepted only where it cannot be an article.
+_LONE_O = re.compile(r"\bo\b")
+_DENOMINATOR_BEFORE = re.compile(r"(?:/|\bsur|\bout of|\bover)\s*$")
 _ZERO_TWO = re.compile(r"\b(?:zero|deux|two)\b")
 _ONE_ALONE = re.compile(r"^\W*(?:un|une|one)\W*$")
 _ONE_BEFORE = re.compile(r"\b(?:un|une|one)\b(?=\s*(?:/|sur\b|out of\b|ou\b|or\b|-|to\b)\s*\d)")
@@ -283,6 +285,9 @@ def _number_text(text: str) -> str:
         lambda m: m.group(0) if not _is_number_word_pair(m) else f"{m.group(1)} - {m.group(2)}",
         text,
     )
+    # text2num reads a lone "o" as "oh" (zero, as in "o o seven"): "O O" would become "00", a
+    # number the patient never gave. Shield it.
+    text = _LONE_O.sub("~", text)
     for language in ("fr", "en"):
         try:
             text = alpha2digit(text, language)
@@ -333,13 +338,16 @@ class _Number:
     text: str
     value: int | None
     negative: bool
-    excluded: bool  # a unit, an ordinal, a time, a day number: never the score
+    excluded: (
+        bool  # a unit, an ordinal, a time, a day number, a date, a denominator: never the score
+    )
     comparator: bool
+    unit: bool = False  # excluded because of a unit, which also applies to a range's first end
 
 
 # Dates are never scores: "10/10/2026", "12.03.26", "le 12/03", "on 10/10".
 _DATE_SPAN = re.compile(
-    r"\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"
+    r"\b\d{1,2}([/.-])\d{1,2}\1\d{2,4}\b"  # one separator: "6-7/10" is a range
     r"|\b(?:le|du|au|depuis|on|since|the)\s+\d{1,2}[/.]\d{1,2}\b"
 )
 
@@ -350,6 +358,9 @@ def _numbers(text: str) -> list[_Number]:
     for match in _NUMBER_RE.finditer(text):
         before, after = text[: match.start()], text[match.end() :]
         in_date = any(start <= match.start() < end for start, end in dates)
+        # "/10", "sur 10", "out of 10" name the scale, never the score ("o/10" is not 10).
+        denominator = bool(_DENOMINATOR_BEFORE.search(before))
+        has_unit = bool(_UNIT_AFTER.match(after) or _UNIT_BEFORE.search(before))
         # "-3" is negative; "6-7", "6 - 7" and "6--7" are ranges
         negative = (
             before.endswith("-") and not before.rstrip("-").rstrip()[-1:].isdigit()
@@ -361,14 +372,15 @@ def _numbers(text: str) -> list[_Number]:
                 text=match.group(),
                 value=_round_half_up(match.group()),
                 negative=negative,
-                excluded=in_date or bool(_UNIT_AFTER.match(after) or _UNIT_BEFORE.search(before)),
+                excluded=in_date or denominator or has_unit,
                 comparator=bool(_COMPARATOR_BEFORE.search(before)),
+                unit=has_unit,
             )
         )
     # "2-3 jours", "entre 2 et 3 jours": the unit after a range applies to both ends
     for first, second in zip(numbers[-2::-1], numbers[:0:-1], strict=True):
         link = text[first.end : second.start]
-        if second.excluded and (_RANGE_LINK.match(link) or _BETWEEN_LINK.match(link)):
+        if second.unit and (_RANGE_LINK.match(link) or _BETWEEN_LINK.match(link)):
             first.excluded = True
     return numbers
 

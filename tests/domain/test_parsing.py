@@ -113,6 +113,11 @@ REPLIES: list[tuple[str, str, str, Parsed]] = [
     ("pain_avg", "no pain", "en", UNCLEAR),  # 0 is implied, not written: never guess
     ("pain_avg", "le 12/03 j'avais 4", "fr", UNCLEAR),  # a date and a score: ambiguous
     ("pain_avg", "le 12/03 j'avais 4/10", "fr", ok(4)),  # x/10 says which one
+    ("pain_avg", "6-7/10", "fr", ok(7)),
+    ("pain_avg", "2-3 jours que j'ai 5", "fr", ok(5)),
+    ("pain_avg", "o/10", "en", UNCLEAR),  # "/10" is the scale, not a score of 10
+    ("pain_avg", "?/10", "fr", UNCLEAR),
+    ("pain_avg", "O O", "en", UNCLEAR),  # text2num reads "o o" as "00" (phone style)
     ("pain_avg", "10/10/2026", "fr", UNCLEAR),  # a date is not "10 out of 10"
     ("pain_avg", "on 10/10 I had 4", "en", UNCLEAR),
     ("pain_avg", "10/10", "en", ok(10)),
