@@ -95,6 +95,9 @@ class Patient:
 class BotHarness:
     """Start/stop the whole stack; helpers to enrol, move time and read the staff chat."""
 
+    #: The production limiter (AIORateLimiter + per-chat pacing); off for speed in most tests.
+    rate_limit = False
+
     def __init__(
         self, database: TestDatabase, tmp_path: Path, *, start: datetime | None = None
     ) -> None:
@@ -126,7 +129,7 @@ class BotHarness:
             base_url=self.server.api_base_url,
             base_file_url=self.server.file_base_url,
             require_approval=False,
-            rate_limit=False,
+            rate_limit=self.rate_limit,
         )
         await self.runtime.start(safety_tick=timedelta(seconds=3600))
 

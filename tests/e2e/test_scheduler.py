@@ -16,7 +16,6 @@ from sqlalchemy import select, update
 from bot.db.models import Alert, CheckIn
 from bot.protocols import default_schedules_dir
 from bot.services import dispatch
-from bot.telegram.runtime import BotRuntime
 from tests import harness as h
 from tests.harness import PARIS, BotHarness, eventually
 from tests.harness import Patient as VirtualPatient
@@ -255,21 +254,7 @@ async def test_a_lost_response_repeats_at_most_the_message_it_was_for(
 class RateLimitedHarness(BotHarness):
     """The production configuration: PTB's AIORateLimiter plus our per-private-chat pacing."""
 
-    async def start_bot(self) -> None:
-        """Start with ``rate_limit=True`` (the sandbox and the other tests run without)."""
-        settings = h.test_settings(
-            self.database, self.server, self.tmp_path, **self.settings_overrides
-        )
-        self.runtime = await BotRuntime.create(
-            settings,
-            clock=self.clock,
-            token=self.server.bot_token,
-            base_url=self.server.api_base_url,
-            base_file_url=self.server.file_base_url,
-            require_approval=False,
-            rate_limit=True,
-        )
-        await self.runtime.start(safety_tick=timedelta(seconds=3600))
+    rate_limit = True
 
 
 @pytest.fixture

@@ -14,20 +14,18 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.db.session import create_engine, make_sessionmaker, upgrade_database
+from bot.db.session import create_engine
 from bot.sandbox.fake_api import FakeTelegramServer
 from bot.services import dispatch
 from tests.services.population import (
-    STAFF_CHAT,
     TOKEN,
     bot_process,
     logs,
-    populate,
+    prepare_wave,
     recorded,
     stop_processes,
     wait_until,
@@ -46,13 +44,7 @@ async def test_sigkill_mid_wave_loses_no_checkin_and_repeats_at_most_one_round(
     server = FakeTelegramServer(bot_token=TOKEN)
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        await upgrade_database(engine)
-        sessions = make_sessionmaker(engine)
-        chats = await populate(sessions, count=CHECKINS, due_at=datetime.now(UTC))
-        await server.start()
-        server.add_group(STAFF_CHAT)
-        for chat_id in chats:
-            server.add_user(chat_id)
+        sessions, chats = await prepare_wave(engine, server, count=CHECKINS)
 
         first = bot_process(server, database_url=url, schema=None, cwd=tmp_path, name="first")
         processes.append(first)

@@ -16,7 +16,6 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.db.models import CheckIn, ProtocolVersion
-from bot.db.session import create_engine, make_sessionmaker, upgrade_database
+from bot.db.session import create_engine
 from bot.sandbox.fake_api import FakeTelegramServer
 from tests.services.population import (
     ROOT,
-    STAFF_CHAT,
     TOKEN,
     bot_process,
     logs,
-    populate,
+    prepare_wave,
     recorded,
     stop_processes,
     wait_until,
@@ -72,13 +70,7 @@ async def test_three_processes_send_each_of_1000_due_checkins_exactly_once(
     server = FakeTelegramServer(bot_token=TOKEN)
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        await upgrade_database(engine)
-        sessions = make_sessionmaker(engine)
-        chats = await populate(sessions, count=CHECKINS, due_at=datetime.now(UTC))
-        await server.start()
-        server.add_group(STAFF_CHAT)
-        for chat_id in chats:
-            server.add_user(chat_id)
+        sessions, chats = await prepare_wave(engine, server, count=CHECKINS)
 
         processes = [
             bot_process(

@@ -13,14 +13,15 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import ManualClock
 from bot.db.models import CheckIn, Episode, Patient
+from bot.db.session import make_sessionmaker, upgrade_database
 from bot.protocols import ProtocolRegistry, default_schedules_dir
 from bot.sandbox.fake_api import FakeTelegramServer
 from bot.services.context import ProtocolStore
@@ -163,3 +164,18 @@ async def recorded(sessions: async_sessionmaker[AsyncSession]) -> int:
             select(func.count()).select_from(CheckIn).where(CheckIn.sent_at.is_not(None))
         )
     return int(count or 0)
+
+
+async def prepare_wave(
+    engine: AsyncEngine, server: FakeTelegramServer, *, count: int
+) -> tuple[async_sessionmaker[AsyncSession], list[int]]:
+    """Migrate, store ``count`` check-ins due now, start the fake server and register the chats
+    (and the staff group): the common start of the crash and multi-process tests."""
+    await upgrade_database(engine)
+    sessions = make_sessionmaker(engine)
+    chats = await populate(sessions, count=count, due_at=datetime.now(UTC))
+    await server.start()
+    server.add_group(STAFF_CHAT)
+    for chat_id in chats:
+        server.add_user(chat_id)
+    return sessions, chats
