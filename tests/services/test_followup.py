@@ -194,7 +194,13 @@ async def test_checkin_now_sends_the_next_one_and_says_why_when_it_cannot(
     with pytest.raises(UsageError, match="déjà un point de suivi ouvert"):
         await followup.checkin_now(harness.ctx, label="P-001", actor="cli")
     harness.clock.set(datetime(2026, 12, 1, 22, 30, tzinfo=PARIS))
-    await harness.tick()  # d0's window (extended to 3 h 30 after 11:00) closed
+    # d0's window (extended to 3 h 30 after 11:00) closed; the bot's own wake-up may be ticking
+    # at the same moment, so tick until the expiry has been applied by one of them.
+    for _ in range(50):
+        await harness.tick()
+        if (await states(harness))["d0_evening"][0] != "awaiting":
+            break
+    assert (await states(harness))["d0_evening"][0] != "awaiting"
     with pytest.raises(UsageError, match="heures calmes 21:00-08:00"):
         await followup.checkin_now(harness.ctx, label="P-001", actor="cli")
     await followup.pause(harness.ctx, label="P-001", actor="cli")
