@@ -20,6 +20,7 @@ from bot.db.models import StaffMember
 from bot.db.session import create_engine, current_revision, make_sessionmaker, upgrade_database
 from bot.domain.protocol import Indication, KneeSide
 from bot.domain.schedule import plan_checkins
+from bot.domain.states import CheckInStatus
 from bot.errors import BotError, UsageError
 from bot.i18n import format_local, t, tn
 from bot.protocols import load_protocol_file
@@ -362,7 +363,7 @@ def protocol_command(args: argparse.Namespace) -> int:
     for item in planned:
         when = format_local(item.due_at, args.language, zone)
         until = format_local(item.window_ends_at, args.language, zone, "short")
-        state = "" if item.status == "scheduled" else f"  [cancelled: {item.reason}]"
+        state = "" if item.status == CheckInStatus.SCHEDULED else f"  [cancelled: {item.reason}]"
         questions = ", ".join(
             q.id for q in protocol.questions_for(item.checkin_id, Indication(args.indication))
         )

@@ -7,7 +7,8 @@ All datetimes are aware and stored in UTC (:class:`UTCDateTime` re-attaches UTC 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -25,6 +26,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.domain.states import (
+    AlertDelivery,
+    AlertStatus,
+    Awaiting,
+    CheckInStatus,
+    EpisodeStatus,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -55,6 +64,43 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StateType(TypeDecorator[E]):
+    """A state enum stored as its string value (readable rows, unchanged migrations)."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        """Refuse a value that is not one of the enum's (a typo must not reach the database)."""
+        return None if value is None else str(self.enum(value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        """Give back the enum member."""
+        return None if value is None else self.enum(value)
+
+
+class AwaitingType(TypeDecorator[Awaiting]):
+    """What the conversation waits for, stored as ``consent``, ``baseline`` or ``clarify:<flag>``."""
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: Awaiting | None, dialect: Dialect) -> str | None:
+        """Store the compact string form."""
+        return None if value is None else value.stored()
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Awaiting | None:
+        """Read it back as a typed value."""
+        return None if value is None else Awaiting.parse(value)
 
 
 class Base(DeclarativeBase):
@@ -111,13 +157,13 @@ class Episode(Base):
     side: Mapped[str] = mapped_column(String(16))
     indication: Mapped[str] = mapped_column(String(32))
     language: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[EpisodeStatus] = mapped_column(StateType(EpisodeStatus), index=True)
     baseline_pain: Mapped[int | None]
     baseline_source: Mapped[str | None] = mapped_column(String(16))
     consent_version: Mapped[int | None]
     consented_at: Mapped[datetime | None]
     blocked_at: Mapped[datetime | None]
-    awaiting: Mapped[str | None] = mapped_column(String(32))
+    awaiting: Mapped[Awaiting | None] = mapped_column(AwaitingType())
     reask_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(64))
@@ -163,7 +209,7 @@ class CheckIn(Base):
     def_id: Mapped[str] = mapped_column(String(32))
     due_at: Mapped[datetime]
     window_ends_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[CheckInStatus] = mapped_column(StateType(CheckInStatus))
     status_reason: Mapped[str | None] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None]
@@ -234,12 +280,12 @@ class Alert(Base):
     episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
     rule_id: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[AlertStatus] = mapped_column(StateType(AlertStatus), index=True)
     open_key: Mapped[int | None]
     evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    delivery: Mapped[str] = mapped_column(String(16))
+    delivery: Mapped[AlertDelivery] = mapped_column(StateType(AlertDelivery))
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_delivery_at: Mapped[datetime | None]
     needs_edit: Mapped[bool] = mapped_column(default=False)

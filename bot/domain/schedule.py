@@ -30,6 +30,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot.domain.protocol import CheckInDef, Indication, Protocol, QuietHours, Reminders
+from bot.domain.states import CheckInStatus
 
 CancelReason = Literal["quiet_hours", "before_consent"]
 
@@ -52,7 +53,7 @@ class PlannedCheckIn:
     checkin_id: str
     due_at: datetime
     window_ends_at: datetime
-    status: Literal["scheduled", "cancelled"]
+    status: CheckInStatus
     reason: CancelReason | None = None
 
 
@@ -237,7 +238,7 @@ def plan_checkins(
                 checkin_id=checkin.id,
                 due_at=at,
                 window_ends_at=window_ends_at,
-                status="scheduled" if reason is None else "cancelled",
+                status=CheckInStatus.SCHEDULED if reason is None else CheckInStatus.CANCELLED,
                 reason=reason,
             )
         )

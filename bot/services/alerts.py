@@ -22,6 +22,7 @@ from bot.db.models import Alert, Episode, Patient
 from bot.domain.protocol import LocalizedText, MissedInRowRule, Protocol, Rule, Severity
 from bot.domain.rules import Finding
 from bot.domain.schedule import day_number
+from bot.domain.states import AlertDelivery, AlertStatus
 from bot.i18n import format_local, t, tn
 from bot.metrics import ALERT_ACK_SECONDS, ALERT_DELIVERY_FAILURES, ALERTS_RAISED
 from bot.services import audit
@@ -59,7 +60,7 @@ async def raise_findings(
     touched: list[Alert] = []
     # The query autoflushes, so alerts added earlier in this same transaction are found too.
     rows = await session.scalars(
-        select(Alert).where(Alert.episode_id == episode.id, Alert.status != "resolved")
+        select(Alert).where(Alert.episode_id == episode.id, Alert.status != AlertStatus.RESOLVED)
     )
     open_alerts = {alert.rule_id: alert for alert in rows}
     for finding in findings:
@@ -70,12 +71,12 @@ async def raise_findings(
                 episode_id=episode.id,
                 rule_id=finding.rule_id,
                 severity=finding.severity.value,
-                status="open",
+                status=AlertStatus.OPEN,
                 open_key=1,
                 evidence=evidence,
                 created_at=now,
                 updated_at=now,
-                delivery="pending",
+                delivery=AlertDelivery.PENDING,
                 delivery_attempts=0,
                 next_delivery_at=now,
                 escalation_count=0,
@@ -95,7 +96,7 @@ async def raise_findings(
         else:
             alert.evidence = [*alert.evidence, *evidence]
             alert.updated_at = now
-            if alert.delivery == "sent":
+            if alert.delivery == AlertDelivery.SENT:
                 alert.needs_edit = True
             audit.record(
                 session,
@@ -222,14 +223,14 @@ def staff_card(
         if alert.resolution_note:
             lines.append(t(lang, "Note: {note}", note=alert.resolution_note))
     buttons: tuple[tuple[Button, ...], ...] = ()
-    if alert.status == "open":
+    if alert.status == AlertStatus.OPEN:
         buttons = (
             (
                 Button(t(lang, "Acknowledge"), f"k:{alert.id}"),
                 Button(t(lang, "Resolve…"), f"r:{alert.id}"),
             ),
         )
-    elif alert.status == "acknowledged":
+    elif alert.status == AlertStatus.ACKNOWLEDGED:
         buttons = ((Button(t(lang, "Resolve…"), f"r:{alert.id}"),),)
     return OutgoingMessage(text="\n".join(lines), buttons=buttons)
 
@@ -258,7 +259,7 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
         due = (
             select(Alert.id)
             .where(
-                or_(Alert.delivery == "pending", Alert.needs_edit.is_(True)),
+                or_(Alert.delivery == AlertDelivery.PENDING, Alert.needs_edit.is_(True)),
                 or_(Alert.next_delivery_at.is_(None), Alert.next_delivery_at <= now),
             )
             .order_by(Alert.id)
@@ -286,7 +287,7 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
     delivered = 0
     for alert_id, delivery, message_id, card in jobs:
         try:
-            if delivery == "sent" and message_id is not None:
+            if delivery == AlertDelivery.SENT and message_id is not None:
                 await ctx.messenger.edit(SentRef(ctx.unit.staff_chat_id, message_id), card)
                 ref = None
             else:
@@ -299,7 +300,7 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
                 error=type(exc).__name__,
                 retry_after=exc.retry_after,
             )
-            await _schedule_retry(ctx, alert_id, exc, edit=delivery == "sent")
+            await _schedule_retry(ctx, alert_id, exc, edit=delivery == AlertDelivery.SENT)
             continue
         delivered += 1
         async with ctx.sessions.begin() as session:
@@ -307,7 +308,7 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
             assert delivered_alert is not None
             alert = delivered_alert
             if ref is not None:
-                alert.delivery = "sent"
+                alert.delivery = AlertDelivery.SENT
                 alert.staff_chat_id = ref.chat_id
                 alert.staff_message_id = ref.message_id
                 audit.record(
@@ -350,14 +351,14 @@ async def acknowledge(
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
         alert = await session.get(Alert, alert_id)
-        if alert is None or alert.status != "open":
+        if alert is None or alert.status != AlertStatus.OPEN:
             return None
-        alert.status = "acknowledged"
+        alert.status = AlertStatus.ACKNOWLEDGED
         alert.acknowledged_by = staff_name
         alert.acknowledged_at = now
         alert.next_escalation_at = None
         alert.updated_at = now
-        if alert.delivery == "sent":
+        if alert.delivery == AlertDelivery.SENT:
             alert.needs_edit = True
             alert.next_delivery_at = now
         ALERT_ACK_SECONDS.observe((now - alert.created_at).total_seconds())
@@ -379,19 +380,19 @@ async def resolve(
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
         alert = await session.get(Alert, alert_id)
-        if alert is None or alert.status == "resolved":
+        if alert is None or alert.status == AlertStatus.RESOLVED:
             return None
         if alert.acknowledged_at is None:
             alert.acknowledged_by, alert.acknowledged_at = staff_name, now
             ALERT_ACK_SECONDS.observe((now - alert.created_at).total_seconds())
-        alert.status = "resolved"
+        alert.status = AlertStatus.RESOLVED
         alert.open_key = None
         alert.resolved_by = staff_name
         alert.resolved_at = now
         alert.resolution_note = note
         alert.next_escalation_at = None
         alert.updated_at = now
-        if alert.delivery == "sent":
+        if alert.delivery == AlertDelivery.SENT:
             alert.needs_edit = True
             alert.next_delivery_at = now
         audit.record(
@@ -433,7 +434,7 @@ async def reescalate_due(ctx: ServiceContext) -> int:
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
         due = select(Alert.id).where(
-            Alert.status == "open",
+            Alert.status == AlertStatus.OPEN,
             Alert.next_escalation_at.is_not(None),
             Alert.next_escalation_at <= now,
         )
@@ -476,7 +477,7 @@ async def reescalate_due(ctx: ServiceContext) -> int:
             log.warning("reescalation_failed", alert_id=alert_id, error=type(exc).__name__)
             async with ctx.sessions.begin() as session:
                 failed = await session.get(Alert, alert_id)
-                if failed is not None and failed.status == "open":
+                if failed is not None and failed.status == AlertStatus.OPEN:
                     failed.next_escalation_at = ctx.clock.now() + RETRY_BASE * 6
     return sent
 
@@ -487,11 +488,11 @@ async def next_due(session: AsyncSession) -> datetime | None:
 
     delivery = await session.scalar(
         select(func.min(Alert.next_delivery_at)).where(
-            or_(Alert.delivery == "pending", Alert.needs_edit.is_(True))
+            or_(Alert.delivery == AlertDelivery.PENDING, Alert.needs_edit.is_(True))
         )
     )
     escalation = await session.scalar(
-        select(func.min(Alert.next_escalation_at)).where(Alert.status == "open")
+        select(func.min(Alert.next_escalation_at)).where(Alert.status == AlertStatus.OPEN)
     )
     candidates = [d for d in (delivery, escalation) if d is not None]
     return min(candidates) if candidates else None

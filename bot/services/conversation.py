@@ -60,13 +60,23 @@ from bot.domain.rules import (
 )
 from bot.domain.schedule import day_number
 from bot.domain.scores import KOOS_JR_ITEMS, koos_jr_interval
+from bot.domain.states import (
+    BASELINE,
+    CONSENT,
+    FOLLOW_UP_OVER,
+    LIVE_STATUSES,
+    Awaiting,
+    AwaitingKind,
+    CheckInStatus,
+    EpisodeStatus,
+)
 from bot.errors import EnrolmentError
 from bot.i18n import available_languages, format_local, normalise_language, t
 from bot.metrics import ANSWERS_SAVED
 from bot.protocols import DEFAULT_PROTOCOL_ID
 from bot.services import alerts, audit
 from bot.services.context import ServiceContext
-from bot.services.enrolment import LIVE_STATUSES, hash_token, link_chat, plan_episode
+from bot.services.enrolment import hash_token, link_chat, plan_episode
 from bot.services.ports import (
     Button,
     DeliveryError,
@@ -81,8 +91,6 @@ log = structlog.get_logger(__name__)
 
 #: Media nobody can parse: a human must listen (rule ``unheard_media``).
 UNHEARD_KINDS = frozenset({"voice", "video", "video_note", "audio"})
-#: A follow-up that no longer sends check-ins (the patient can still write and be read).
-FOLLOW_UP_OVER = ("stopped", "completed")
 #: The Answer row holding a check-in's KOOS JR interval score.
 KOOS_SCORE_ID = "koos_jr_score"
 
@@ -163,7 +171,9 @@ async def _live_episode(session: AsyncSession, chat_id: int) -> tuple[Patient, E
 async def open_checkin(session: AsyncSession, episode_id: int) -> CheckIn | None:
     """The check-in the patient is answering now, if any (at most one is open)."""
     return await session.scalar(
-        select(CheckIn).where(CheckIn.episode_id == episode_id, CheckIn.status == "awaiting")
+        select(CheckIn).where(
+            CheckIn.episode_id == episode_id, CheckIn.status == CheckInStatus.AWAITING
+        )
     )
 
 
@@ -367,11 +377,11 @@ async def handle_start(
                     EnrolmentToken.episode_id == found[1].id,
                 )
             )
-            if own is not None and found[1].status != "invited":
+            if own is not None and found[1].status != EpisodeStatus.INVITED:
                 token = None  # the patient opened their own link again
         if token:
             link = True
-        elif found is None or found[1].status == "invited":
+        elif found is None or found[1].status == EpisodeStatus.INVITED:
             outbox.say(unknown_chat_text(ctx, language_code))
         else:
             await _greet_known(session, ctx, outbox, found[1])
@@ -387,16 +397,16 @@ async def _greet_known(
     """``/start`` from an enrolled patient: say where they are, ask what we wait for."""
     lang = episode.language
     protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-    if episode.status == "refused":
+    if episode.status == EpisodeStatus.REFUSED:
         outbox.say(_refused_text(ctx, lang))
-    elif episode.status == "stopped":
+    elif episode.status == EpisodeStatus.STOPPED:
         outbox.say(
             t(
                 lang,
                 "Your follow-up is stopped. If you want to start it again, please ask the unit for a new link.",
             )
         )
-    elif episode.status == "completed":
+    elif episode.status == EpisodeStatus.COMPLETED:
         outbox.say(
             t(
                 lang,
@@ -404,7 +414,7 @@ async def _greet_known(
                 phone=ctx.unit.unit_phone,
             )
         )
-    elif episode.awaiting == "consent":
+    elif episode.awaiting == CONSENT:
         outbox.messages.append(_consent_for(ctx, protocol, episode))
     else:
         outbox.say(t(lang, "You are already enrolled. Type /help to see what I can do."))
@@ -481,7 +491,7 @@ def _consent_for(ctx: ServiceContext, protocol: Protocol, episode: Episode) -> O
         ctx,
         current_protocol(ctx, protocol),
         episode.language,
-        renewal=episode.status in ("active", "paused"),
+        renewal=episode.status in (EpisodeStatus.ACTIVE, EpisodeStatus.PAUSED),
     )
 
 
@@ -560,16 +570,16 @@ async def _gate(
     A refused follow-up stores nothing; a blocked bot that hears from the patient is unblocked;
     a consent text newer than the one accepted is asked again before anything else.
     """
-    if episode.status == "refused":
+    if episode.status == EpisodeStatus.REFUSED:
         outbox.say(_refused_text(ctx, episode.language))
         return True
     unblock(session, episode, now)
     if (
-        episode.status in ("active", "paused")
-        and episode.awaiting != "consent"
+        episode.status in (EpisodeStatus.ACTIVE, EpisodeStatus.PAUSED)
+        and episode.awaiting != CONSENT
         and consent_outdated(ctx, protocol, episode)
     ):
-        episode.awaiting = "consent"
+        episode.awaiting = CONSENT
         audit.record(
             session,
             at=now,
@@ -581,6 +591,11 @@ async def _gate(
         outbox.messages.append(_consent_for(ctx, protocol, episode))
         return True
     return False
+
+
+def _clarifying(episode: Episode) -> bool:
+    """True while the patient is asked to confirm or rule out one red flag."""
+    return episode.awaiting is not None and episode.awaiting.kind is AwaitingKind.CLARIFY
 
 
 def unblock(session: AsyncSession, episode: Episode, now: datetime) -> None:
@@ -608,15 +623,15 @@ async def _route_text(
     if episode.status in FOLLOW_UP_OVER:
         await _note(session, ctx, outbox, protocol, episode, text, message_id, now)
         return
-    awaiting = episode.awaiting or ""
-    if awaiting == "consent":
+    awaiting = episode.awaiting
+    if awaiting == CONSENT:
         parsed = parse_yes_no(text)
         if parsed.status == "ok":
             await _consent(session, ctx, outbox, protocol, episode, parsed.value == 1, now)
         else:
             outbox.messages.append(_consent_for(ctx, protocol, episode))
         return
-    if awaiting == "baseline":
+    if awaiting == BASELINE:
         parsed = parse_scale(text, minimum=0, maximum=10)
         _save(session, episode, None, "baseline", "text", text, parsed, now, message_id)
         if parsed.status == "ok" and parsed.value is not None:
@@ -628,8 +643,8 @@ async def _route_text(
             )
         await _scan_free_text(session, ctx, outbox, protocol, episode, text, now)
         return
-    if awaiting.startswith("clarify:"):
-        flag = awaiting.split(":", 1)[1]
+    if awaiting is not None and awaiting.flag is not None:
+        flag = awaiting.flag
         parsed = parse_yes_no(text)
         if parsed.value == 1:
             parsed = Parsed("ok", value=1, option_id="yes", flags=frozenset({flag}))
@@ -874,9 +889,9 @@ async def _scan_free_text(
             now,
         )
         said = bool(findings)
-    if doubtful and not (episode.awaiting or "").startswith("clarify:"):
+    if doubtful and not _clarifying(episode):
         flag = doubtful[0]
-        episode.awaiting = f"clarify:{flag}"
+        episode.awaiting = Awaiting.clarify(flag)
         episode.reask_count = 0
         outbox.messages.append(_clarify_question(protocol, flag, episode.language))
         said = True
@@ -944,17 +959,17 @@ async def resume(
     """After an interruption (a note, a photo, a clarification, /language): ask again what we
     are waiting for, so the buttons are always at hand."""
     lang = episode.language
-    awaiting = episode.awaiting or ""
-    if awaiting == "consent":
+    awaiting = episode.awaiting
+    if awaiting == CONSENT:
         outbox.messages.append(_consent_for(ctx, protocol, episode))
         return
-    if awaiting == "baseline":
+    if awaiting == BASELINE:
         outbox.say(protocol.baseline_question.get(lang), scale_rows("b:", 0, 10))
         return
-    if awaiting.startswith("clarify:"):
-        outbox.messages.append(_clarify_question(protocol, awaiting.split(":", 1)[1], lang))
+    if awaiting is not None and awaiting.flag is not None:
+        outbox.messages.append(_clarify_question(protocol, awaiting.flag, lang))
         return
-    if episode.status not in ("active", "paused"):
+    if episode.status not in (EpisodeStatus.ACTIVE, EpisodeStatus.PAUSED):
         return
     checkin = await open_checkin(session, episode.id)
     if checkin is None:
@@ -988,7 +1003,7 @@ async def _consent(
     """Consent given or refused; a renewal (newer consent text) keeps the follow-up's place."""
     lang = episode.language
     version = current_protocol(ctx, protocol).consent.version
-    renewal = episode.status in ("active", "paused")
+    renewal = episode.status in (EpisodeStatus.ACTIVE, EpisodeStatus.PAUSED)
     patient = await session.get(Patient, episode.patient_id)
     label = patient.label if patient is not None else "?"
     if not accepted:
@@ -1003,7 +1018,7 @@ async def _consent(
         if renewal:
             await stop_episode(session, episode, now, reason="consent_refused")
         else:
-            episode.status = "refused"
+            episode.status = EpisodeStatus.REFUSED
         episode.awaiting = None
         outbox.say(
             t(
@@ -1030,7 +1045,7 @@ async def _consent(
         await resume(session, ctx, outbox, protocol, episode)
         return
     if episode.baseline_pain is None:
-        episode.awaiting = "baseline"
+        episode.awaiting = BASELINE
         outbox.say(
             t(lang, "Thank you.") + " " + protocol.baseline_question.get(lang),
             scale_rows("b:", 0, 10),
@@ -1060,13 +1075,13 @@ async def _start_follow_up(
     episode: Episode,
     now: datetime,
 ) -> None:
-    episode.status = "active"
+    episode.status = EpisodeStatus.ACTIVE
     episode.awaiting = None
     await plan_episode(session, ctx, episode)
     await session.flush()
     next_due = await session.scalar(
         select(CheckIn.due_at)
-        .where(CheckIn.episode_id == episode.id, CheckIn.status == "scheduled")
+        .where(CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED)
         .order_by(CheckIn.due_at)
     )
     lang = episode.language
@@ -1088,7 +1103,7 @@ async def stop_episode(
 ) -> None:
     """The patient ends the follow-up (``/stop``, or a newer consent refused): every remaining
     check-in is cancelled, answers are kept, unused links expire (as a staff stop does)."""
-    episode.status = "stopped"
+    episode.status = EpisodeStatus.STOPPED
     episode.stopped_at = now
     episode.paused_at = None
     episode.awaiting = None
@@ -1102,17 +1117,21 @@ async def stop_episode(
     checkins = await session.scalars(
         select(CheckIn).where(
             CheckIn.episode_id == episode.id,
-            CheckIn.status.in_(("scheduled", "sending", "awaiting")),
+            CheckIn.status.in_(
+                (CheckInStatus.SCHEDULED, CheckInStatus.SENDING, CheckInStatus.AWAITING)
+            ),
         )
     )
     for checkin in checkins:
-        if checkin.status == "awaiting":
+        if checkin.status == CheckInStatus.AWAITING:
             answered = await session.scalar(
                 select(Answer.id).where(Answer.checkin_id == checkin.id, Answer.status != "unclear")
             )
-            checkin.status = "partial" if answered is not None else "cancelled"
+            checkin.status = (
+                CheckInStatus.PARTIAL if answered is not None else CheckInStatus.CANCELLED
+            )
         else:
-            checkin.status = "cancelled"
+            checkin.status = CheckInStatus.CANCELLED
         checkin.status_reason = reason
         checkin.closed_at = now
         checkin.next_reminder_at = None
@@ -1210,7 +1229,7 @@ async def _answer(
     checkin.reask_count = 0
     checkin.selection = []
     checkin.next_reminder_at = None
-    if (episode.awaiting or "").startswith("clarify:"):
+    if _clarifying(episode):
         return saved
     questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
     if checkin.question_index < len(questions):
@@ -1224,18 +1243,20 @@ async def _answer(
             )
         )
         return saved
-    checkin.status = "answered"
+    checkin.status = CheckInStatus.ANSWERED
     checkin.closed_at = now
     next_due = await session.scalar(
         select(CheckIn.due_at)
         .where(
-            CheckIn.episode_id == episode.id, CheckIn.status == "scheduled", CheckIn.due_at > now
+            CheckIn.episode_id == episode.id,
+            CheckIn.status == CheckInStatus.SCHEDULED,
+            CheckIn.due_at > now,
         )
         .order_by(CheckIn.due_at)
     )
     if next_due is None:
         outbox.say(t(lang, "Thank you, that is all. This was the last check-in of your follow-up."))
-        episode.status = "completed"
+        episode.status = EpisodeStatus.COMPLETED
     else:
         outbox.say(
             t(
@@ -1357,7 +1378,7 @@ async def _route_edit(
     if (
         checkin is not None
         and question is not None
-        and checkin.status == "awaiting"
+        and checkin.status == CheckInStatus.AWAITING
         and original.status == "unclear"
         and _current_question_id(protocol, episode, checkin) == question.id
     ):
@@ -1419,7 +1440,7 @@ async def _route_edit(
     asked = await _scan_free_text(
         session, ctx, outbox, protocol, episode, text, now, skip_flags=before | parsed.flags
     )
-    if not (asked and (episode.awaiting or "").startswith("clarify:")):
+    if not (asked and _clarifying(episode)):
         # The open question again, below the acknowledgement (and any safety advice).
         await resume(session, ctx, outbox, protocol, episode)
 
@@ -1476,7 +1497,7 @@ async def handle_button(
                 toast=t(guess_language(ctx, language_code), "This button is no longer active.")
             )
         episode = found[1]
-        if press is None or episode.status in ("refused", *FOLLOW_UP_OVER):
+        if press is None or episode.status in (EpisodeStatus.REFUSED, *FOLLOW_UP_OVER):
             return Reply(toast=t(episode.language, "This question is closed. Thank you!"))
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
         toast = await _route_button(session, ctx, outbox, protocol, episode, press, message_id, now)
@@ -1498,7 +1519,7 @@ async def _route_button(
     lang = episode.language
     stale = t(lang, "This question is closed. Thank you!")
     if press.kind == "c":
-        if episode.awaiting != "consent":
+        if episode.awaiting != CONSENT:
             return stale
         if press.value == "i":
             outbox.say(
@@ -1510,11 +1531,11 @@ async def _route_button(
         return None
     if await _gate(session, ctx, outbox, protocol, episode, now):
         return None
-    if episode.awaiting == "consent":
+    if episode.awaiting == CONSENT:
         outbox.messages.append(_consent_for(ctx, protocol, episode))
         return t(lang, "Please answer the consent question first.")
     if press.kind == "b":
-        if episode.awaiting != "baseline" or press.value is None or not press.value.isdigit():
+        if episode.awaiting != BASELINE or press.value is None or not press.value.isdigit():
             return stale
         value = int(press.value)
         if not 0 <= value <= 10:
@@ -1535,7 +1556,7 @@ async def _route_button(
     if press.kind == "f":
         assert press.value is not None
         flag, answer = press.value.split(":")
-        if episode.awaiting != f"clarify:{flag}":
+        if episode.awaiting != Awaiting.clarify(flag):
             return stale
         parsed = Parsed(
             status="ok",
@@ -1551,7 +1572,7 @@ async def _route_button(
         if (
             checkin is None
             or checkin.episode_id != episode.id
-            or checkin.status != "awaiting"
+            or checkin.status != CheckInStatus.AWAITING
             or checkin.question_index != press.question_index
         ):
             return stale
@@ -1732,11 +1753,13 @@ async def _route_media(
     lang = episode.language
     if await _gate(session, ctx, outbox, protocol, episode, now):
         return
-    if episode.awaiting == "consent":
+    if episode.awaiting == CONSENT:
         outbox.say(t(lang, "Please answer the consent question first."))
         outbox.messages.append(_consent_for(ctx, protocol, episode))
         return
-    checkin = await open_checkin(session, episode.id) if episode.status == "active" else None
+    checkin = (
+        await open_checkin(session, episode.id) if episode.status == EpisodeStatus.ACTIVE else None
+    )
     question = None
     if checkin is not None and episode.awaiting is None:
         questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.db.models import Alert, CheckIn, Digest, Episode, Patient
 from bot.domain.protocol import Severity
 from bot.domain.schedule import day_number
+from bot.domain.states import AlertStatus, CheckInStatus
 from bot.i18n import format_local, t
 from bot.services.context import ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage
@@ -62,7 +63,7 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
                 select(Alert, Episode, Patient)
                 .join(Episode, Alert.episode_id == Episode.id)
                 .join(Patient, Episode.patient_id == Patient.id)
-                .where(Alert.status != "resolved")
+                .where(Alert.status != AlertStatus.RESOLVED)
                 .order_by(Alert.created_at)
             )
         ).all()
@@ -72,7 +73,11 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
         yesterday = (
             await session.execute(
                 select(CheckIn.status, func.count())
-                .where(CheckIn.due_at >= start, CheckIn.due_at < end, CheckIn.status != "cancelled")
+                .where(
+                    CheckIn.due_at >= start,
+                    CheckIn.due_at < end,
+                    CheckIn.status != CheckInStatus.CANCELLED,
+                )
                 .group_by(CheckIn.status)
             )
         ).all()
@@ -91,7 +96,7 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
     due = sum(counts.values())
     if not reviews and not urgent and not due:
         return None
-    answered = counts.get("answered", 0) + counts.get("partial", 0)
+    answered = counts.get(CheckInStatus.ANSWERED, 0) + counts.get(CheckInStatus.PARTIAL, 0)
     title = t(
         LANGUAGE,
         "Cryoneurolysis follow-up — {date}",

@@ -52,6 +52,7 @@ from bot.db.models import Answer, CheckIn, Episode, Patient
 from bot.domain.protocol import Indication, Protocol
 from bot.domain.rules import History, evaluate_missed
 from bot.domain.schedule import reminder_times
+from bot.domain.states import CheckInStatus, EpisodeStatus
 from bot.i18n import t
 from bot.metrics import DISPATCHER_LAG, MESSAGES_FAILED, MESSAGES_SENT
 from bot.services import alerts, audit, digest
@@ -156,14 +157,18 @@ async def next_wakeup(ctx: ServiceContext) -> datetime | None:
         candidates = [
             await session.scalar(
                 select(func.min(func.coalesce(CheckIn.retry_at, CheckIn.due_at))).where(
-                    CheckIn.status == "scheduled"
+                    CheckIn.status == CheckInStatus.SCHEDULED
                 )
             ),
             await session.scalar(
-                select(func.min(CheckIn.next_reminder_at)).where(CheckIn.status == "awaiting")
+                select(func.min(CheckIn.next_reminder_at)).where(
+                    CheckIn.status == CheckInStatus.AWAITING
+                )
             ),
             await session.scalar(
-                select(func.min(CheckIn.window_ends_at)).where(CheckIn.status == "awaiting")
+                select(func.min(CheckIn.window_ends_at)).where(
+                    CheckIn.status == CheckInStatus.AWAITING
+                )
             ),
             await alerts.next_due(session),
         ]
@@ -181,9 +186,9 @@ def _held_claim() -> ColumnElement[bool]:
 
     The leading IN lets SQLite use the status index (with the OR alone it scans the table).
     """
-    return CheckIn.status.in_(("sending", "awaiting")) & or_(
-        CheckIn.status == "sending",
-        (CheckIn.status == "awaiting")
+    return CheckIn.status.in_((CheckInStatus.SENDING, CheckInStatus.AWAITING)) & or_(
+        CheckIn.status == CheckInStatus.SENDING,
+        (CheckIn.status == CheckInStatus.AWAITING)
         & CheckIn.sent_at.is_(None)
         & (CheckIn.question_index == 0)
         & (CheckIn.reask_count == 0),
@@ -206,7 +211,7 @@ async def _release_stale_claims(ctx: ServiceContext) -> int:
         result = await session.execute(
             update(CheckIn)
             .where(_held_claim(), or_(*conditions))
-            .values(status="scheduled", claimed_by=None, retry_at=None)
+            .values(status=CheckInStatus.SCHEDULED, claimed_by=None, retry_at=None)
             .returning(CheckIn.id)
             .execution_options(synchronize_session=False)
         )
@@ -222,7 +227,7 @@ async def _claim(ctx: ServiceContext) -> list[int]:
         due = (
             select(CheckIn.id)
             .where(
-                CheckIn.status == "scheduled",
+                CheckIn.status == CheckInStatus.SCHEDULED,
                 CheckIn.due_at <= now,
                 # Expired rows are _close_expired's: it applies the non-response rules.
                 CheckIn.window_ends_at > now,
@@ -237,7 +242,7 @@ async def _claim(ctx: ServiceContext) -> list[int]:
             update(CheckIn)
             .where(CheckIn.id.in_(due.scalar_subquery()))
             .values(
-                status="sending",
+                status=CheckInStatus.SENDING,
                 claimed_at=now,
                 claimed_by=ctx.process_id,
                 attempts=CheckIn.attempts + 1,
@@ -299,13 +304,13 @@ async def _send_claimed(ctx: ServiceContext, claimed: list[int]) -> tuple[int, i
             failed += 1
             if isinstance(outcome.error, RecipientBlocked):
                 checkin.status, checkin.status_reason, checkin.closed_at = (
-                    "cancelled",
+                    CheckInStatus.CANCELLED,
                     "blocked",
                     now,
                 )
                 blocked_chats.append(item.chat_id)
-            elif checkin.status == "awaiting" and checkin.question_index == 0:
-                checkin.status = "scheduled"
+            elif checkin.status == CheckInStatus.AWAITING and checkin.question_index == 0:
+                checkin.status = CheckInStatus.SCHEDULED
                 checkin.retry_at = now + _retry_delay(checkin.attempts, outcome.error)
     for chat_id in blocked_chats:
         await mark_blocked(ctx, chat_id=chat_id)
@@ -324,7 +329,7 @@ async def _open_claimed(ctx: ServiceContext, claimed: list[int]) -> list[_Prepar
                 select(CheckIn, Episode, Patient)
                 .join(Episode, CheckIn.episode_id == Episode.id)
                 .join(Patient, Episode.patient_id == Patient.id)
-                .where(CheckIn.id.in_(claimed), CheckIn.status == "sending")
+                .where(CheckIn.id.in_(claimed), CheckIn.status == CheckInStatus.SENDING)
                 .order_by(CheckIn.due_at.desc())
             )
         ).all()
@@ -334,7 +339,7 @@ async def _open_claimed(ctx: ServiceContext, claimed: list[int]) -> list[_Prepar
         for old in await session.scalars(
             select(CheckIn).where(
                 CheckIn.episode_id.in_({checkin.episode_id for checkin, _, _ in rows}),
-                CheckIn.status == "awaiting",
+                CheckIn.status == CheckInStatus.AWAITING,
             )
         ):
             still_open.setdefault(old.episode_id, []).append(old)
@@ -347,10 +352,10 @@ async def _open_claimed(ctx: ServiceContext, claimed: list[int]) -> list[_Prepar
                 reason = "superseded"
             if reason == "window_passed":
                 # Expired since the claim: back to _close_expired, which applies the rules.
-                checkin.status = "scheduled"
+                checkin.status = CheckInStatus.SCHEDULED
                 continue
             if reason is not None:
-                checkin.status, checkin.status_reason = "cancelled", reason
+                checkin.status, checkin.status_reason = CheckInStatus.CANCELLED, reason
                 checkin.closed_at = now
                 continue
             latest_of.add(checkin.episode_id)
@@ -359,7 +364,7 @@ async def _open_claimed(ctx: ServiceContext, claimed: list[int]) -> list[_Prepar
             for old in still_open.pop(checkin.episode_id, []):
                 await _close_unanswered(session, old, now)
             # Open the conversation before sending: a quick patient must find it awaiting.
-            checkin.status = "awaiting"
+            checkin.status = CheckInStatus.AWAITING
             checkin.question_index = 0
             checkin.reminders_sent = 0
             messages = opening_messages(protocol, checkin, episode)
@@ -382,7 +387,7 @@ def _why_not_send(
 ) -> str | None:
     """Re-check at send time that the check-in is still wanted (stale schedules are a known
     failure of comparable products)."""
-    if episode.status != "active":
+    if episode.status != EpisodeStatus.ACTIVE:
         return f"episode_{episode.status}"
     if episode.blocked_at is not None:
         return "blocked"
@@ -402,8 +407,12 @@ async def _has_answers(session: AsyncSession, checkin_id: int) -> bool:
     return bool(answered)
 
 
-async def _close_unanswered(session: AsyncSession, checkin: CheckIn, now: datetime) -> str:
-    checkin.status = "partial" if await _has_answers(session, checkin.id) else "missed"
+async def _close_unanswered(
+    session: AsyncSession, checkin: CheckIn, now: datetime
+) -> CheckInStatus:
+    checkin.status = (
+        CheckInStatus.PARTIAL if await _has_answers(session, checkin.id) else CheckInStatus.MISSED
+    )
     checkin.closed_at = now
     checkin.next_reminder_at = None
     return checkin.status
@@ -421,7 +430,7 @@ async def close_open_checkins(
     rows = await session.scalars(
         select(CheckIn).where(
             CheckIn.episode_id == episode_id,
-            CheckIn.status.in_(("awaiting", "sending")),
+            CheckIn.status.in_((CheckInStatus.AWAITING, CheckInStatus.SENDING)),
         )
     )
     closed = 0
@@ -435,9 +444,9 @@ async def _cancel(session: AsyncSession, checkin: CheckIn, now: datetime, reason
     """Close a check-in nobody should answer now: ``partial`` if it has answers, else
     ``cancelled`` with ``reason`` (never ``missed``: it is not the patient's silence)."""
     if await _has_answers(session, checkin.id):
-        checkin.status = "partial"
+        checkin.status = CheckInStatus.PARTIAL
     else:
-        checkin.status, checkin.status_reason = "cancelled", reason
+        checkin.status, checkin.status_reason = CheckInStatus.CANCELLED, reason
     checkin.closed_at = now
     checkin.next_reminder_at = None
 
@@ -518,7 +527,7 @@ async def _send_reminders(ctx: ServiceContext) -> int:
     async with ctx.sessions.begin() as session:
         due = (
             select(CheckIn.id)
-            .where(CheckIn.status == "awaiting", CheckIn.next_reminder_at <= now)
+            .where(CheckIn.status == CheckInStatus.AWAITING, CheckIn.next_reminder_at <= now)
             .limit(BATCH)
         )
         if _postgres(session):
@@ -529,7 +538,7 @@ async def _send_reminders(ctx: ServiceContext) -> int:
             update(CheckIn)
             .where(
                 CheckIn.id.in_(due.scalar_subquery()),
-                CheckIn.status == "awaiting",
+                CheckIn.status == CheckInStatus.AWAITING,
                 CheckIn.next_reminder_at <= now,
             )
             .values(reminders_sent=CheckIn.reminders_sent + 1, next_reminder_at=None)
@@ -547,7 +556,11 @@ async def _send_reminders(ctx: ServiceContext) -> int:
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
             checkin.next_reminder_at = _next_reminder(protocol, checkin, episode, now)
             questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
-            if patient.chat_id is None or episode.status != "active" or episode.awaiting:
+            if (
+                patient.chat_id is None
+                or episode.status != EpisodeStatus.ACTIVE
+                or episode.awaiting
+            ):
                 continue
             if episode.blocked_at is not None or checkin.question_index >= len(questions):
                 continue
@@ -591,7 +604,10 @@ async def _close_expired(ctx: ServiceContext) -> int:
     async with ctx.sessions.begin() as session:
         due = (
             select(CheckIn.id)
-            .where(CheckIn.status.in_(("awaiting", "scheduled")), CheckIn.window_ends_at <= now)
+            .where(
+                CheckIn.status.in_((CheckInStatus.AWAITING, CheckInStatus.SCHEDULED)),
+                CheckIn.window_ends_at <= now,
+            )
             .limit(EXPIRE_BATCH)
         )
         if _postgres(session):
@@ -602,9 +618,9 @@ async def _close_expired(ctx: ServiceContext) -> int:
             update(CheckIn)
             .where(
                 CheckIn.id.in_(due.scalar_subquery()),
-                CheckIn.status.in_(("awaiting", "scheduled")),
+                CheckIn.status.in_((CheckInStatus.AWAITING, CheckInStatus.SCHEDULED)),
             )
-            .values(status="closing")
+            .values(status=CheckInStatus.CLOSING)
             .returning(CheckIn.id)
             .execution_options(synchronize_session=False)
         )
@@ -620,11 +636,11 @@ async def _close_expired(ctx: ServiceContext) -> int:
         missed_episodes: set[int] = set()
         for checkin, episode in expired:
             closed += 1
-            if episode.status != "active" or episode.blocked_at is not None:
+            if episode.status != EpisodeStatus.ACTIVE or episode.blocked_at is not None:
                 reason = "blocked" if episode.blocked_at else f"episode_{episode.status}"
                 await _cancel(session, checkin, now, reason)
                 continue
-            if await _close_unanswered(session, checkin, now) == "missed":
+            if await _close_unanswered(session, checkin, now) == CheckInStatus.MISSED:
                 missed_episodes.add(checkin.episode_id)
         for episode_id in missed_episodes:
             missed_episode = await session.get(Episode, episode_id)
@@ -662,13 +678,16 @@ async def _missed_in_row(session: AsyncSession, episode_id: int) -> int:
     statuses = await session.scalars(
         select(CheckIn.status)
         .where(
-            CheckIn.episode_id == episode_id, CheckIn.status.in_(("answered", "partial", "missed"))
+            CheckIn.episode_id == episode_id,
+            CheckIn.status.in_(
+                (CheckInStatus.ANSWERED, CheckInStatus.PARTIAL, CheckInStatus.MISSED)
+            ),
         )
         .order_by(CheckIn.due_at.desc())
     )
     count = 0
     for status in statuses:
-        if status != "missed":
+        if status != CheckInStatus.MISSED:
             break
         count += 1
     return count
@@ -683,7 +702,7 @@ async def _measure_lag(ctx: ServiceContext) -> None:
                     CheckIn.status == status, CheckIn.due_at <= ctx.clock.now()
                 )
             )
-            for status in ("scheduled", "sending")
+            for status in (CheckInStatus.SCHEDULED, CheckInStatus.SENDING)
         ]
     oldest = min((f for f in found if f is not None), default=None)
     DISPATCHER_LAG.set((ctx.clock.now() - oldest).total_seconds() if oldest else 0.0)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import CheckIn, EnrolmentToken, Episode, Patient
 from bot.domain.protocol import Indication, KneeSide, Protocol
 from bot.domain.schedule import plan_checkins
+from bot.domain.states import CONSENT, LIVE_STATUSES, CheckInStatus, EpisodeStatus
 from bot.errors import EnrolmentError, UsageError
 from bot.services import audit
 from bot.services.context import ServiceContext
@@ -30,7 +31,6 @@ TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 #: Episode statuses in which the follow-up is running or about to.
-LIVE_STATUSES = ("invited", "consent", "active", "paused")
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ async def enrol(
                 Episode.patient_id == patient.id, Episode.status.in_(LIVE_STATUSES)
             )
         )
-        if live is not None and live.status not in ("invited",):
+        if live is not None and live.status != EpisodeStatus.INVITED:
             raise UsageError(
                 f"patient {label} already has a follow-up in progress (status {live.status}); "
                 "stop it first"
@@ -117,7 +117,7 @@ async def enrol(
                 side=side.value,
                 indication=indication.value,
                 language=language,
-                status="invited",
+                status=EpisodeStatus.INVITED,
                 baseline_pain=baseline_pain,
                 baseline_source="staff" if baseline_pain is not None else None,
                 created_at=now,
@@ -201,8 +201,8 @@ async def link_chat(ctx: ServiceContext, *, token: str, chat_id: int) -> Episode
         row.used_at = now
         assert patient is not None
         patient.chat_id = chat_id
-        episode.status = "consent"
-        episode.awaiting = "consent"
+        episode.status = EpisodeStatus.CONSENT
+        episode.awaiting = CONSENT
         audit.record(
             session, at=now, actor=f"chat:{chat_id}", action="chat_linked", episode_id=episode.id
         )
@@ -236,5 +236,5 @@ async def plan_episode(session: AsyncSession, ctx: ServiceContext, episode: Epis
                 reminders_sent=0,
             )
         )
-        scheduled += item.status == "scheduled"
+        scheduled += item.status == CheckInStatus.SCHEDULED
     return scheduled

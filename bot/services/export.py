@@ -29,6 +29,7 @@ from sqlalchemy import Select, select
 from bot.db.models import Answer, CheckIn, Episode, Patient
 from bot.domain.protocol import Protocol, Question
 from bot.domain.scores import koos_jr_interval
+from bot.domain.states import CheckInStatus
 from bot.services.context import ServiceContext
 
 #: Rows fetched per round trip: large enough to be fast, small enough to keep memory flat.
@@ -70,11 +71,11 @@ _KNEE = {
 }
 _KNEE["both"] = _KNEE["left"] + _KNEE["right"]
 _QR_STATUS = {
-    "answered": "completed",
-    "partial": "stopped",
-    "missed": "stopped",
-    "awaiting": "in-progress",
-    "sending": "in-progress",
+    CheckInStatus.ANSWERED: "completed",
+    CheckInStatus.PARTIAL: "stopped",
+    CheckInStatus.MISSED: "stopped",
+    CheckInStatus.AWAITING: "in-progress",
+    CheckInStatus.SENDING: "in-progress",
 }
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:cryo-followup")
 

@@ -38,12 +38,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import CheckIn, EnrolmentToken, Episode, Patient
 from bot.domain.protocol import Indication
 from bot.domain.schedule import plan_checkins
+from bot.domain.states import LIVE_STATUSES, CheckInStatus, EpisodeStatus
 from bot.errors import NotFoundError, UsageError
 from bot.i18n import format_local, t
 from bot.services import audit
 from bot.services.context import ServiceContext
 from bot.services.dispatch import close_open_checkins
-from bot.services.enrolment import LIVE_STATUSES
 from bot.services.ports import DeliveryError, OutgoingMessage
 from bot.services.retry import retry_on_deadlock
 
@@ -58,7 +58,7 @@ async def pause(ctx: ServiceContext, *, label: str, actor: str) -> None:
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
         episode = await _episode(session, label)
-        if episode.status == "paused":
+        if episode.status == EpisodeStatus.PAUSED:
             assert episode.paused_at is not None
             raise UsageError(
                 t(
@@ -69,7 +69,7 @@ async def pause(ctx: ServiceContext, *, label: str, actor: str) -> None:
                 )
             )
         _require_running(episode, label)
-        episode.status = "paused"
+        episode.status = EpisodeStatus.PAUSED
         episode.paused_at = now
         closed = await close_open_checkins(
             session, episode_id=episode.id, now=now, reason="episode_paused"
@@ -92,8 +92,8 @@ async def resume(ctx: ServiceContext, *, label: str, actor: str) -> None:
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
         episode = await _episode(session, label)
-        if episode.status != "paused":
-            if episode.status == "active":
+        if episode.status != EpisodeStatus.PAUSED:
+            if episode.status == EpisodeStatus.ACTIVE:
                 raise UsageError(
                     t(
                         STAFF_LANGUAGE,
@@ -105,19 +105,19 @@ async def resume(ctx: ServiceContext, *, label: str, actor: str) -> None:
         stale = await session.scalars(
             select(CheckIn).where(
                 CheckIn.episode_id == episode.id,
-                CheckIn.status == "scheduled",
+                CheckIn.status == CheckInStatus.SCHEDULED,
                 CheckIn.due_at <= now,
             )
         )
         skipped = 0
         for checkin in stale:
             checkin.status, checkin.status_reason, checkin.closed_at = (
-                "cancelled",
+                CheckInStatus.CANCELLED,
                 "episode_paused",
                 now,
             )
             skipped += 1
-        episode.status = "active"
+        episode.status = EpisodeStatus.ACTIVE
         episode.paused_at = None
         audit.record(
             session,
@@ -152,7 +152,7 @@ async def stop(
         if episode.status not in LIVE_STATUSES:
             raise UsageError(_not_running(episode, label))
         previous = episode.status
-        episode.status = "stopped"
+        episode.status = EpisodeStatus.STOPPED
         episode.stopped_at = now
         episode.stop_reason = reason.strip() if reason and reason.strip() else None
         episode.awaiting = None
@@ -161,10 +161,12 @@ async def stop(
             session, episode_id=episode.id, now=now, reason="episode_stopped"
         )
         for checkin in await session.scalars(
-            select(CheckIn).where(CheckIn.episode_id == episode.id, CheckIn.status == "scheduled")
+            select(CheckIn).where(
+                CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED
+            )
         ):
             checkin.status, checkin.status_reason, checkin.closed_at = (
-                "cancelled",
+                CheckInStatus.CANCELLED,
                 "episode_stopped",
                 now,
             )
@@ -177,7 +179,7 @@ async def stop(
             token.expires_at = min(token.expires_at, now)
         patient = await session.get(Patient, episode.patient_id)
         assert patient is not None
-        chat_id = patient.chat_id if notify_patient and previous != "invited" else None
+        chat_id = patient.chat_id if notify_patient and previous != EpisodeStatus.INVITED else None
         audit.record(
             session,
             at=now,
@@ -225,8 +227,11 @@ async def move_procedure(
             select(CheckIn).where(
                 CheckIn.episode_id == episode.id,
                 CheckIn.due_at > now,
-                (CheckIn.status == "scheduled")
-                | ((CheckIn.status == "cancelled") & (CheckIn.status_reason == "quiet_hours")),
+                (CheckIn.status == CheckInStatus.SCHEDULED)
+                | (
+                    (CheckIn.status == CheckInStatus.CANCELLED)
+                    & (CheckIn.status_reason == "quiet_hours")
+                ),
             )
         )
         moved = cancelled = 0
@@ -236,7 +241,7 @@ async def move_procedure(
                 continue
             if item.due_at <= now:
                 checkin.status, checkin.status_reason, checkin.closed_at = (
-                    "cancelled",
+                    CheckInStatus.CANCELLED,
                     "procedure_moved",
                     now,
                 )
@@ -274,7 +279,7 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
         episode = await _episode(session, label)
-        if episode.status == "paused":
+        if episode.status == EpisodeStatus.PAUSED:
             raise UsageError(
                 t(
                     STAFF_LANGUAGE,
@@ -293,7 +298,8 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
             )
         open_checkin = await session.scalar(
             select(CheckIn).where(
-                CheckIn.episode_id == episode.id, CheckIn.status.in_(("awaiting", "sending"))
+                CheckIn.episode_id == episode.id,
+                CheckIn.status.in_((CheckInStatus.AWAITING, CheckInStatus.SENDING)),
             )
         )
         if open_checkin is not None:
@@ -321,7 +327,7 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
         upcoming = list(
             await session.scalars(
                 select(CheckIn)
-                .where(CheckIn.episode_id == episode.id, CheckIn.status == "scheduled")
+                .where(CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED)
                 .order_by(CheckIn.due_at)
                 .limit(2)
             )
@@ -379,25 +385,25 @@ async def _episode(session: AsyncSession, label: str) -> Episode:
 
 def _require_running(episode: Episode, label: str) -> None:
     """Pause and check-in-now need a follow-up that the patient has started."""
-    if episode.status != "active":
+    if episode.status != EpisodeStatus.ACTIVE:
         raise UsageError(_not_running(episode, label))
 
 
 def _not_running(episode: Episode, label: str) -> str:
     """Why a follow-up that is not running cannot be changed, and what to do instead."""
-    if episode.status in ("invited", "consent"):
+    if episode.status in (EpisodeStatus.INVITED, EpisodeStatus.CONSENT):
         return t(
             STAFF_LANGUAGE,
             "{label} has not started the follow-up yet (link not opened or consent pending): nothing to do until then.",
             label=label,
         )
-    if episode.status == "stopped":
+    if episode.status == EpisodeStatus.STOPPED:
         return t(
             STAFF_LANGUAGE,
             "The follow-up of {label} is stopped: it cannot be changed. To follow the patient again, enrol them again.",
             label=label,
         )
-    if episode.status == "completed":
+    if episode.status == EpisodeStatus.COMPLETED:
         return t(
             STAFF_LANGUAGE,
             "The follow-up of {label} is completed: it cannot be changed. To follow the patient again, enrol them again.",

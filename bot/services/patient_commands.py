@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Alert, Answer, AuditEvent, CheckIn, Episode, Patient
+from bot.domain.states import FOLLOW_UP_OVER, CheckInStatus, EpisodeStatus
 from bot.i18n import format_local, t, tn
 from bot.services import audit, erasure
 from bot.services.context import ServiceContext
 from bot.services.conversation import (
-    FOLLOW_UP_OVER,
     Outbox,
     Reply,
     already_processed,
@@ -141,7 +141,11 @@ async def _run(
             ),
         )
     elif command == "stop":
-        if episode.status not in ("consent", "active", "paused"):
+        if episode.status not in (
+            EpisodeStatus.CONSENT,
+            EpisodeStatus.ACTIVE,
+            EpisodeStatus.PAUSED,
+        ):
             outbox.say(
                 t(lang, "Your follow-up is not running: you will not receive any questions.")
             )
@@ -204,10 +208,10 @@ async def _next(
 ) -> None:
     """When the next check-in is, in the patient's language and time zone."""
     lang = episode.language
-    if episode.status in FOLLOW_UP_OVER or episode.status == "refused":
+    if episode.status in FOLLOW_UP_OVER or episode.status == EpisodeStatus.REFUSED:
         outbox.say(t(lang, "Your follow-up is not running: you will not receive any questions."))
         return
-    if episode.status != "active":
+    if episode.status != EpisodeStatus.ACTIVE:
         outbox.say(t(lang, "Your follow-up has not started yet."))
         await _resume(session, ctx, outbox, episode)
         return
@@ -217,7 +221,7 @@ async def _next(
         return
     due = await session.scalar(
         select(CheckIn.due_at)
-        .where(CheckIn.episode_id == episode.id, CheckIn.status == "scheduled")
+        .where(CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED)
         .order_by(CheckIn.due_at)
     )
     if due is None:
@@ -414,7 +418,11 @@ async def _press(
         await resume(session, ctx, outbox, protocol, episode)
         return None
     if kind == "x":
-        if episode.status not in ("consent", "active", "paused"):
+        if episode.status not in (
+            EpisodeStatus.CONSENT,
+            EpisodeStatus.ACTIVE,
+            EpisodeStatus.PAUSED,
+        ):
             return t(lang, "Your follow-up is not running: you will not receive any questions.")
         if value != "y":
             outbox.say(t(lang, "Good, your follow-up goes on."))

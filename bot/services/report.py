@@ -22,12 +22,12 @@ from sqlalchemy import func, select
 
 from bot.db.models import Alert, Answer, CheckIn
 from bot.domain.protocol import Severity
+from bot.domain.states import DUE_STATES, AlertStatus, CheckInStatus
 from bot.i18n import t
 from bot.services.charts import pain_question_ids
 from bot.services.context import ServiceContext
 
 #: Check-in states that count as "due": the time point came and went (or is open now).
-DUE_STATES = ("answered", "partial", "missed")
 CHUNK = 5000
 WIDTH_PX = 1000
 HEIGHT_PX = 450
@@ -119,7 +119,12 @@ async def build_report(ctx: ServiceContext, *, since: datetime | None = None) ->
         for def_id, status, count in await session.execute(query):
             counts[def_id][status] = count
         report.response = [
-            TimePointRate(def_id, by["answered"], by["partial"], by["missed"])
+            TimePointRate(
+                def_id,
+                by[CheckInStatus.ANSWERED],
+                by[CheckInStatus.PARTIAL],
+                by[CheckInStatus.MISSED],
+            )
             for def_id, by in sorted(
                 counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0])
             )
@@ -146,11 +151,11 @@ async def build_report(ctx: ServiceContext, *, since: datetime | None = None) ->
             alert_query = alert_query.where(Alert.created_at >= since)
         totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         delays: dict[str, list[float]] = defaultdict(list)
-        for rule_id, severity, status, created_at, acknowledged_at in await session.execute(
+        for rule_id, severity, alert_status, created_at, acknowledged_at in await session.execute(
             alert_query
         ):
             totals[(rule_id, severity)][0] += 1
-            totals[(rule_id, severity)][1] += status != "resolved"
+            totals[(rule_id, severity)][1] += alert_status != AlertStatus.RESOLVED
             if acknowledged_at is not None:
                 delays[severity].append((acknowledged_at - created_at).total_seconds() / 60)
     report.alerts = sorted(

@@ -20,12 +20,12 @@ from bot.db.models import Alert, Answer, CheckIn, Episode, Patient, UnitMessage
 from bot.domain.protocol import Indication, Protocol, Question, Severity
 from bot.domain.schedule import day_number
 from bot.domain.scores import koos_jr_interval
+from bot.domain.states import LIVE_STATUSES, AlertStatus, CheckInStatus, EpisodeStatus
 from bot.errors import NotFoundError
 from bot.i18n import format_local, t, tn
 from bot.services import audit
 from bot.services.charts import SWELLING_QUESTION, Point, pain_question_ids
 from bot.services.context import ServiceContext
-from bot.services.enrolment import LIVE_STATUSES
 from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
 
 log = structlog.get_logger(__name__)
@@ -34,7 +34,13 @@ SEVERITY_MARK = {"emergency": "🔴", "urgent": "🔴", "review": "🟠"}
 #: Errors are read by staff in the staff chat (the CLI shows them too).
 STAFF_LANGUAGE = "fr"
 #: Check-in states that mean "the time point has come" (scheduled and cancelled ones have not).
-PAST_CHECKIN_STATES = ("sending", "awaiting", "answered", "partial", "missed")
+PAST_CHECKIN_STATES = (
+    CheckInStatus.SENDING,
+    CheckInStatus.AWAITING,
+    CheckInStatus.ANSWERED,
+    CheckInStatus.PARTIAL,
+    CheckInStatus.MISSED,
+)
 #: Telegram refuses longer messages (4096); keep room for the header.
 MAX_TEXT = 3800
 #: A free-text answer is cut to this many characters in a view (the export has it whole).
@@ -47,11 +53,11 @@ class PatientRow:
 
     label: str
     episode_id: int
-    status: str
+    status: EpisodeStatus
     day: int
     last_pain: int | None
     last_checkin_day: int | None
-    last_checkin_status: str | None
+    last_checkin_status: CheckInStatus | None
     open_alerts: int
     worst_severity: str | None
 
@@ -59,7 +65,7 @@ class PatientRow:
     def urgency(self) -> tuple[int, int, int, int, str]:
         """Sort key: worst open alert, then silence, then the highest pain, then the label."""
         severity_rank = Severity(self.worst_severity).rank if self.worst_severity else 3
-        silent = 0 if self.last_checkin_status == "missed" else 1
+        silent = 0 if self.last_checkin_status == CheckInStatus.MISSED else 1
         return (severity_rank, -self.open_alerts, silent, -(self.last_pain or -1), self.label)
 
 
@@ -97,28 +103,28 @@ def _day(language: str, day: int) -> str:
     return t(language, "D+{day}", day=day)
 
 
-def _checkin_state(language: str, status: str | None) -> str:
+def _checkin_state(language: str, status: CheckInStatus | None) -> str:
     states = {
-        "answered": t(language, "answered"),
-        "partial": t(language, "partly answered"),
-        "missed": t(language, "no answer"),
-        "awaiting": t(language, "in progress"),
-        "sending": t(language, "in progress"),
+        CheckInStatus.ANSWERED: t(language, "answered"),
+        CheckInStatus.PARTIAL: t(language, "partly answered"),
+        CheckInStatus.MISSED: t(language, "no answer"),
+        CheckInStatus.AWAITING: t(language, "in progress"),
+        CheckInStatus.SENDING: t(language, "in progress"),
     }
-    return states.get(status or "", status or "")
+    return "" if status is None else states.get(status, str(status))
 
 
-def _episode_state(language: str, status: str) -> str:
+def _episode_state(language: str, status: EpisodeStatus) -> str:
     states = {
-        "invited": t(language, "link not opened yet"),
-        "consent": t(language, "consent pending"),
-        "active": t(language, "follow-up running"),
-        "paused": t(language, "paused"),
-        "stopped": t(language, "stopped"),
-        "completed": t(language, "completed"),
-        "declined": t(language, "declined"),
+        EpisodeStatus.INVITED: t(language, "link not opened yet"),
+        EpisodeStatus.CONSENT: t(language, "consent pending"),
+        EpisodeStatus.ACTIVE: t(language, "follow-up running"),
+        EpisodeStatus.PAUSED: t(language, "paused"),
+        EpisodeStatus.STOPPED: t(language, "stopped"),
+        EpisodeStatus.COMPLETED: t(language, "completed"),
+        EpisodeStatus.REFUSED: t(language, "declined"),
     }
-    return states.get(status, status)
+    return states[status]
 
 
 async def _pain_ids(ctx: ServiceContext, session: AsyncSession, rows: set[int]) -> set[str]:
@@ -167,7 +173,7 @@ async def active_patients(ctx: ServiceContext) -> list[PatientRow]:
         open_by_episode: dict[int, list[str]] = defaultdict(list)
         for episode_id, severity in await session.execute(
             select(Alert.episode_id, Alert.severity).where(
-                Alert.episode_id.in_(ids), Alert.status != "resolved"
+                Alert.episode_id.in_(ids), Alert.status != AlertStatus.RESOLVED
             )
         ):
             open_by_episode[episode_id].append(severity)
@@ -205,7 +211,7 @@ def render_patient_list(rows: list[PatientRow], language: str) -> str:
     for row in rows:
         mark = SEVERITY_MARK.get(row.worst_severity or "", "•")
         parts = [f"{mark} {row.label}", _day(language, row.day)]
-        if row.status != "active":
+        if row.status != EpisodeStatus.ACTIVE:
             parts.append(_episode_state(language, row.status))
         if row.last_pain is not None:
             parts.append(t(language, "pain {value}/10", value=row.last_pain))
@@ -230,7 +236,7 @@ async def open_alerts(ctx: ServiceContext, *, language: str) -> list[AlertRow]:
             select(Alert, Episode, Patient.label)
             .join(Episode, Alert.episode_id == Episode.id)
             .join(Patient, Episode.patient_id == Patient.id)
-            .where(Alert.status != "resolved")
+            .where(Alert.status != AlertStatus.RESOLVED)
             .order_by(Alert.created_at, Alert.id)
         )
         for alert, episode, label in result:
@@ -404,7 +410,7 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
             f"{SEVERITY_MARK.get(alert.severity, '•')} "
             f"{_when(alert.created_at, language, zone)} — {explanation}"
         )
-        if alert.status == "resolved":
+        if alert.status == AlertStatus.RESOLVED:
             line += " · " + t(language, "resolved by {who}", who=alert.resolved_by or "?")
         elif alert.acknowledged_by:
             line += " · " + t(language, "taken by {who}", who=alert.acknowledged_by)

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 from telegram.ext import Application
 
 from bot.db.models import Alert, CheckIn
+from bot.domain.states import AlertStatus, CheckInStatus
 from bot.metrics import ALERTS_OPEN, DISPATCHER_LAG, UP_SINCE, URGENT_UNACKNOWLEDGED
 from bot.services.context import ServiceContext
 
@@ -42,15 +43,17 @@ async def refresh_gauges(ctx: ServiceContext) -> None:
                     CheckIn.status == status, CheckIn.due_at <= now
                 )
             )
-            for status in ("scheduled", "sending")
+            for status in (CheckInStatus.SCHEDULED, CheckInStatus.SENDING)
         ]
         oldest_due = min((d for d in due if d is not None), default=None)
         open_alerts = await session.scalar(
-            select(func.count(Alert.id)).where(Alert.status.in_(("open", "acknowledged")))
+            select(func.count(Alert.id)).where(
+                Alert.status.in_((AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED))
+            )
         )
         oldest_unacked = await session.scalar(
             select(func.min(Alert.created_at)).where(
-                Alert.status == "open", Alert.severity.in_(URGENT)
+                Alert.status == AlertStatus.OPEN, Alert.severity.in_(URGENT)
             )
         )
     DISPATCHER_LAG.set((now - oldest_due).total_seconds() if oldest_due else 0.0)

@@ -44,6 +44,7 @@ from telegram.ext import (
 )
 
 from bot.domain.protocol import Indication, KneeSide, Protocol
+from bot.domain.states import AlertStatus
 from bot.errors import BotError, NotFoundError, UsageError
 from bot.i18n import format_local, t, tn
 from bot.services import (
@@ -694,7 +695,7 @@ class StaffHandlers:
     async def _ask_note(self, query: Any, alert_id: int, user_id: int) -> None:
         """ "Résolu…": ask for an optional note; the pending state is a dialog row."""
         lang = STAFF_LANGUAGE
-        if await staff_views.alert_status(self._ctx, alert_id) in (None, "resolved"):
+        if await staff_views.alert_status(self._ctx, alert_id) in (None, AlertStatus.RESOLVED):
             await query.answer(t(lang, "This alert was already handled."))
             return
         message = query.message
