@@ -29,19 +29,48 @@ import asyncio
 import base64
 import contextlib
 import itertools
-import json
 import logging
-import math
-import struct
 import time
-import zlib
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
+
+from bot.sandbox.fake_api.faults import FAULT_KINDS, Fault, FaultInjector
+from bot.sandbox.fake_api.files import (
+    TINY_MP4,
+    TINY_OGG,
+    TINY_PNG,
+    TINY_WEBP,
+    FileStore,
+    StoredFile,
+    document_json,
+    photo_sizes,
+)
+from bot.sandbox.fake_api.limits import FloodLimiter
+from bot.sandbox.fake_api.wire import (
+    SENDING_LOWER,
+    SENDING_METHODS,
+    ApiError,
+    Handler,
+    JSONDict,
+    Params,
+    Upload,
+    as_bool,
+    as_float,
+    as_int,
+    as_json,
+    blocked,
+    chat_not_found,
+    command_entities,
+    error_response,
+    json_response,
+    now,
+    opt_str,
+)
 
 __all__ = [
     "FAULT_KINDS",
@@ -52,22 +81,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-JSONDict = dict[str, Any]
-Params = dict[str, Any]
-_Handler = Callable[[Params], Awaitable[Any]]
-
-#: Methods that create a message in a chat; they are what ``sent()`` records, what
-#: ``inject_fault(method=None)`` targets and what ``enforce_limits`` counts.
-SENDING_METHODS: Final = frozenset(
-    {"sendMessage", "sendPhoto", "sendDocument", "forwardMessage", "copyMessage"}
-)
-_SENDING_LOWER: Final = frozenset(m.lower() for m in SENDING_METHODS)
-
-#: Fault kinds accepted by :meth:`FakeTelegramServer.inject_fault`.
-FAULT_KINDS: Final = frozenset(
-    {"429", "500", "502", "403", "400_chat_not_found", "timeout", "drop"}
-)
 
 _INLINE_ACTIONS: Final = (
     "callback_data",
@@ -117,112 +130,6 @@ _MAX_TEXT: Final = 4096
 _MAX_CAPTION: Final = 1024
 _MAX_CALLBACK_DATA: Final = 64
 _NO_RESPONSE: Final = 0  # status recorded in request_log when the connection was closed
-
-
-def _tiny_png() -> bytes:
-    """Build a valid 1x1 PNG so photo round-trips carry real image bytes without a fixture."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\xff\xff")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
-
-
-#: Small valid PNG used as the default photo.
-TINY_PNG: Final = _tiny_png()
-_TINY_OGG: Final = b"OggS\x00\x02" + b"\x00" * 26
-_TINY_MP4: Final = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
-_TINY_WEBP: Final = (
-    b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00/\x00\x00\x00"
-    b"\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
-)
-
-
-class _ApiError(Exception):
-    """A Bot API error answer; carried up to the request handler, which renders it."""
-
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
-        super().__init__(description)
-        self.code = code
-        self.description = description
-        self.retry_after = retry_after
-
-
-def _chat_not_found() -> _ApiError:
-    return _ApiError(400, "Bad Request: chat not found")
-
-
-def _blocked() -> _ApiError:
-    return _ApiError(403, "Forbidden: bot was blocked by the user")
-
-
-def _now() -> int:
-    """Unix time in seconds: PTB rejects millisecond dates."""
-    return int(time.time())
-
-
-def _utf16_len(text: str) -> int:
-    """Entity offsets and lengths are counted in UTF-16 code units, as Telegram does."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _command_entities(text: str) -> list[JSONDict]:
-    """Give a leading ``/command`` its bot_command entity, which PTB's CommandHandler needs."""
-    if not text.startswith("/"):
-        return []
-    word = text.split(maxsplit=1)[0]
-    if len(word) < 2:
-        return []
-    return [{"type": "bot_command", "offset": 0, "length": _utf16_len(word)}]
-
-
-def _as_int(value: object, name: str) -> int:
-    """Form-encoded requests carry every value as a string; accept both encodings."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return int(value.strip())
-    raise _ApiError(400, f"Bad Request: invalid {name} specified")
-
-
-def _as_float(value: object, name: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return float(value.strip())
-    raise _ApiError(400, f"Bad Request: invalid {name} specified")
-
-
-def _as_bool(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1"}
-    return bool(value)
-
-
-def _as_json(value: object, name: str) -> Any:
-    """Objects arrive as JSON strings in form data and as objects in JSON bodies."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise _ApiError(400, f"Bad Request: can't parse {name} JSON object") from None
-    return value
-
-
-def _opt_str(params: Params, name: str) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return str(value)
 
 
 @dataclass
@@ -292,35 +199,12 @@ class SentMessage:
 
 
 @dataclass
-class _StoredFile:
-    file_id: str
-    file_unique_id: str
-    data: bytes | None
-    file_path: str
-    file_name: str | None = None
-    mime_type: str | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self.data) if self.data is not None else 0
-
-
-@dataclass
-class _Upload:
-    """A file part of a multipart request."""
-
-    filename: str | None
-    data: bytes
-    content_type: str | None
-
-
-@dataclass
 class _Msg:
     data: JSONDict  # the Message object as it is now; edits replace top-level keys only
     from_bot: bool
     sender_id: int
     sent: SentMessage | None = None
-    file: _StoredFile | None = None
+    file: StoredFile | None = None
 
 
 @dataclass
@@ -330,31 +214,6 @@ class _Pending:
     kind: str
     redelivery: bool = False
     delivered: bool = False
-
-
-@dataclass
-class _Fault:
-    kind: str
-    method: str | None  # lower-cased
-    chat_id: int | None
-    remaining: int | None
-    until: float | None
-    retry_after: int
-
-
-@dataclass
-class _Bucket:
-    """Token bucket: sustained ``rate`` per second with bursts up to ``capacity``."""
-
-    capacity: float
-    rate: float
-    tokens: float
-    stamp: float
-
-    def wait_needed(self, now: float) -> float:
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
 
 
 @dataclass
@@ -423,9 +282,7 @@ class FakeTelegramServer:
         self._sent_by_chat: dict[int, list[SentMessage]] = {}
         self._changes: list[SentMessage] = []
         self._change_signal = asyncio.Event()
-        self._files: dict[str, _StoredFile] = {}
-        self._files_by_path: dict[str, _StoredFile] = {}
-        self._file_counter = itertools.count(1)
+        self._files = FileStore()
         self._callback_counter = itertools.count(4_000_000_000_000_000_001)
         self._open_callbacks: set[str] = set()
 
@@ -438,15 +295,14 @@ class FakeTelegramServer:
         self._webhook: _Webhook | None = None
         self._webhook_deliveries = 0
 
-        self._faults: list[_Fault] = []
-        self._global_bucket: _Bucket | None = None
-        self._chat_buckets: dict[int, _Bucket] = {}
+        self._faults = FaultInjector()
+        self._limiter = FloodLimiter(rates=self)
         self._status_counts: Counter[int] = Counter()
         self._method_counts: Counter[str] = Counter()
 
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
-        self._methods: dict[str, tuple[str, _Handler]] = {
+        self._methods: dict[str, tuple[str, Handler]] = {
             name.lower(): (name, handler)
             for name, handler in {
                 "getMe": self._m_get_me,
@@ -580,7 +436,7 @@ class FakeTelegramServer:
         ``reply_to`` makes it a reply to that message of the chat (as swiping on it does).
         """
         content: JSONDict = {"text": text}
-        entities = _command_entities(text)
+        entities = command_entities(text)
         if entities:
             content["entities"] = entities
         if reply_to is not None:
@@ -621,8 +477,8 @@ class FakeTelegramServer:
         chat_id: int | None = None,
     ) -> JSONDict:
         """The user sends a photo; its bytes are retrievable with getFile + download."""
-        stored = self._register_file(file_bytes, "photos", "jpg", None, "image/jpeg")
-        content: JSONDict = {"photo": self._photo_sizes(stored)}
+        stored = self._files.register(file_bytes, "photos", "jpg", None, "image/jpeg")
+        content: JSONDict = {"photo": photo_sizes(stored)}
         if caption is not None:
             content["caption"] = caption
         return self._user_sends(user_id, chat_id, content)
@@ -631,7 +487,7 @@ class FakeTelegramServer:
         self, user_id: int, *, duration: int = 3, chat_id: int | None = None
     ) -> JSONDict:
         """The user sends a voice note (a few OGG bytes, retrievable)."""
-        stored = self._register_file(_TINY_OGG, "voice", "oga", None, "audio/ogg")
+        stored = self._files.register(TINY_OGG, "voice", "oga", None, "audio/ogg")
         voice = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
@@ -643,7 +499,7 @@ class FakeTelegramServer:
 
     def send_video(self, user_id: int, *, chat_id: int | None = None) -> JSONDict:
         """The user sends a short video."""
-        stored = self._register_file(_TINY_MP4, "videos", "mp4", "video.mp4", "video/mp4")
+        stored = self._files.register(TINY_MP4, "videos", "mp4", "video.mp4", "video/mp4")
         video = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
@@ -659,7 +515,7 @@ class FakeTelegramServer:
         self, user_id: int, *, emoji: str = "👍", chat_id: int | None = None
     ) -> JSONDict:
         """The user sends a sticker."""
-        stored = self._register_file(_TINY_WEBP, "stickers", "webp", None, "image/webp")
+        stored = self._files.register(TINY_WEBP, "stickers", "webp", None, "image/webp")
         sticker = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
@@ -685,8 +541,8 @@ class FakeTelegramServer:
         """The user sends a document; its bytes are retrievable with getFile + download."""
         mime = "application/pdf" if file_name.lower().endswith(".pdf") else None
         ext = file_name.rsplit(".", 1)[-1] if "." in file_name else "bin"
-        stored = self._register_file(file_bytes, "documents", ext, file_name, mime)
-        content: JSONDict = {"document": self._document_json(stored)}
+        stored = self._files.register(file_bytes, "documents", ext, file_name, mime)
+        content: JSONDict = {"document": document_json(stored)}
         if caption is not None:
             content["caption"] = caption
         return self._user_sends(user_id, chat_id, content)
@@ -720,12 +576,12 @@ class FakeTelegramServer:
         if msg is None or msg.from_bot or msg.sender_id != user_id or "text" not in msg.data:
             raise ValueError(f"user {user_id} has no text message {message_id} in chat {cid}")
         msg.data["text"] = new_text
-        entities = _command_entities(new_text)
+        entities = command_entities(new_text)
         if entities:
             msg.data["entities"] = entities
         else:
             msg.data.pop("entities", None)
-        msg.data["edit_date"] = _now()
+        msg.data["edit_date"] = now()
         return self._queue_update("edited_message", dict(msg.data))
 
     def redeliver(self, update_id: int) -> JSONDict:
@@ -825,7 +681,7 @@ class FakeTelegramServer:
             head += f", the last {len(shown)}"
         return head + ":\n" + "\n".join("  " + m.describe() for m in shown)
 
-    # ------------------------------------------------------------------ faults and limits
+    # ------------------------------------------------------------------ faults
 
     def inject_fault(
         self,
@@ -843,74 +699,18 @@ class FakeTelegramServer:
         with ``seconds`` None lasts until :meth:`clear_faults`. "timeout" stalls the call without
         applying it; "drop" applies it and then closes the connection without an answer.
         """
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
-        until = time.monotonic() + seconds if seconds is not None else None
-        remaining = None if seconds is not None else count
-        if remaining is not None and remaining <= 0:
-            raise ValueError("count must be positive (or None)")
-        self._faults.append(
-            _Fault(
-                kind=kind,
-                method=method.lower() if method else None,
-                chat_id=chat_id,
-                remaining=remaining,
-                until=until,
-                retry_after=retry_after,
-            )
+        self._faults.inject(
+            kind,
+            method=method,
+            chat_id=chat_id,
+            count=count,
+            seconds=seconds,
+            retry_after=retry_after,
         )
 
     def clear_faults(self) -> None:
         """Remove every injected fault."""
         self._faults.clear()
-
-    def _match_fault(self, method: str, chat_id: int | None) -> _Fault | None:
-        if not self._faults:
-            return None
-        now = time.monotonic()
-        for fault in list(self._faults):
-            if fault.until is not None and now > fault.until:
-                self._faults.remove(fault)
-                continue
-            if fault.method is None:
-                if method not in _SENDING_LOWER:
-                    continue
-            elif fault.method != method:
-                continue
-            if fault.chat_id is not None and fault.chat_id != chat_id:
-                continue
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-            return fault
-        return None
-
-    def _check_limits(self, chat_id: int | None) -> None:
-        """Telegram's flood limits as token buckets; raise 429 with retry_after when exceeded."""
-        now = time.monotonic()
-        if self._global_bucket is None:
-            self._global_bucket = _Bucket(
-                self.GLOBAL_BURST, self.GLOBAL_RATE, self.GLOBAL_BURST, now
-            )
-        buckets = [self._global_bucket]
-        if chat_id is not None:
-            bucket = self._chat_buckets.get(chat_id)
-            if bucket is None:
-                if chat_id > 0:
-                    bucket = _Bucket(self.PRIVATE_BURST, self.PRIVATE_RATE, self.PRIVATE_BURST, now)
-                else:
-                    bucket = _Bucket(self.GROUP_BURST, self.GROUP_RATE, self.GROUP_BURST, now)
-                self._chat_buckets[chat_id] = bucket
-            buckets.append(bucket)
-        wait = max(b.wait_needed(now) for b in buckets)
-        if wait > 0:
-            retry_after = max(1, math.ceil(wait))
-            raise _ApiError(
-                429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
-            )
-        for b in buckets:
-            b.tokens -= 1.0
 
     # ------------------------------------------------------------------ internals: users, chats
 
@@ -947,7 +747,7 @@ class FakeTelegramServer:
             "message_id": self._alloc_message_id(cid),
             "from": user,
             "chat": self._chats[cid],
-            "date": _now(),
+            "date": now(),
             **content,
         }
         file = None
@@ -955,7 +755,7 @@ class FakeTelegramServer:
             if key in content:
                 obj = content[key]
                 file_id = obj[-1]["file_id"] if isinstance(obj, list) else obj["file_id"]
-                file = self._files.get(file_id)
+                file = self._files.by_id.get(file_id)
         self._messages[(cid, data["message_id"])] = _Msg(data, False, user_id, file=file)
         return self._queue_update("message", dict(data))
 
@@ -978,91 +778,24 @@ class FakeTelegramServer:
         signal_, self._change_signal = self._change_signal, asyncio.Event()
         signal_.set()
 
-    # ------------------------------------------------------------------ internals: files
-
-    def _register_file(
-        self,
-        data: bytes | None,
-        folder: str,
-        ext: str,
-        file_name: str | None,
-        mime_type: str | None,
-    ) -> _StoredFile:
-        n = next(self._file_counter)
-        stored = _StoredFile(
-            file_id=f"AgACAgQAAxkB{n:012d}",
-            file_unique_id=f"AQAD{n:08d}",
-            data=data,
-            file_path=f"{folder}/file_{n}.{ext}",
-            file_name=file_name,
-            mime_type=mime_type,
-        )
-        self._files[stored.file_id] = stored
-        self._files_by_path[stored.file_path] = stored
-        return stored
-
-    @staticmethod
-    def _photo_sizes(stored: _StoredFile) -> list[JSONDict]:
-        return [
-            {
-                "file_id": stored.file_id,
-                "file_unique_id": stored.file_unique_id,
-                "width": 800,
-                "height": 600,
-                "file_size": stored.size,
-            }
-        ]
-
-    @staticmethod
-    def _document_json(stored: _StoredFile) -> JSONDict:
-        doc: JSONDict = {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id,
-            "file_size": stored.size,
-        }
-        if stored.file_name is not None:
-            doc["file_name"] = stored.file_name
-        if stored.mime_type is not None:
-            doc["mime_type"] = stored.mime_type
-        return doc
-
-    def _input_file(
-        self, params: Params, name: str, folder: str, ext: str, mime_type: str | None
-    ) -> _StoredFile:
-        """An uploaded part, a known file_id, or a URL (stored without bytes)."""
-        value = params.get(name)
-        if isinstance(value, _Upload):
-            return self._register_file(
-                value.data, folder, ext, value.filename, value.content_type or mime_type
-            )
-        if isinstance(value, str) and value:
-            known = self._files.get(value)
-            if known is not None:
-                return known
-            if value.startswith(("http://", "https://")):
-                file_name = value.rsplit("/", 1)[-1] or None
-                return self._register_file(None, folder, ext, file_name, mime_type)
-            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
-        raise _ApiError(400, f"Bad Request: there is no {name} in the request")
-
     # ------------------------------------------------------------------ internals: messages
 
     def _chat_id_param(self, params: Params, name: str = "chat_id") -> int:
         raw = params.get(name)
         if raw is None or raw == "":
-            raise _ApiError(400, f"Bad Request: {name} is empty")
+            raise ApiError(400, f"Bad Request: {name} is empty")
         try:
-            chat_id = _as_int(raw, name)
-        except _ApiError:
-            raise _chat_not_found() from None
+            chat_id = as_int(raw, name)
+        except ApiError:
+            raise chat_not_found() from None
         if chat_id not in self._chats:
-            raise _chat_not_found()
+            raise chat_not_found()
         return chat_id
 
     def _writable_chat(self, params: Params) -> int:
         chat_id = self._chat_id_param(params)
         if chat_id in self._blocked:
-            raise _blocked()
+            raise blocked()
         return chat_id
 
     @staticmethod
@@ -1071,48 +804,48 @@ class FakeTelegramServer:
         raw = params.get("reply_markup")
         if raw is None or raw == "":
             return None, None
-        markup = _as_json(raw, "reply markup")
+        markup = as_json(raw, "reply markup")
         if not isinstance(markup, dict):
-            raise _ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+            raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
         rows = markup.get("inline_keyboard")
         if rows is None:
             return markup, None
         if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-            raise _ApiError(400, 'Bad Request: field "inline_keyboard" must be an Array')
+            raise ApiError(400, 'Bad Request: field "inline_keyboard" must be an Array')
         for row in rows:
             for button in row:
                 if not isinstance(button, dict) or not button.get("text"):
-                    raise _ApiError(400, "Bad Request: BUTTON_TEXT_INVALID")
+                    raise ApiError(400, "Bad Request: BUTTON_TEXT_INVALID")
                 if not any(key in button for key in _INLINE_ACTIONS):
-                    raise _ApiError(
+                    raise ApiError(
                         400, "Bad Request: text buttons are unallowed in the inline keyboard"
                     )
                 if "callback_data" in button:
                     data = button["callback_data"]
                     size = len(data.encode()) if isinstance(data, str) else 0
                     if not 1 <= size <= _MAX_CALLBACK_DATA:
-                        raise _ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+                        raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
         inline: JSONDict = {"inline_keyboard": [[dict(b) for b in row] for row in rows]}
         return inline, inline
 
     def _reply_to(self, chat_id: int, params: Params) -> JSONDict | None:
         reply_id: int | None = None
-        allow_missing = _as_bool(params.get("allow_sending_without_reply", False))
+        allow_missing = as_bool(params.get("allow_sending_without_reply", False))
         raw = params.get("reply_parameters")
         if raw is not None and raw != "":
-            reply = _as_json(raw, "reply parameters")
+            reply = as_json(raw, "reply parameters")
             if isinstance(reply, dict) and reply.get("message_id") is not None:
-                reply_id = _as_int(reply["message_id"], "message_id")
-                allow_missing = _as_bool(reply.get("allow_sending_without_reply", False))
+                reply_id = as_int(reply["message_id"], "message_id")
+                allow_missing = as_bool(reply.get("allow_sending_without_reply", False))
         elif params.get("reply_to_message_id") not in (None, ""):
-            reply_id = _as_int(params["reply_to_message_id"], "reply_to_message_id")
+            reply_id = as_int(params["reply_to_message_id"], "reply_to_message_id")
         if reply_id is None:
             return None
         target = self._messages.get((chat_id, reply_id))
         if target is None:
             if allow_missing:
                 return None
-            raise _ApiError(400, "Bad Request: message to be replied not found")
+            raise ApiError(400, "Bad Request: message to be replied not found")
         snapshot = dict(target.data)
         snapshot.pop("reply_to_message", None)
         return snapshot
@@ -1126,16 +859,16 @@ class FakeTelegramServer:
         text: str | None,
         markup: tuple[JSONDict | None, JSONDict | None] = (None, None),
         reply_to: JSONDict | None = None,
-        file: _StoredFile | None = None,
+        file: StoredFile | None = None,
         parse_mode: str | None = None,
     ) -> _Msg:
-        now = _now()
+        date = now()
         message_id = self._alloc_message_id(chat_id)
         data: JSONDict = {
             "message_id": message_id,
             "from": self._bot_user,
             "chat": self._chats[chat_id],
-            "date": now,
+            "date": date,
         }
         if reply_to is not None:
             data["reply_to_message"] = reply_to
@@ -1148,7 +881,7 @@ class FakeTelegramServer:
             kind=kind,
             text=text,
             reply_markup=markup[0],
-            date=now,
+            date=date,
             file_bytes=file.data if file is not None else None,
             file_name=file.file_name if file is not None else None,
             parse_mode=parse_mode,
@@ -1161,25 +894,25 @@ class FakeTelegramServer:
         return msg
 
     def _caption(self, params: Params) -> str | None:
-        caption = _opt_str(params, "caption")
+        caption = opt_str(params, "caption")
         if caption is not None and len(caption) > _MAX_CAPTION:
-            raise _ApiError(400, "Bad Request: message caption is too long")
+            raise ApiError(400, "Bad Request: message caption is too long")
         return caption
 
     def _editable(self, params: Params) -> _Msg:
         if params.get("inline_message_id"):
-            raise _ApiError(400, "Bad Request: inline messages are not supported here")
+            raise ApiError(400, "Bad Request: inline messages are not supported here")
         chat_id = self._chat_id_param(params)
         if chat_id in self._blocked:
-            raise _blocked()
+            raise blocked()
         raw_id = params.get("message_id")
         if raw_id is None or raw_id == "":
-            raise _ApiError(400, "Bad Request: message identifier is not specified")
-        msg = self._messages.get((chat_id, _as_int(raw_id, "message_id")))
+            raise ApiError(400, "Bad Request: message identifier is not specified")
+        msg = self._messages.get((chat_id, as_int(raw_id, "message_id")))
         if msg is None:
-            raise _ApiError(400, "Bad Request: message to edit not found")
+            raise ApiError(400, "Bad Request: message to edit not found")
         if not msg.from_bot:
-            raise _ApiError(400, "Bad Request: message can't be edited")
+            raise ApiError(400, "Bad Request: message can't be edited")
         return msg
 
     def _apply_edit(
@@ -1187,7 +920,7 @@ class FakeTelegramServer:
     ) -> JSONDict:
         unchanged_text = key is None or msg.data.get(key) == value
         if unchanged_text and msg.data.get("reply_markup") == inline:
-            raise _ApiError(
+            raise ApiError(
                 400,
                 "Bad Request: message is not modified: specified new message content and reply "
                 "markup are exactly the same as a current content and reply markup of the message",
@@ -1201,7 +934,7 @@ class FakeTelegramServer:
             msg.data.pop("reply_markup", None)
         else:
             msg.data["reply_markup"] = inline
-        msg.data["edit_date"] = _now()
+        msg.data["edit_date"] = now()
         sent = msg.sent
         if sent is not None:
             if key is not None:
@@ -1262,17 +995,17 @@ class FakeTelegramServer:
 
     async def _m_get_updates(self, params: Params) -> list[JSONDict]:
         if self._webhook is not None:
-            raise _ApiError(
+            raise ApiError(
                 409,
                 "Conflict: can't use getUpdates method while webhook is active; "
                 "use deleteWebhook to delete the webhook first",
             )
-        offset = _as_int(params.get("offset") or 0, "offset")
-        limit = _as_int(params.get("limit") or 100, "limit")
+        offset = as_int(params.get("offset") or 0, "offset")
+        limit = as_int(params.get("limit") or 100, "limit")
         limit = min(max(limit, 1), 100)
-        timeout = _as_float(params.get("timeout") or 0, "timeout")
+        timeout = as_float(params.get("timeout") or 0, "timeout")
         if params.get("allowed_updates") not in (None, ""):
-            allowed = _as_json(params["allowed_updates"], "allowed updates")
+            allowed = as_json(params["allowed_updates"], "allowed updates")
             if isinstance(allowed, list):
                 self._allowed_updates = frozenset(str(a) for a in allowed) or None
         self._confirm(offset)
@@ -1289,9 +1022,9 @@ class FakeTelegramServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(signal_.wait(), remaining)
             if self._webhook is not None:
-                raise _ApiError(409, "Conflict: terminated by setWebhook request")
+                raise ApiError(409, "Conflict: terminated by setWebhook request")
             if generation != self._poll_generation:
-                raise _ApiError(
+                raise ApiError(
                     409,
                     "Conflict: terminated by other getUpdates request; "
                     "make sure that only one bot instance is running",
@@ -1301,25 +1034,25 @@ class FakeTelegramServer:
         return [entry.update for entry in batch]
 
     async def _m_set_webhook(self, params: Params) -> bool:
-        url = _opt_str(params, "url") or ""
+        url = opt_str(params, "url") or ""
         if not url:
             await self._m_delete_webhook(params)
             return True
-        secret = _opt_str(params, "secret_token")
+        secret = opt_str(params, "secret_token")
         if secret is not None and (
             not 1 <= len(secret) <= 256
             or not all(c.isascii() and (c.isalnum() or c in "_-") for c in secret)
         ):
-            raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
         if params.get("allowed_updates") not in (None, ""):
-            allowed = _as_json(params["allowed_updates"], "allowed updates")
+            allowed = as_json(params["allowed_updates"], "allowed updates")
             if isinstance(allowed, list):
                 self._allowed_updates = frozenset(str(a) for a in allowed) or None
         if self._webhook is not None:
             await self._stop_webhook_task(self._webhook)
-        if _as_bool(params.get("drop_pending_updates", False)):
+        if as_bool(params.get("drop_pending_updates", False)):
             self._pending.clear()
-        max_connections = _as_int(params.get("max_connections") or 40, "max_connections")
+        max_connections = as_int(params.get("max_connections") or 40, "max_connections")
         webhook = _Webhook(url=url, secret_token=secret, max_connections=max_connections)
         webhook.task = asyncio.create_task(self._deliver_webhook(webhook))
         self._webhook = webhook
@@ -1330,7 +1063,7 @@ class FakeTelegramServer:
         webhook, self._webhook = self._webhook, None
         if webhook is not None:
             await self._stop_webhook_task(webhook)
-        if _as_bool(params.get("drop_pending_updates", False)):
+        if as_bool(params.get("drop_pending_updates", False)):
             self._pending.clear()
         return True
 
@@ -1391,7 +1124,7 @@ class FakeTelegramServer:
                     self._webhook_deliveries += 1
                     delay = self.webhook_retry_delay
                 else:
-                    webhook.last_error_date = _now()
+                    webhook.last_error_date = now()
                     webhook.last_error_message = error
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 1.0)
@@ -1407,17 +1140,17 @@ class FakeTelegramServer:
 
     async def _m_send_message(self, params: Params) -> JSONDict:
         chat_id = self._writable_chat(params)
-        text = _opt_str(params, "text")
+        text = opt_str(params, "text")
         if text is None or not text.strip():
-            raise _ApiError(400, "Bad Request: message text is empty")
+            raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > _MAX_TEXT:
-            raise _ApiError(400, "Bad Request: message is too long")
+            raise ApiError(400, "Bad Request: message is too long")
         markup = self._markup(params)
         reply_to = self._reply_to(chat_id, params)
         content: JSONDict = {"text": text}
         entities = params.get("entities")
         if entities not in (None, ""):
-            content["entities"] = _as_json(entities, "entities")
+            content["entities"] = as_json(entities, "entities")
         msg = self._bot_message(
             chat_id,
             content,
@@ -1425,29 +1158,29 @@ class FakeTelegramServer:
             text=text,
             markup=markup,
             reply_to=reply_to,
-            parse_mode=_opt_str(params, "parse_mode"),
+            parse_mode=opt_str(params, "parse_mode"),
         )
         return msg.data
 
     async def _m_edit_message_text(self, params: Params) -> JSONDict:
         msg = self._editable(params)
-        text = _opt_str(params, "text")
+        text = opt_str(params, "text")
         if text is None or not text.strip():
-            raise _ApiError(400, "Bad Request: message text is empty")
+            raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > _MAX_TEXT:
-            raise _ApiError(400, "Bad Request: message is too long")
+            raise ApiError(400, "Bad Request: message is too long")
         if "text" not in msg.data:
-            raise _ApiError(400, "Bad Request: there is no text in the message to edit")
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
         _, inline = self._markup(params)
         result = self._apply_edit(msg, "text", text, inline)
         if msg.sent is not None:
-            msg.sent.parse_mode = _opt_str(params, "parse_mode")
+            msg.sent.parse_mode = opt_str(params, "parse_mode")
         return result
 
     async def _m_edit_message_caption(self, params: Params) -> JSONDict:
         msg = self._editable(params)
         if not any(key in msg.data for key in ("photo", "document", "video", "voice")):
-            raise _ApiError(400, "Bad Request: there is no caption in the message to edit")
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
         _, inline = self._markup(params)
         return self._apply_edit(msg, "caption", self._caption(params), inline)
 
@@ -1458,19 +1191,19 @@ class FakeTelegramServer:
 
     async def _m_delete_message(self, params: Params) -> bool:
         chat_id = self._chat_id_param(params)
-        message_id = _as_int(params.get("message_id"), "message_id")
+        message_id = as_int(params.get("message_id"), "message_id")
         msg = self._messages.pop((chat_id, message_id), None)
         if msg is None:
-            raise _ApiError(400, "Bad Request: message to delete not found")
+            raise ApiError(400, "Bad Request: message to delete not found")
         if msg.sent is not None:
             msg.sent.deleted = True
             self._notify_change(msg.sent)
         return True
 
     async def _m_answer_callback_query(self, params: Params) -> bool:
-        query_id = _opt_str(params, "callback_query_id")
+        query_id = opt_str(params, "callback_query_id")
         if query_id is None or query_id not in self._open_callbacks:
-            raise _ApiError(
+            raise ApiError(
                 400,
                 "Bad Request: query is too old and response timeout expired or query ID is invalid",
             )
@@ -1478,9 +1211,9 @@ class FakeTelegramServer:
         self.callback_answers.append(
             {
                 "callback_query_id": query_id,
-                "text": _opt_str(params, "text"),
-                "show_alert": _as_bool(params.get("show_alert", False)),
-                "url": _opt_str(params, "url"),
+                "text": opt_str(params, "text"),
+                "show_alert": as_bool(params.get("show_alert", False)),
+                "url": opt_str(params, "url"),
             }
         )
         return True
@@ -1490,8 +1223,8 @@ class FakeTelegramServer:
         caption = self._caption(params)
         markup = self._markup(params)
         reply_to = self._reply_to(chat_id, params)
-        stored = self._input_file(params, "photo", "photos", "jpg", "image/jpeg")
-        content: JSONDict = {"photo": self._photo_sizes(stored)}
+        stored = self._files.input_file(params, "photo", "photos", "jpg", "image/jpeg")
+        content: JSONDict = {"photo": photo_sizes(stored)}
         if caption is not None:
             content["caption"] = caption
         msg = self._bot_message(
@@ -1502,7 +1235,7 @@ class FakeTelegramServer:
             markup=markup,
             reply_to=reply_to,
             file=stored,
-            parse_mode=_opt_str(params, "parse_mode"),
+            parse_mode=opt_str(params, "parse_mode"),
         )
         return msg.data
 
@@ -1511,8 +1244,8 @@ class FakeTelegramServer:
         caption = self._caption(params)
         markup = self._markup(params)
         reply_to = self._reply_to(chat_id, params)
-        stored = self._input_file(params, "document", "documents", "bin", None)
-        content: JSONDict = {"document": self._document_json(stored)}
+        stored = self._files.input_file(params, "document", "documents", "bin", None)
+        content: JSONDict = {"document": document_json(stored)}
         if caption is not None:
             content["caption"] = caption
         msg = self._bot_message(
@@ -1523,15 +1256,15 @@ class FakeTelegramServer:
             markup=markup,
             reply_to=reply_to,
             file=stored,
-            parse_mode=_opt_str(params, "parse_mode"),
+            parse_mode=opt_str(params, "parse_mode"),
         )
         return msg.data
 
     async def _m_get_file(self, params: Params) -> JSONDict:
-        file_id = _opt_str(params, "file_id") or ""
-        stored = self._files.get(file_id)
+        file_id = opt_str(params, "file_id") or ""
+        stored = self._files.by_id.get(file_id)
         if stored is None:
-            raise _ApiError(400, "Bad Request: invalid file_id")
+            raise ApiError(400, "Bad Request: invalid file_id")
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
@@ -1541,10 +1274,10 @@ class FakeTelegramServer:
 
     def _source_message(self, params: Params, verb: str) -> _Msg:
         from_chat = self._chat_id_param(params, "from_chat_id")
-        message_id = _as_int(params.get("message_id"), "message_id")
+        message_id = as_int(params.get("message_id"), "message_id")
         source = self._messages.get((from_chat, message_id))
         if source is None:
-            raise _ApiError(400, f"Bad Request: message to {verb} not found")
+            raise ApiError(400, f"Bad Request: message to {verb} not found")
         return source
 
     @staticmethod
@@ -1592,32 +1325,32 @@ class FakeTelegramServer:
     @staticmethod
     def _scope_key(params: Params) -> tuple[str, str]:
         scope = params.get("scope")
-        parsed = _as_json(scope, "scope") if scope not in (None, "") else None
+        parsed = as_json(scope, "scope") if scope not in (None, "") else None
         key = "default"
         if isinstance(parsed, dict):
             key = str(parsed.get("type", "default"))
             for sub in ("chat_id", "user_id"):
                 if sub in parsed:
                     key += f":{parsed[sub]}"
-        return key, _opt_str(params, "language_code") or ""
+        return key, opt_str(params, "language_code") or ""
 
     async def _m_set_my_commands(self, params: Params) -> bool:
-        commands = _as_json(params.get("commands"), "commands")
+        commands = as_json(params.get("commands"), "commands")
         if not isinstance(commands, list):
-            raise _ApiError(400, "Bad Request: commands must be an Array")
+            raise ApiError(400, "Bad Request: commands must be an Array")
         cleaned: list[JSONDict] = []
         for item in commands:
             if not isinstance(item, dict):
-                raise _ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+                raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
             command = str(item.get("command", ""))
             description = str(item.get("description", ""))
             valid = 1 <= len(command) <= 32 and all(
                 c.isascii() and (c.islower() or c.isdigit() or c == "_") for c in command
             )
             if not valid:
-                raise _ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+                raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
             if not 1 <= len(description) <= 256:
-                raise _ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+                raise ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
             cleaned.append({"command": command, "description": description})
         self.commands[self._scope_key(params)] = cleaned
         return True
@@ -1632,7 +1365,7 @@ class FakeTelegramServer:
     async def _m_set_chat_menu_button(self, params: Params) -> bool:
         chat_id = self._chat_id_param(params) if params.get("chat_id") not in (None, "") else None
         button = params.get("menu_button")
-        parsed = _as_json(button, "menu button") if button not in (None, "") else None
+        parsed = as_json(button, "menu button") if button not in (None, "") else None
         self.menu_buttons[chat_id] = parsed if isinstance(parsed, dict) else {"type": "default"}
         return True
 
@@ -1662,25 +1395,6 @@ class FakeTelegramServer:
     # ------------------------------------------------------------------ HTTP plumbing
 
     @staticmethod
-    def _json_response(payload: object, status: int = 200) -> web.Response:
-        return web.Response(
-            body=json.dumps(payload, ensure_ascii=False).encode(),
-            status=status,
-            content_type="application/json",
-        )
-
-    @classmethod
-    def _error_response(cls, error: _ApiError) -> web.Response:
-        payload: JSONDict = {
-            "ok": False,
-            "error_code": error.code,
-            "description": error.description,
-        }
-        if error.retry_after is not None:
-            payload["parameters"] = {"retry_after": error.retry_after}
-        return cls._json_response(payload, status=error.code)
-
-    @staticmethod
     async def _read_params(request: web.Request) -> Params:
         params: Params = dict(request.query)
         if request.method != "POST" or not request.body_exists:
@@ -1690,15 +1404,15 @@ class FakeTelegramServer:
             try:
                 body = await request.json()
             except ValueError:
-                raise _ApiError(400, "Bad Request: can't parse JSON request body") from None
+                raise ApiError(400, "Bad Request: can't parse JSON request body") from None
             if not isinstance(body, dict):
-                raise _ApiError(400, "Bad Request: JSON request body must be an object")
+                raise ApiError(400, "Bad Request: JSON request body must be an object")
             params.update(body)
         elif content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
             form = await request.post()
             for key, value in form.items():
                 if isinstance(value, web.FileField):
-                    params[key] = _Upload(value.filename, value.file.read(), value.content_type)
+                    params[key] = Upload(value.filename, value.file.read(), value.content_type)
                 else:
                     params[key] = value
         return params
@@ -1722,7 +1436,7 @@ class FakeTelegramServer:
         name = known[0] if known is not None else method
         if request.match_info["token"] != self.bot_token:
             self._record(name, 401)
-            return self._error_response(_ApiError(401, "Unauthorized"))
+            return error_response(ApiError(401, "Unauthorized"))
         try:
             params = await self._read_params(request)
             if self.latency > 0:
@@ -1730,30 +1444,30 @@ class FakeTelegramServer:
             raw_chat = params.get("chat_id")
             chat_id: int | None = None
             if raw_chat not in (None, ""):
-                with contextlib.suppress(_ApiError):
-                    chat_id = _as_int(raw_chat, "chat_id")
-            fault = self._match_fault(key, chat_id)
+                with contextlib.suppress(ApiError):
+                    chat_id = as_int(raw_chat, "chat_id")
+            fault = self._faults.match(key, chat_id)
             if fault is not None:
                 return await self._apply_fault(fault, request, name, known, params)
             if known is None:
-                raise _ApiError(
+                raise ApiError(
                     400, f"Bad Request: method {method!r} is not implemented by the fake server"
                 )
-            if self.enforce_limits and key in _SENDING_LOWER:
-                self._check_limits(chat_id)
+            if self.enforce_limits and key in SENDING_LOWER:
+                self._limiter.check(chat_id)
             result = await known[1](params)
-        except _ApiError as error:
+        except ApiError as error:
             self._record(name, error.code)
-            return self._error_response(error)
+            return error_response(error)
         self._record(name, 200)
-        return self._json_response({"ok": True, "result": result})
+        return json_response({"ok": True, "result": result})
 
     async def _apply_fault(
         self,
-        fault: _Fault,
+        fault: Fault,
         request: web.Request,
         name: str,
-        known: tuple[str, _Handler] | None,
+        known: tuple[str, Handler] | None,
         params: Params,
     ) -> web.StreamResponse:
         """Stall, hang up or raise the error the fault stands for."""
@@ -1765,29 +1479,18 @@ class FakeTelegramServer:
             return self._hang_up(request)
         if fault.kind == "drop":
             if known is not None:
-                with contextlib.suppress(_ApiError):
+                with contextlib.suppress(ApiError):
                     await known[1](params)
             self._record(name, _NO_RESPONSE)
             return self._hang_up(request)
-        error = {
-            "429": _ApiError(
-                429,
-                f"Too Many Requests: retry after {fault.retry_after}",
-                retry_after=fault.retry_after,
-            ),
-            "500": _ApiError(500, "Internal Server Error"),
-            "502": _ApiError(502, "Bad Gateway"),
-            "403": _blocked(),
-            "400_chat_not_found": _chat_not_found(),
-        }[fault.kind]
-        raise error
+        raise fault.error()
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.bot_token:
-            return self._error_response(_ApiError(401, "Unauthorized"))
-        stored = self._files_by_path.get(request.match_info["file_path"])
+            return error_response(ApiError(401, "Unauthorized"))
+        stored = self._files.by_path.get(request.match_info["file_path"])
         if stored is None or stored.data is None:
-            return self._error_response(_ApiError(404, "Not Found: file not found"))
+            return error_response(ApiError(404, "Not Found: file not found"))
         return web.Response(
             body=stored.data, content_type=stored.mime_type or "application/octet-stream"
         )
@@ -1818,8 +1521,8 @@ class FakeTelegramServer:
                 raise TypeError("the body must be a JSON object")
             result = self._control(action, body)
         except (LookupError, TypeError, ValueError) as exc:
-            return self._json_response({"ok": False, "description": str(exc)}, status=400)
-        return self._json_response({"ok": True, "result": result})
+            return json_response({"ok": False, "description": str(exc)}, status=400)
+        return json_response({"ok": True, "result": result})
 
     async def _handle_control_get(self, request: web.Request) -> web.StreamResponse:
         action = request.match_info["action"]
@@ -1842,7 +1545,7 @@ class FakeTelegramServer:
             else:
                 raise LookupError(f"unknown control query {action!r}")
         except (LookupError, ValueError) as exc:
-            return self._json_response({"ok": False, "description": str(exc)}, status=400)
+            return json_response({"ok": False, "description": str(exc)}, status=400)
         except TimeoutError as exc:
-            return self._json_response({"ok": False, "description": str(exc)}, status=408)
-        return self._json_response({"ok": True, "result": result})
+            return json_response({"ok": False, "description": str(exc)}, status=408)
+        return json_response({"ok": True, "result": result})
