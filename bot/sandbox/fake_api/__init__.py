@@ -21,6 +21,13 @@ Usage::
 
 Everything runs on one event loop; the acting-as-user methods are synchronous and must be called
 from that loop's thread. Other processes use the HTTP control side under ``/_control/``.
+
+The parts: :mod:`.server` (the aiohttp app and :class:`FakeTelegramServer`, composing the rest),
+:mod:`.bot_api` and :mod:`.messages` (the Bot API methods), :mod:`.users` (acting as users),
+:mod:`.control` (reading results, faults, the HTTP control side), :mod:`.state` (users, chats,
+messages), :mod:`.updates` (the update queue), :mod:`.webhook` (webhook delivery),
+:mod:`.files`, :mod:`.limits` (flood limits), :mod:`.faults`, :mod:`.wire` (shared conventions)
+and :mod:`.standalone` (``python -m bot.sandbox.fake_api``).
 """
 
 from bot.sandbox.fake_api.faults import FAULT_KINDS
