@@ -94,7 +94,7 @@ class FakeTelegramServer(ActingAsUsers, ControlSide):
             files=self._files,
             updates=self._updates,
             webhooks=self._webhooks,
-            is_stopping=lambda: self._stopping.is_set(),
+            is_stopping=lambda: self._stopping.is_set(),  # start() replaces the event
         )
         self._status_counts: Counter[int] = Counter()
         self._method_counts: Counter[str] = Counter()
