@@ -57,11 +57,10 @@ from bot.services import (
     staff_dialogs,
     staff_views,
 )
-from bot.services.context import ServiceContext
+from bot.services.context import STAFF_LANGUAGE, ServiceContext
 from bot.services.ports import Button, DeliveryError, OutgoingMessage, SentRef
 
 log = structlog.get_logger(__name__)
-STAFF_LANGUAGE = "fr"
 #: Before the patient handlers (group 0): staff commands and dialog answers are taken first.
 STAFF_GROUP = -1
 #: Patients have commands of the same name in their private chat: a non-staff sender there is
