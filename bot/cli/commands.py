@@ -27,7 +27,7 @@ from bot.protocols import load_protocol_file
 from bot.services import audit as audit_service
 from bot.services import enrolment, erasure
 from bot.services import followup as followup_service
-from bot.services.context import ProtocolStore, ServiceContext
+from bot.services.context import STAFF_LANGUAGE, ProtocolStore, ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, SentRef
 from bot.telegram.runtime import BotRuntime, load_registry, unit_settings
 
@@ -288,7 +288,7 @@ async def followup(settings: Settings, args: argparse.Namespace) -> int:
     """
     from bot.cli import parse_local_datetime
 
-    lang, label, command = followup_service.STAFF_LANGUAGE, args.label, args.followup_command
+    lang, label, command = STAFF_LANGUAGE, args.label, args.followup_command
     async with offline_context(settings) as ctx:
         if command == "pause":
             await followup_service.pause(ctx, label=label, actor="cli")

@@ -26,7 +26,7 @@ from bot.domain.states import AlertDelivery, AlertStatus
 from bot.i18n import format_local, t, tn
 from bot.metrics import ALERT_ACK_SECONDS, ALERT_DELIVERY_FAILURES, ALERTS_RAISED
 from bot.services import audit
-from bot.services.context import ServiceContext
+from bot.services.context import STAFF_LANGUAGE, ServiceContext
 from bot.services.ports import (
     Button,
     ChatNotFound,
@@ -38,7 +38,6 @@ from bot.services.ports import (
 log = structlog.get_logger(__name__)
 
 SEVERITY_MARK = {"emergency": "🔴", "urgent": "🔴", "review": "🟠"}
-STAFF_LANGUAGE = "fr"
 #: Backoff for staff-chat delivery retries: 5 s, 10 s, 20 s ... capped at 5 minutes.
 RETRY_BASE = timedelta(seconds=5)
 RETRY_CAP = timedelta(minutes=5)

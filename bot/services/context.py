@@ -22,6 +22,10 @@ from bot.services.ports import Messenger
 
 log = structlog.get_logger(__name__)
 
+#: The language of everything the unit's staff read: cards, lists, replies, errors, the digest
+#: (the command line shows them too). Owned here only, so that making it a setting is one change.
+STAFF_LANGUAGE = "fr"
+
 
 @dataclass(frozen=True)
 class UnitSettings:

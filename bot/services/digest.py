@@ -21,11 +21,10 @@ from bot.domain.protocol import Severity
 from bot.domain.schedule import day_number
 from bot.domain.states import AlertStatus, CheckInStatus
 from bot.i18n import format_local, t
-from bot.services.context import ServiceContext
+from bot.services.context import STAFF_LANGUAGE, ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage
 
 log = structlog.get_logger(__name__)
-LANGUAGE = "fr"
 
 
 def _digest_time(ctx: ServiceContext) -> time:
@@ -87,7 +86,7 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
             if alert.severity == Severity.REVIEW.value:
                 protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
                 rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
-                why = rule.explanation.get(LANGUAGE) if rule else alert.rule_id
+                why = rule.explanation.get(STAFF_LANGUAGE) if rule else alert.rule_id
                 day = day_number(episode.procedure_at, now, episode.time_zone)
                 reviews.append(f"{patient.label} J+{day} {why}")
             else:
@@ -98,22 +97,24 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
         return None
     answered = counts.get(CheckInStatus.ANSWERED, 0) + counts.get(CheckInStatus.PARTIAL, 0)
     title = t(
-        LANGUAGE,
+        STAFF_LANGUAGE,
         "Cryoneurolysis follow-up — {date}",
-        date=format_local(now, LANGUAGE, ctx.unit.time_zone, "day"),
+        date=format_local(now, STAFF_LANGUAGE, ctx.unit.time_zone, "day"),
     )
     lines = [title]
     if reviews:
         lines.append(
-            t(LANGUAGE, "To review ({count}):", count=len(reviews)) + " " + " · ".join(reviews)
+            t(STAFF_LANGUAGE, "To review ({count}):", count=len(reviews))
+            + " "
+            + " · ".join(reviews)
         )
     else:
-        lines.append(t(LANGUAGE, "To review: none"))
-    urgent_text = str(urgent) if urgent else t(LANGUAGE, "none")
+        lines.append(t(STAFF_LANGUAGE, "To review: none"))
+    urgent_text = str(urgent) if urgent else t(STAFF_LANGUAGE, "none")
     lines.append(
-        t(LANGUAGE, "Open urgent alerts: {urgent}", urgent=urgent_text)
+        t(STAFF_LANGUAGE, "Open urgent alerts: {urgent}", urgent=urgent_text)
         + " · "
-        + t(LANGUAGE, "Response rate yesterday: {answered}/{due}", answered=answered, due=due)
+        + t(STAFF_LANGUAGE, "Response rate yesterday: {answered}/{due}", answered=answered, due=due)
     )
     return OutgoingMessage(text="\n".join(lines))
 

@@ -42,14 +42,12 @@ from bot.domain.states import LIVE_STATUSES, CheckInStatus, EpisodeStatus
 from bot.errors import NotFoundError, UsageError
 from bot.i18n import format_local, t
 from bot.services import audit
-from bot.services.context import ServiceContext
+from bot.services.context import STAFF_LANGUAGE, ServiceContext
 from bot.services.dispatch import close_open_checkins
 from bot.services.ports import DeliveryError, OutgoingMessage
 from bot.services.retry import retry_on_deadlock
 
 log = structlog.get_logger(__name__)
-
-STAFF_LANGUAGE = "fr"
 
 
 @retry_on_deadlock

@@ -5,6 +5,10 @@ later — possibly after a restart, or on another process behind the same Postgr
 step is a row in ``staff_dialogs`` (one per staff member and chat), not a PTB
 ConversationHandler state, which is lost on restart (PITFALLS.md). Dialogs expire after
 :data:`DIALOG_TTL` so a forgotten one never captures a message sent hours later.
+
+This module only keeps dialogs; what each step asks and does is in
+:mod:`bot.services.staff_enrolment` (the guided ``/enroll``) and :mod:`bot.services.alert_actions`
+(the resolution note).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,12 +38,19 @@ _FORMATS = (
 )
 
 
+class DialogKind(StrEnum):
+    """Which multi-step command a dialog belongs to (each names its own steps)."""
+
+    ENROL = "enroll"
+    RESOLVE = "resolve"
+
+
 @dataclass(frozen=True)
 class Dialog:
     """A staff member's open dialog: which command, at which step, what was said so far."""
 
     id: int
-    kind: str
+    kind: DialogKind
     step: str
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -48,7 +60,7 @@ async def begin(
     *,
     chat_id: int,
     user_id: int,
-    kind: str,
+    kind: DialogKind,
     step: str,
     data: dict[str, Any] | None = None,
 ) -> Dialog:
@@ -88,7 +100,7 @@ async def current(ctx: ServiceContext, *, chat_id: int, user_id: int) -> Dialog 
         if row.expires_at <= now:
             await session.delete(row)
             return None
-        return Dialog(row.id, row.kind, row.step, dict(row.data))
+        return Dialog(row.id, DialogKind(row.kind), row.step, dict(row.data))
 
 
 async def advance(ctx: ServiceContext, *, dialog_id: int, step: str, data: dict[str, Any]) -> bool:

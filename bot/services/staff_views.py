@@ -25,14 +25,12 @@ from bot.errors import NotFoundError
 from bot.i18n import format_local, t, tn
 from bot.services import audit
 from bot.services.charts import SWELLING_QUESTION, Point, pain_question_ids
-from bot.services.context import ServiceContext
+from bot.services.context import STAFF_LANGUAGE, ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
 
 log = structlog.get_logger(__name__)
 
 SEVERITY_MARK = {"emergency": "🔴", "urgent": "🔴", "review": "🟠"}
-#: Errors are read by staff in the staff chat (the CLI shows them too).
-STAFF_LANGUAGE = "fr"
 #: Check-in states that mean "the time point has come" (scheduled and cancelled ones have not).
 PAST_CHECKIN_STATES = (
     CheckInStatus.SENDING,

@@ -1,8 +1,19 @@
 """Wires python-telegram-bot: the Application, its handlers (in one place) and the wake-up jobs.
 
-Handlers only translate updates into service calls: the staff's live in ``staff.py``, the
-patients' in ``patient.py`` (whose docstring gives the order that makes sure nothing a patient
-sends is silently ignored).
+Handlers only translate updates into service calls. The staff's: commands in
+``staff_commands.py``, alert card buttons in ``alert_buttons.py``, answers to an open dialog in
+``dialog_answers.py`` (their shared staff check in ``staff_access.py``). The patients' are in
+``patient.py``, whose docstring gives the order that makes sure nothing a patient sends is
+silently ignored.
+
+Handler groups (order matters):
+
+* group :data:`STAFF_GROUP` (-1, before every patient handler): staff commands, and text that
+  answers an open staff dialog (a guided ``/enroll`` step, a resolution note). They stop the
+  update with ``ApplicationHandlerStop`` once handled; anything else — a patient's answer, a
+  patient's own ``/stop`` — goes on to group 0 untouched.
+* group 0: alert and dialog buttons, registered before the patient button handler (which
+  answers every other button); their callback patterns never match a patient's button.
 """
 
 from __future__ import annotations
@@ -15,15 +26,28 @@ from typing import Any
 
 import structlog
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.services.context import ServiceContext
-from bot.telegram import patient, staff
+from bot.telegram import alert_buttons, dialog_answers, patient
 from bot.telegram.http import AiohttpRequest
 from bot.telegram.jobs import DispatcherWaker
 from bot.telegram.ratelimit import ChatRateLimiter
+from bot.telegram.staff_access import StaffAccess
+from bot.telegram.staff_commands import StaffCommands
 
 log = structlog.get_logger(__name__)
+#: Before the patient handlers (group 0): staff commands and dialog answers are taken first.
+STAFF_GROUP = -1
 
 
 class ChatOrderedProcessor(BaseUpdateProcessor):
@@ -90,14 +114,39 @@ def build_application(
     if rate_limit:
         builder = builder.rate_limiter(ChatRateLimiter(max_retries=3))
     application = builder.build()
-    staff_handlers = staff.StaffHandlers(ctx, staff_ids)
-
     # Staff first: their commands run in an earlier group and their button patterns are
     # exclusive; the patient handlers end with catch-alls (stale buttons, unknown commands).
-    staff_handlers.register(application)
+    _add_staff_handlers(application, StaffAccess(ctx, staff_ids))
     patient.PatientHandlers(ctx).register(application)
     application.add_error_handler(_on_error)
     return application
+
+
+def _add_staff_handlers(
+    application: Application[Any, Any, Any, Any, Any, Any], access: StaffAccess
+) -> None:
+    """The staff's handlers, in the groups and order the module docstring explains."""
+    answers = dialog_answers.DialogAnswers(access)
+    # Group 0, before the patient button handler, whose catch-all would take these presses.
+    application.add_handler(
+        CallbackQueryHandler(
+            alert_buttons.AlertButtons(access).on_press, pattern=alert_buttons.PATTERN
+        )
+    )
+    application.add_handler(CallbackQueryHandler(answers.on_button, pattern=dialog_answers.PATTERN))
+    for name, callback in StaffCommands(access).callbacks().items():
+        application.add_handler(
+            # New messages only: an edited command must not send a /msg twice.
+            CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE),
+            group=STAFF_GROUP,
+        )
+    # After the commands, in the same group: text that is not a command may answer a dialog.
+    application.add_handler(
+        MessageHandler(
+            filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, answers.on_text
+        ),
+        group=STAFF_GROUP,
+    )
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

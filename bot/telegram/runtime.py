@@ -31,7 +31,7 @@ from bot.telegram.jobs import DispatcherWaker
 from bot.telegram.patient import publish_commands
 from bot.telegram.polling import ConfirmingPoller
 from bot.telegram.sender import TelegramMessenger
-from bot.telegram.staff import publish_staff_commands
+from bot.telegram.staff_commands import publish_staff_commands
 
 log = structlog.get_logger(__name__)
 

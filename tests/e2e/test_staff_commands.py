@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.db.models import Alert, AuditEvent, Episode, Patient, UnitMessage
 from bot.sandbox.fake_api import SentMessage
-from bot.telegram.staff import MENU
+from bot.telegram.staff_commands import MENU
 from tests.harness import NURSE, PARIS, STAFF_CHAT, BotHarness, eventually
 from tests.harness import Patient as VirtualPatient
 
