@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,12 +31,14 @@ def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[st
     )
 
 
+#: Tomorrow morning: enrolment refuses a procedure date far from today (a typo in the year).
+PROCEDURE_AT = f"{datetime.now() + timedelta(days=1):%Y-%m-%d} 09:30"
 ENROL = [
     "enroll",
     "--label",
     "P-001",
     "--procedure-at",
-    "2026-12-01 09:30",
+    PROCEDURE_AT,
     "--side",
     "left",
     "--indication",
@@ -111,7 +114,7 @@ def test_bad_setting_in_dotenv_is_reported_too(tmp_path: Path) -> None:
             "--label",
             "P-1",
             "--procedure-at",
-            "2026-12-01 09:30",
+            PROCEDURE_AT,
             "--side",
             "middle",
             "--indication",
@@ -124,7 +127,7 @@ def test_bad_setting_in_dotenv_is_reported_too(tmp_path: Path) -> None:
             "--label",
             "Jean Dupont",
             "--procedure-at",
-            "2026-12-01 09:30",
+            PROCEDURE_AT,
             "--side",
             "left",
             "--indication",
@@ -137,7 +140,7 @@ def test_bad_setting_in_dotenv_is_reported_too(tmp_path: Path) -> None:
             "--label",
             "P-1",
             "--procedure-at",
-            "2026-12-01 09:30",
+            PROCEDURE_AT,
             "--side",
             "left",
             "--indication",
@@ -150,7 +153,7 @@ def test_bad_setting_in_dotenv_is_reported_too(tmp_path: Path) -> None:
             "--label",
             "P-1",
             "--procedure-at",
-            "2026-12-01 09:30",
+            PROCEDURE_AT,
             "--side",
             "left",
             "--indication",
@@ -165,7 +168,7 @@ def test_bad_setting_in_dotenv_is_reported_too(tmp_path: Path) -> None:
             "--label",
             "P-1",
             "--procedure-at",
-            "2026-12-01 09:30",
+            PROCEDURE_AT,
             "--side",
             "left",
             "--indication",

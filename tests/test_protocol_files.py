@@ -22,7 +22,12 @@ from bot.cli import main
 from bot.db.models import CheckIn, Episode
 from bot.domain.protocol import Indication, KneeSide
 from bot.errors import ProtocolError
-from bot.protocols import ProtocolRegistry, default_schedules_dir, load_protocol_file
+from bot.protocols import (
+    ProtocolRegistry,
+    default_schedules_dir,
+    load_protocol_file,
+    parse_protocol,
+)
 from bot.services import enrolment
 from tests.harness import PARIS, BotHarness
 from tests.harness import Patient as VirtualPatient
@@ -95,6 +100,33 @@ def _red_flag_without_rule(raw: Raw) -> str:
     return "red_flags.R3: no red_flag rule escalates this flag"
 
 
+def _threshold_above_the_scale(raw: Raw) -> str:
+    i = _index(raw["rules"], "pain_high")
+    raw["rules"][i]["value"] = 15
+    return (
+        f"rules[{i}].value: rule 'pain_high': pain_avg >= 15 can never fire "
+        "(pain_avg is a scale from 0 to 10): choose a value from 1 to 10"
+    )
+
+
+def _threshold_below_the_scale(raw: Raw) -> str:
+    i = _index(raw["rules"], "pain_high")
+    raw["rules"][i]["value"] = -3
+    return (
+        f"rules[{i}].value: rule 'pain_high': pain_avg >= -3 fires on every answer "
+        "(pain_avg is a scale from 0 to 10): choose a value from 1 to 10"
+    )
+
+
+def _threshold_beyond_a_choice(raw: Raw) -> str:
+    i = _index(raw["rules"], "pgic_worse")
+    raw["rules"][i]["value"] = 8
+    return (
+        f"rules[{i}].value: rule 'pgic_worse': pgic >= 8 can never fire "
+        "(the options of pgic are worth 1, 2, 3, 4, 5, 6, 7): choose a value from 2 to 7"
+    )
+
+
 MISTAKES: dict[str, Callable[[Raw], str]] = {
     "unknown key": _unknown_key,
     "unknown key in a rule": _unknown_key_in_a_rule,
@@ -104,6 +136,9 @@ MISTAKES: dict[str, Callable[[Raw], str]] = {
     "time point in quiet hours": _time_in_quiet_hours,
     "duplicate id": _duplicate_id,
     "red flag without rule": _red_flag_without_rule,
+    "threshold above the scale": _threshold_above_the_scale,
+    "threshold below the scale": _threshold_below_the_scale,
+    "threshold beyond a choice's values": _threshold_beyond_a_choice,
 }
 
 
@@ -159,6 +194,25 @@ def test_protocol_check_prints_one_line_per_problem_and_exits_2(
     for good in (KNEE, CHRONIC):
         assert main(["protocol", "check", str(good)]) == 0
         assert "valid" in capsys.readouterr().out
+
+
+def test_protocol_check_refuses_a_threshold_that_can_never_fire(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = _raw()
+    expected = _threshold_above_the_scale(raw)
+    path = _write(tmp_path, raw)
+    assert main(["protocol", "check", str(path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {path}: {expected}"]
+
+
+def test_a_threshold_inside_the_scale_is_accepted_whatever_its_operator() -> None:
+    raw = _raw()
+    i = _index(raw["rules"], "pain_high")
+    for op, value in ((">=", 10), (">", 9), ("<=", 0), ("<", 1), ("==", 0), ("==", 10)):
+        raw["rules"][i].update(op=op, value=value)
+        protocol = parse_protocol(yaml.safe_dump(raw), source="edited")
+        assert protocol.rules[i].model_dump()["value"] == value
 
 
 def _unused_loopback_port() -> int:

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import output
 from bot.config import Settings, load_settings
 from bot.domain.protocol import Indication, KneeSide
-from bot.errors import BotError, ConfigError, ProtocolError, UsageError
+from bot.errors import BotError, ConfigError, NotFoundError, ProtocolError, UsageError
 from bot.logs import configure_logging
 
 
@@ -29,6 +30,17 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         output.error(f"{self.prog}: {message} (see --help)")
         raise SystemExit(2)
+
+
+def check_time_zone(name: str, option: str) -> str:
+    """``name`` when it is an IANA time zone; a one-line error naming ``option`` otherwise."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"{option} {name!r} is not a time zone: use an IANA name like Europe/Paris"
+        ) from None
+    return name
 
 
 def parse_local_datetime(value: str, zone: str) -> datetime:
@@ -43,12 +55,37 @@ def parse_local_datetime(value: str, zone: str) -> datetime:
 
 
 def parse_local_date(value: str, zone: str) -> datetime:
-    """'2026-12-01' → the start of that day in ``zone`` (aware); a clear error otherwise."""
+    """``--since``: '2026-12-01' (the start of that day) or '2026-12-01 14:00', local to ``zone``.
+
+    Every command that filters by time takes the same form, so a date typed for one works in all.
+    """
+    for pattern in ("%Y-%m-%d", "%Y-%m-%d %H:%M"):
+        try:
+            moment = datetime.strptime(value.strip(), pattern)  # noqa: DTZ007 - zone added below
+        except ValueError:
+            continue
+        return moment.replace(tzinfo=ZoneInfo(zone))
+    raise UsageError(
+        f'--since {value!r}: expected a local date as "YYYY-MM-DD", optionally with a time '
+        '("YYYY-MM-DD HH:MM")'
+    )
+
+
+def _positive(value: str) -> int:
+    """argparse type for counts: a whole number above zero."""
     try:
-        day = datetime.strptime(value.strip(), "%Y-%m-%d")  # noqa: DTZ007 - zone added below
+        number = int(value)
     except ValueError:
-        raise UsageError(f'--since {value!r}: expected a local date as "YYYY-MM-DD"') from None
-    return day.replace(tzinfo=ZoneInfo(zone))
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 1 or more")
+    return number
+
+
+SINCE_HELP = 'only from this local date, "YYYY-MM-DD" or "YYYY-MM-DD HH:MM"'
+#: Commands that run once and print a result: their output is for people, so logs below WARNING
+#: (a structured line per change) stay out of it.
+ONE_SHOT_LOG_LEVEL = "WARNING"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--baseline-pain", type=int, choices=range(11), metavar="0-10")
     enroll.add_argument("--timezone", help="IANA zone of the patient (default TIMEZONE)")
     enroll.add_argument("--qr", type=Path, help="also write the link as a QR code PNG here")
+    enroll.add_argument(
+        "--new-episode",
+        action="store_true",
+        help="the label is already enrolled: start a new follow-up for the same patient "
+        "(or replace a link not opened yet)",
+    )
 
     protocol = commands.add_parser("protocol", help="check or show a protocol file")
     protocol_commands = protocol.add_subparsers(
@@ -102,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     staff_commands.add_parser("list")
 
     audit = commands.add_parser("audit", help="print the audit trail")
-    audit.add_argument("--since", help='"YYYY-MM-DD HH:MM" local')
-    audit.add_argument("--action")
-    audit.add_argument("--limit", type=int, default=200)
+    audit.add_argument("--since", help=SINCE_HELP)
+    audit.add_argument("--action", help="only events of this action, e.g. enrol")
+    audit.add_argument("--limit", type=_positive, default=200, help="at most this many events")
 
     followup = commands.add_parser(
         "followup", help="pause, resume, stop a follow-up, move its procedure, check in now"
@@ -132,14 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
         "erase", help="erase a patient's data, keeping only an audit stub (after /delete)"
     )
     erase.add_argument("--label", required=True, help="the unit's patient id")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     export = commands.add_parser("export", help="export answers as CSV or a FHIR R4 Bundle")
     export.add_argument("--format", required=True, choices=["csv", "fhir"])
-    export.add_argument("--since", help='only answers from this local date, "YYYY-MM-DD"')
+    export.add_argument("--since", help=SINCE_HELP)
     export.add_argument("--out", required=True, type=Path, help="the file to write")
 
     report = commands.add_parser("report", help="unit statistics: table, PNG and HTML")
-    report.add_argument("--since", help='only what happened from this local date, "YYYY-MM-DD"')
+    report.add_argument("--since", help=SINCE_HELP)
     report.add_argument("--out-dir", type=Path, default=Path("."), help="where to write files")
     report.add_argument("--language", default="fr", help="fr or en")
     return parser
@@ -159,12 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return bench_command(args)
         settings = load_settings()
-        level = settings.log_level
-        if _plays_sandbox(args, settings) and "log_level" not in settings.model_fields_set:
-            level = "WARNING"  # the transcript is the sandbox's output; LOG_LEVEL overrides
-        configure_logging(settings.log_format, level)
+        configure_logging(settings.log_format, _log_level(args, settings))
         return asyncio.run(_dispatch(args, settings))
-    except (ConfigError, UsageError, ProtocolError) as exc:
+    except (ConfigError, UsageError, ProtocolError, NotFoundError) as exc:
         output.error(str(exc))
         return 2
     except BotError as exc:
@@ -190,20 +231,18 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return await run_sandbox(settings, keep_running=False, stop=_stop_event())
     if args.command == "enroll":
-        zone = args.timezone or settings.timezone
-        procedure_at = parse_local_datetime(args.procedure_at, zone)
-        return await commands.enroll(settings, args, procedure_at, zone)
+        return await commands.enroll(settings, args)
     if args.command == "db":
         return await commands.db_upgrade(settings)
     if args.command == "staff":
         return await commands.staff(settings, args.staff_command, getattr(args, "user_id", None))
     if args.command == "audit":
-        since = parse_local_datetime(args.since, settings.timezone) if args.since else None
+        since = parse_local_date(args.since, settings.timezone) if args.since else None
         return await commands.audit(settings, since=since, action=args.action, limit=args.limit)
     if args.command == "followup":
         return await commands.followup(settings, args)
     if args.command == "erase":
-        return await commands.erase(settings, label=args.label)
+        return await commands.erase(settings, label=args.label, confirmed=args.yes)
     if args.command in ("export", "report"):
         since = parse_local_date(args.since, settings.timezone) if args.since else None
         if args.command == "export":
@@ -214,8 +253,14 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     raise UsageError(f"unknown command {args.command}")
 
 
-def _plays_sandbox(args: argparse.Namespace, settings: Settings) -> bool:
-    return args.command == "demo" or (args.command == "run" and settings.sandbox)
+def _log_level(args: argparse.Namespace, settings: Settings) -> str:
+    """LOG_LEVEL for the running bot; WARNING and above for what prints its own output."""
+    if args.command == "run" and not settings.sandbox:
+        return settings.log_level
+    if args.command in ("run", "demo") and "log_level" in settings.model_fields_set:
+        return settings.log_level  # the sandbox's transcript is its output; LOG_LEVEL overrides
+    quieter = logging.getLevelName(ONE_SHOT_LOG_LEVEL) > logging.getLevelName(settings.log_level)
+    return ONE_SHOT_LOG_LEVEL if quieter else settings.log_level
 
 
 def _stop_event() -> asyncio.Event:

@@ -4,32 +4,77 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from telegram.error import TelegramError
 
 from bot import output
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.db.models import StaffMember
+from bot.db.models import Episode, Patient, StaffMember
 from bot.db.session import create_engine, current_revision, make_sessionmaker, upgrade_database
 from bot.domain.protocol import Indication, KneeSide
 from bot.domain.schedule import plan_checkins
 from bot.domain.states import CheckInStatus
 from bot.errors import BotError, UsageError
-from bot.i18n import format_local, t, tn
-from bot.protocols import load_protocol_file
+from bot.i18n import available_languages, format_local, t, tn
+from bot.protocols import ProtocolRegistry, load_protocol_file
 from bot.services import audit as audit_service
 from bot.services import enrolment, erasure
 from bot.services import followup as followup_service
-from bot.services.context import STAFF_LANGUAGE, ProtocolStore, ServiceContext
+from bot.services.context import ProtocolStore, ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, SentRef
 from bot.telegram.runtime import BotRuntime, load_registry, unit_settings
+
+#: The command line speaks English (the staff chat speaks the unit's language).
+CLI_LANGUAGE = "en"
+
+#: Every action the bot records in the audit trail (tests/cli checks it against the code), so
+#: ``audit --action`` can tell a typo from an action that simply has no event yet.
+AUDIT_ACTIONS = frozenset(
+    {
+        "alert_acknowledged",
+        "alert_delivered",
+        "alert_extended",
+        "alert_raised",
+        "alert_reescalated",
+        "alert_resolved",
+        "bot_blocked",
+        "bot_unblocked",
+        "chat_linked",
+        "checkin_missed",
+        "checkin_sent_now",
+        "consent_given",
+        "consent_refused",
+        "consent_renewal_asked",
+        "data_copy_sent",
+        "enrol",
+        "enrol_token_refused",
+        "erasure_requested",
+        "export",
+        "follow_up_paused",
+        "follow_up_resumed",
+        "follow_up_stopped",
+        "language_changed",
+        "patient_erased",
+        "procedure_moved",
+        "safety_advice_sent",
+        "staff_action_refused",
+        "staff_add",
+        "staff_remove",
+        "staff_view",
+        "stop_notice_failed",
+        "unit_message",
+    }
+)
 
 
 class OfflineMessenger:
@@ -53,9 +98,17 @@ class OfflineMessenger:
 
 
 @asynccontextmanager
-async def offline_context(settings: Settings) -> AsyncIterator[ServiceContext]:
-    """Database + protocols, no Telegram: for enrol, staff and audit commands."""
-    registry = load_registry(settings, require_approval=False)
+async def offline_context(
+    settings: Settings, *, registry: ProtocolRegistry | None = None, create: bool = True
+) -> AsyncIterator[ServiceContext]:
+    """Database + protocols, no Telegram: for enrol, staff and audit commands.
+
+    ``create=False`` is for commands that read or change what is already there: they refuse a
+    SQLite file that does not exist rather than create an empty database and report on it.
+    """
+    if not create:
+        _require_database(settings)
+    registry = registry or load_registry(settings, require_approval=False)
     engine = create_engine(settings.database_url, schema=settings.database_schema)
     try:
         await upgrade_database(engine)
@@ -74,6 +127,37 @@ async def offline_context(settings: Settings) -> AsyncIterator[ServiceContext]:
         )
     finally:
         await engine.dispose()
+
+
+def _require_database(settings: Settings) -> None:
+    """Refuse a SQLite DATABASE_URL whose file does not exist (a typo, or the wrong folder)."""
+    url = make_url(settings.database_url)
+    path = url.database or ""
+    if (
+        url.get_backend_name() == "sqlite"
+        and path not in ("", ":memory:")
+        and not Path(path).exists()
+    ):
+        raise UsageError(
+            f"no database at {Path(path).resolve()}: run this from the bot's folder or set "
+            "DATABASE_URL to the bot's database"
+        )
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse, before any change, a file the command could not write at the end."""
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: this is a folder; give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot write in the folder {folder}")
+
+
+def _check_language(language: str, supported: Sequence[str]) -> None:
+    if language not in supported:
+        raise UsageError(f"--language {language!r}: must be one of {', '.join(supported)}")
 
 
 async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> int:
@@ -114,31 +198,61 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
     return 0
 
 
-async def enroll(
-    settings: Settings, args: argparse.Namespace, procedure_at: datetime, zone: str
-) -> int:
-    """Create the episode and print the single-use deep link (and a QR code if asked)."""
-    async with offline_context(settings) as ctx:
-        try:
-            protocol = ctx.protocols.registry.latest(args.protocol)
-        except KeyError:
-            known = ", ".join(ctx.protocols.registry.ids())
-            raise UsageError(f"--protocol {args.protocol!r} is unknown (known: {known})") from None
-        invitation = await enrolment.enrol(
-            ctx,
-            label=args.label,
-            procedure_at=procedure_at,
-            side=KneeSide(args.side),
-            indication=Indication(args.indication),
-            language=args.language,
-            protocol=protocol,
-            baseline_pain=args.baseline_pain,
-            time_zone=zone,
-            actor="cli",
-        )
-    output.line(invitation.link)
+async def enroll(settings: Settings, args: argparse.Namespace) -> int:
+    """Create the episode and print the single-use deep link (and a QR code if asked).
+
+    Everything that can be checked without the database is checked first: a mistake changes
+    nothing, not even by creating or migrating the database.
+    """
+    from bot.cli import check_time_zone, parse_local_datetime
+
+    registry = load_registry(settings, require_approval=False)
+    try:
+        protocol = registry.latest(args.protocol)
+    except KeyError:
+        known = ", ".join(registry.ids())
+        raise UsageError(f"--protocol {args.protocol!r} is unknown (known: {known})") from None
+    zone = check_time_zone(args.timezone, "--timezone") if args.timezone else settings.timezone
+    procedure_at = parse_local_datetime(args.procedure_at, zone)
+    enrolment.check_enrolment(
+        label=args.label,
+        procedure_at=procedure_at,
+        language=args.language,
+        protocol=protocol,
+        baseline_pain=args.baseline_pain,
+        time_zone=zone,
+        now=SystemClock().now(),
+    )
     if args.qr is not None:
-        args.qr.write_bytes(enrolment.qr_png(invitation.link))
+        _check_writable(args.qr, "--qr")
+    async with offline_context(settings, registry=registry) as ctx:
+        try:
+            invitation = await enrolment.enrol(
+                ctx,
+                label=args.label,
+                procedure_at=procedure_at,
+                side=KneeSide(args.side),
+                indication=Indication(args.indication),
+                language=args.language,
+                protocol=protocol,
+                baseline_pain=args.baseline_pain,
+                time_zone=zone,
+                actor="cli",
+                new_episode=args.new_episode,
+            )
+        except enrolment.LabelTakenError as exc:
+            raise UsageError(f"{exc}; if it is the same patient, add --new-episode") from None
+    output.line(invitation.link)
+    if invitation.replaced_link:
+        output.line(f"the previous link for {invitation.label} no longer works")
+    if args.qr is not None:
+        try:
+            args.qr.write_bytes(enrolment.qr_png(invitation.link))
+        except OSError as exc:
+            raise BotError(
+                f"{invitation.label} is enrolled, but the QR code could not be written to "
+                f"{args.qr} ({exc.strerror}): give the patient the link above"
+            ) from None
         output.line(f"QR code written to {args.qr}")
     expiry = invitation.expires_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
     output.line(f"single use, expires {expiry} ({zone})")
@@ -159,17 +273,25 @@ async def db_upgrade(settings: Settings) -> int:
 
 async def staff(settings: Settings, command: str, user_id: int | None) -> int:
     """Add, remove or list staff members (on top of STAFF_USER_IDS)."""
-    async with offline_context(settings) as ctx:
+    async with offline_context(settings, create=command == "add") as ctx:
         now = ctx.clock.now()
         async with ctx.sessions.begin() as session:
             if command == "list":
                 rows = await session.scalars(
                     select(StaffMember).where(StaffMember.removed_at.is_(None))
                 )
-                for uid in sorted(settings.staff_user_ids):
-                    output.line(f"{uid}\t(STAFF_USER_IDS)")
-                for row in rows:
-                    output.line(f"{row.user_id}\tadded {row.added_at:%Y-%m-%d} by {row.added_by}")
+                lines = [f"{uid}\t(STAFF_USER_IDS)" for uid in sorted(settings.staff_user_ids)]
+                lines += [
+                    f"{row.user_id}\tadded {row.added_at:%Y-%m-%d} by {row.added_by}"
+                    for row in rows
+                ]
+                for text in lines:
+                    output.line(text)
+                if not lines:
+                    output.line(
+                        "no staff members: nobody can act on alerts. Add one with "
+                        "`python -m bot staff add <Telegram user id>` or in STAFF_USER_IDS"
+                    )
                 return 0
             assert user_id is not None
             member = await session.get(StaffMember, user_id)
@@ -178,26 +300,34 @@ async def staff(settings: Settings, command: str, user_id: int | None) -> int:
                     session.add(StaffMember(user_id=user_id, added_at=now, added_by="cli"))
                 else:
                     member.removed_at = None
-                output.line(f"staff member {user_id} added")
+                audit_service.record(
+                    session, at=now, actor="cli", action="staff_add", staff_user_id=user_id
+                )
             else:
                 if member is None or member.removed_at is not None:
                     if user_id in settings.staff_user_ids:
                         raise UsageError(f"{user_id} comes from STAFF_USER_IDS: remove it there")
                     raise UsageError(f"{user_id} is not a staff member")
                 member.removed_at = now
-                output.line(f"staff member {user_id} removed")
-            audit_service.record(
-                session, at=now, actor="cli", action=f"staff_{command}", staff_user_id=user_id
-            )
+                audit_service.record(
+                    session, at=now, actor="cli", action="staff_remove", staff_user_id=user_id
+                )
+    output.line(f"staff member {user_id} {'added' if command == 'add' else 'removed'}")
     return 0
 
 
 async def audit(
     settings: Settings, *, since: datetime | None, action: str | None, limit: int
 ) -> int:
-    """Print audit events as tab-separated lines."""
-    async with offline_context(settings) as ctx, ctx.sessions() as session:
+    """Print audit events as tab-separated lines ("no events" when none matches)."""
+    if action is not None and action not in AUDIT_ACTIONS:
+        raise UsageError(
+            f"--action {action!r} is unknown; known actions: {', '.join(sorted(AUDIT_ACTIONS))}"
+        )
+    async with offline_context(settings, create=False) as ctx, ctx.sessions() as session:
         events = await audit_service.list_events(session, since=since, action=action, limit=limit)
+    if not events:
+        output.line("no events")
     for event in events:
         details = " ".join(f"{k}={v}" for k, v in sorted(event.details.items()))
         output.line(
@@ -211,7 +341,8 @@ async def export(settings: Settings, *, fmt: str, since: datetime | None, out: P
     """Write the CSV or FHIR export to ``out`` (streamed: memory stays flat), then audit it."""
     from bot.services import export as export_service
 
-    async with offline_context(settings) as ctx:
+    _check_writable(out, "--out")
+    async with offline_context(settings, create=False) as ctx:
         with out.open("w", encoding="utf-8", newline="") as handle:
             if fmt == "csv":
                 count = await export_service.write_csv(ctx, handle, since=since)
@@ -232,7 +363,8 @@ async def report(
     """Print the unit statistics and write them as report.png and report.html in ``out_dir``."""
     from bot.services import report as report_service
 
-    async with offline_context(settings) as ctx:
+    _check_language(language, available_languages())
+    async with offline_context(settings, create=False) as ctx:
         figures = await report_service.build_report(ctx, since=since)
     png = report_service.render_png(figures, language)
     written = _write_files(
@@ -267,17 +399,43 @@ def bench_command(args: argparse.Namespace) -> int:
     return bench_main(quick=args.quick, postgres=args.postgres, only=args.only)
 
 
-async def erase(settings: Settings, *, label: str) -> int:
-    """Remove a patient's answers and identifiers; the patient row and an audit event remain."""
-    async with offline_context(settings) as ctx:
+async def erase(settings: Settings, *, label: str, confirmed: bool) -> int:
+    """Remove a patient's answers and identifiers; the patient row and an audit event remain.
+
+    Erasure cannot be undone, so it is confirmed by typing the label (``--yes`` for scripts), and
+    staff are told whether the patient asked for it (``/delete``) or the unit decides alone.
+    """
+    if not confirmed and not sys.stdin.isatty():
+        raise UsageError("erase cannot be undone: run it in a terminal to confirm, or add --yes")
+    async with offline_context(settings, create=False) as ctx:
+        candidate = await erasure.candidate(ctx, label=label)
+        asked = _erasure_request(candidate.requested_at, settings.timezone)
+        if not confirmed:
+            answer = await asyncio.to_thread(
+                input,
+                f"Erase everything stored about {label}? {asked}. This cannot be undone. "
+                "Type the label to confirm: ",
+            )
+            if answer.strip() != label:
+                output.error(f"nothing erased: the answer was not {label}")
+                return 1
         report = await erasure.erase(ctx, label=label, actor="cli")
     rows = ", ".join(f"{table} {count}" for table, count in sorted(report.rows.items()))
     output.line(f"{label} erased: {rows or 'no rows'}; {report.files} local file(s) deleted")
+    output.line(f"{asked}.")
     output.line(
         "kept: the patient row (label, dates) and a patient_erased audit event; Telegram's own "
         "copies (the chat, alert cards in the staff group) must be deleted there"
     )
     return 0
+
+
+def _erasure_request(requested_at: datetime | None, zone: str) -> str:
+    """Whether the patient asked: staff must know if they act on a request or on their own."""
+    if requested_at is None:
+        return "The patient has not asked for it (no /delete request)"
+    when = requested_at.astimezone(ZoneInfo(zone))
+    return f"The patient asked for it with /delete on {when:%Y-%m-%d %H:%M}"
 
 
 async def followup(settings: Settings, args: argparse.Namespace) -> int:
@@ -288,8 +446,9 @@ async def followup(settings: Settings, args: argparse.Namespace) -> int:
     """
     from bot.cli import parse_local_datetime
 
-    lang, label, command = STAFF_LANGUAGE, args.label, args.followup_command
-    async with offline_context(settings) as ctx:
+    lang, label, command = CLI_LANGUAGE, args.label, args.followup_command
+    async with offline_context(settings, create=False) as ctx:
+        await _require_follow_up(ctx, label)
         if command == "pause":
             await followup_service.pause(ctx, label=label, actor="cli")
             output.line(
@@ -336,6 +495,16 @@ async def followup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _require_follow_up(ctx: ServiceContext, label: str) -> None:
+    """The CLI's own refusal for an unknown label (the service's words are the staff chat's)."""
+    async with ctx.sessions() as session:
+        patient = await session.scalar(select(Patient).where(Patient.label == label))
+        if patient is None or patient.erased_at is not None:
+            raise UsageError(f"no patient has the label {label!r}")
+        if await session.scalar(select(Episode.id).where(Episode.patient_id == patient.id)) is None:
+            raise UsageError(f"{label} has no follow-up: enrol the patient first")
+
+
 def protocol_command(args: argparse.Namespace) -> int:
     """``protocol check`` and ``protocol show`` (no database needed)."""
     protocol = load_protocol_file(args.file)
@@ -350,12 +519,11 @@ def protocol_command(args: argparse.Namespace) -> int:
             f"{len(protocol.checkins)} check-ins, {len(protocol.rules)} rules; {approval}"
         )
         return 0
-    zone = args.timezone or "Europe/Paris"
-    from bot.cli import parse_local_datetime
+    from bot.cli import check_time_zone, parse_local_datetime
 
+    zone = check_time_zone(args.timezone or "Europe/Paris", "--timezone")
     procedure_at = parse_local_datetime(args.procedure_at, zone)
-    if args.language not in protocol.languages:
-        raise UsageError(f"--language must be one of {', '.join(protocol.languages)}")
+    _check_language(args.language, protocol.languages)
     planned = plan_checkins(
         protocol, procedure_at=procedure_at, time_zone=zone, indication=Indication(args.indication)
     )

@@ -13,8 +13,9 @@ pydantic checks shapes (unknown keys, wrong types), then :func:`check_protocol` 
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -218,6 +219,19 @@ class ThresholdRule(_RuleBase):
     value: int
     from_day: int | None = None
     until_day: int | None = None
+
+    def fires_on(self, answer: int) -> bool:
+        """True when an answer of this value meets the threshold."""
+        return _COMPARISONS[self.op](answer, self.value)
+
+
+_COMPARISONS: dict[str, Callable[[int, int], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
 
 
 class RiseOverBaselineRule(_RuleBase):
@@ -521,8 +535,46 @@ def check_protocol(protocol: Protocol) -> list[tuple[str, str]]:
                 if flag not in flag_ids:
                     problem((*where, "flags", i), f"no red flag {flag!r} in red_flags")
                 covered.add(flag)
+        if isinstance(rule, ThresholdRule) and question_ref in question_ids:
+            unreachable = _threshold_problem(rule, protocol.question(rule.question))
+            if unreachable:
+                problem((*where, "value"), unreachable)
         if isinstance(rule, InsufficientReliefRule) and rule.checkin not in checkin_ids:
             problem((*where, "checkin"), f"no check-in {rule.checkin!r}")
     for flag in sorted(flag_ids - covered):
         problem(("red_flags", flag), "no red_flag rule escalates this flag")
     return problems
+
+
+def _threshold_problem(rule: ThresholdRule, question: Question) -> str | None:
+    """Why a threshold can never fire, or fires on every answer, given its question's scale."""
+    if question.type == "scale":
+        answers = list(range(question.min, question.max + 1))
+        scale = f"{question.id} is a scale from {question.min} to {question.max}"
+    elif question.type == "choice":
+        answers = sorted({option.value for option in question.options})
+        scale = f"the options of {question.id} are worth {', '.join(map(str, answers))}"
+    else:
+        return None
+    firing = [answer for answer in answers if rule.fires_on(answer)]
+    if not answers or 0 < len(firing) < len(answers):
+        return None
+    useful = [
+        value
+        for value in answers
+        if 0
+        < sum(rule.model_copy(update={"value": value}).fires_on(a) for a in answers)
+        < len(answers)
+    ]
+    verdict = "can never fire" if not firing else "fires on every answer"
+    fix = f"choose {_choices(useful)}" if useful else "choose another operator"
+    return f"rule {rule.id!r}: {question.id} {rule.op} {rule.value} {verdict} ({scale}): {fix}"
+
+
+def _choices(values: list[int]) -> str:
+    """'a value from 1 to 7' for a run of whole numbers, else 'one of 0, 2, 5'."""
+    if len(values) == 1:
+        return f"the value {values[0]}"
+    if values == list(range(values[0], values[-1] + 1)):
+        return f"a value from {values[0]} to {values[-1]}"
+    return f"one of {', '.join(map(str, values))}"

@@ -4,7 +4,10 @@
 the whole product work in under a minute, without any account: enrolment, consent, check-ins on an
 accelerated clock, free-text answers, a worrying answer, the safety advice, the staff alert and a
 nurse acknowledging it. The transcript is printed as it happens (patient / bot / staff lines).
-The sandbox uses a throw-away SQLite file, so it never touches the real database.
+
+Without a token, a DATABASE_URL that is set keeps the sandbox's data, so ``export`` and ``report``
+show it afterwards (the database must hold no patient yet). Otherwise the sandbox uses a
+temporary SQLite file, deleted at exit: it never touches the bot's real database.
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
+from sqlalchemy.engine import make_url
 
 from bot import output
 from bot.clock import AcceleratedClock
 from bot.config import Settings
-from bot.db.models import Alert, CheckIn
+from bot.db.models import Alert, CheckIn, Patient
+from bot.db.session import create_engine
 from bot.domain.protocol import Indication, KneeSide
+from bot.errors import UsageError
 from bot.sandbox.fake_api import FakeTelegramServer, SentMessage
 from bot.services import enrolment
 from bot.telegram.runtime import BotRuntime
@@ -122,26 +128,82 @@ class VirtualPatient:
         self.server.press_button(self.user_id, message.message_id, data)
 
 
-def _sandbox_settings(settings: Settings, server: FakeTelegramServer, folder: Path) -> Settings:
-    return settings.model_copy(
-        update={
+def _sandbox_settings(
+    settings: Settings, server: FakeTelegramServer, folder: Path | None
+) -> Settings:
+    """The settings the sandbox runs with; ``folder`` holds its database unless it keeps data."""
+    update: dict[str, object] = {
+        "telegram_api_base_url": server.api_base_url,
+        "staff_chat_id": STAFF_CHAT,
+        "oncall_chat_id": ONCALL_CHAT,
+        "staff_user_ids": (NURSE_ID, DOCTOR_ID),
+        "allow_unapproved_protocol": True,
+        "bot_username": server.bot_username,
+    }
+    if folder is not None:
+        update |= {
             "database_url": f"sqlite+aiosqlite:///{folder / 'sandbox.db'}",
-            "telegram_api_base_url": server.api_base_url,
-            "staff_chat_id": STAFF_CHAT,
-            "oncall_chat_id": ONCALL_CHAT,
-            "staff_user_ids": (NURSE_ID, DOCTOR_ID),
-            "allow_unapproved_protocol": True,
-            "bot_username": server.bot_username,
+            "database_schema": None,
             "media_dir": folder / "media",
         }
-    )
+    return settings.model_copy(update=update)
+
+
+def keeps_data(settings: Settings) -> bool:
+    """True when the sandbox writes into DATABASE_URL: it was set, and no token is (a machine
+    with a token is a real deployment, whose database the sandbox's patients must not enter)."""
+    return settings.sandbox and "database_url" in settings.model_fields_set
 
 
 async def run_sandbox(settings: Settings, *, keep_running: bool, stop: asyncio.Event) -> int:
     """Start the sandbox, play the script, and keep running if asked (until ``stop``)."""
+    if keeps_data(settings):
+        await _require_no_patient(settings)
+        return await _play(settings, None, keep_running=keep_running, stop=stop)
+    with tempfile.TemporaryDirectory(prefix="cryo-sandbox-", ignore_cleanup_errors=True) as folder:
+        return await _play(settings, Path(folder), keep_running=keep_running, stop=stop)
+
+
+async def _require_no_patient(settings: Settings) -> None:
+    """The script's patients (P-001, P-002) would collide with, or mix into, existing ones."""
+    engine = create_engine(settings.database_url, schema=settings.database_schema)
+    try:
+        async with engine.connect() as connection:
+            exists = await connection.run_sync(
+                lambda sync: inspect(sync).has_table(Patient.__tablename__)
+            )
+            count = (
+                await connection.scalar(select(func.count()).select_from(Patient)) if exists else 0
+            )
+    finally:
+        await engine.dispose()
+    if count:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise UsageError(
+            f"DATABASE_URL ({where}) already holds {count} patient(s): the sandbox needs a "
+            "database of its own; point DATABASE_URL to a new one, or unset it for a temporary one"
+        )
+
+
+async def _play(
+    settings: Settings, folder: Path | None, *, keep_running: bool, stop: asyncio.Event
+) -> int:
     server = FakeTelegramServer()
     await server.start()
-    folder = Path(tempfile.mkdtemp(prefix="cryo-sandbox-"))
+    try:
+        return await _play_on(settings, server, folder, keep_running=keep_running, stop=stop)
+    finally:
+        await server.stop()
+
+
+async def _play_on(
+    settings: Settings,
+    server: FakeTelegramServer,
+    folder: Path | None,
+    *,
+    keep_running: bool,
+    stop: asyncio.Event,
+) -> int:
     zone = ZoneInfo(settings.timezone)
     today = datetime.now(zone).date()
     procedure_at = datetime.combine(today, time(9, 30), tzinfo=zone)
@@ -154,9 +216,18 @@ async def run_sandbox(settings: Settings, *, keep_running: bool, stop: asyncio.E
     output.line(
         "Sandbox: no TELEGRAM_BOT_TOKEN set, so the bot talks to the built-in fake Telegram"
     )
-    output.line(
-        f"server at {server.url}, on an accelerated clock, with a throw-away database in {folder}."
-    )
+    output.line(f"server at {server.url}, on an accelerated clock.")
+    if folder is None:
+        where = make_url(local.database_url).render_as_string(hide_password=True)
+        output.line(
+            f"Its data is kept in DATABASE_URL ({where}): `export` and `report` show it "
+            "afterwards. Never use that database for real patients."
+        )
+    else:
+        output.line(
+            f"Its database is temporary, in {folder}, and deleted at exit "
+            "(set DATABASE_URL to keep it for `export` and `report`)."
+        )
     output.line(
         "The protocol is NOT approved by a physician yet: the sandbox allows it "
         "(ALLOW_UNAPPROVED_PROTOCOL=true); `run` with a real token refuses it."
@@ -193,7 +264,6 @@ async def run_sandbox(settings: Settings, *, keep_running: bool, stop: asyncio.E
         with contextlib.suppress(asyncio.CancelledError):
             await printer
         await runtime.stop()
-        await server.stop()
     return 0
 
 

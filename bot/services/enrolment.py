@@ -12,8 +12,8 @@ import io
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import segno
 from sqlalchemy import select
@@ -30,7 +30,15 @@ from bot.services.context import ServiceContext
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
-#: Episode statuses in which the follow-up is running or about to.
+#: A procedure date further away than this is almost surely a typo (2020 for 2026, 01/12 read as
+#: 12/01). Enrolling a few days or weeks after the procedure is normal; the Telegram enrolment
+#: dialog uses the same bounds.
+PROCEDURE_AT_MOST_DAYS_AGO = timedelta(days=30)
+PROCEDURE_AT_MOST_AHEAD = timedelta(days=180)
+
+
+class LabelTakenError(UsageError):
+    """The label is already enrolled; enrolling it again needs an explicit new episode."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class Invitation:
     token: str
     link: str
     expires_at: datetime
+    #: True when this link replaces one the patient had not opened yet (which no longer works).
+    replaced_link: bool = False
 
 
 def hash_token(token: str) -> str:
@@ -61,6 +71,49 @@ def qr_png(link: str) -> bytes:
     return buffer.getvalue()
 
 
+def check_enrolment(
+    *,
+    label: str,
+    procedure_at: datetime,
+    language: str,
+    protocol: Protocol,
+    baseline_pain: int | None,
+    time_zone: str,
+    now: datetime,
+) -> None:
+    """Every check that needs no database, so a front end can refuse before changing anything."""
+    if not LABEL_PATTERN.match(label):
+        raise UsageError(
+            "the label must be 1-64 letters, digits, '.', '_' or '-' (the unit's own id, no names)"
+        )
+    if language not in protocol.languages:
+        raise UsageError(
+            f"the language {language!r} is not in protocol {protocol.id}: use "
+            f"{', '.join(protocol.languages)}"
+        )
+    if baseline_pain is not None and not 0 <= baseline_pain <= 10:
+        raise UsageError("baseline pain must be a whole number from 0 to 10")
+    if procedure_at.tzinfo is None:
+        raise UsageError("the procedure time needs a time zone")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"{time_zone!r} is not a time zone (an IANA name like Europe/Paris)"
+        ) from None
+    day = f"{procedure_at:%Y-%m-%d}"
+    if procedure_at < now - PROCEDURE_AT_MOST_DAYS_AGO:
+        raise UsageError(
+            f"the procedure date {day} is more than {PROCEDURE_AT_MOST_DAYS_AGO.days} days ago: "
+            "check the year (a follow-up starts at the procedure)"
+        )
+    if procedure_at > now + PROCEDURE_AT_MOST_AHEAD:
+        raise UsageError(
+            f"the procedure date {day} is more than {PROCEDURE_AT_MOST_AHEAD.days} days ahead: "
+            "check the date (enrol closer to the procedure)"
+        )
+
+
 async def enrol(
     ctx: ServiceContext,
     *,
@@ -73,41 +126,56 @@ async def enrol(
     baseline_pain: int | None = None,
     time_zone: str | None = None,
     actor: str = "cli",
+    new_episode: bool = False,
 ) -> Invitation:
-    """Create (or re-invite) a patient's episode and a fresh single-use token."""
-    if not LABEL_PATTERN.match(label):
-        raise UsageError(
-            "the label must be 1-64 letters, digits, '.', '_' or '-' (the unit's own id, no names)"
-        )
-    if language not in protocol.languages:
-        raise UsageError(f"language must be one of {', '.join(protocol.languages)}")
-    if baseline_pain is not None and not 0 <= baseline_pain <= 10:
-        raise UsageError("baseline pain must be a whole number from 0 to 10")
-    if procedure_at.tzinfo is None:
-        raise UsageError("the procedure time needs a time zone")
+    """Create a patient's episode and a fresh single-use token.
+
+    A label already enrolled is refused (:class:`LabelTakenError`: a second patient given the
+    same label would get the first one's chat and history) unless ``new_episode``: then a new
+    follow-up starts for the same patient, or an invitation not opened yet is replaced. A
+    follow-up in progress must be stopped first either way.
+    """
     zone = time_zone or ctx.unit.time_zone
-    ZoneInfo(zone)
     now = ctx.clock.now()
+    check_enrolment(
+        label=label,
+        procedure_at=procedure_at,
+        language=language,
+        protocol=protocol,
+        baseline_pain=baseline_pain,
+        time_zone=zone,
+        now=now,
+    )
     token = secrets.token_urlsafe(32)
     async with ctx.sessions.begin() as session:
         protocol_row = await ctx.protocols.row_for(session, protocol, ctx.clock)
         patient = await session.scalar(select(Patient).where(Patient.label == label))
+        live: Episode | None = None
         if patient is None:
+            if new_episode:
+                raise UsageError(
+                    f"no patient has the label {label!r} yet, so there is no episode to add: "
+                    "check the label, or enrol without a new episode"
+                )
             patient = Patient(label=label, created_at=now)
             session.add(patient)
             await session.flush()
-        elif patient.erased_at is not None:
-            raise UsageError(f"patient {label} was erased; use a new label")
-        live = await session.scalar(
-            select(Episode).where(
-                Episode.patient_id == patient.id, Episode.status.in_(LIVE_STATUSES)
+        else:
+            if patient.erased_at is not None:
+                raise UsageError(f"patient {label} was erased; use a new label")
+            live = await session.scalar(
+                select(Episode).where(
+                    Episode.patient_id == patient.id, Episode.status.in_(LIVE_STATUSES)
+                )
             )
-        )
-        if live is not None and live.status != EpisodeStatus.INVITED:
-            raise UsageError(
-                f"patient {label} already has a follow-up in progress (status {live.status}); "
-                "stop it first"
-            )
+            if live is not None and live.status != EpisodeStatus.INVITED:
+                raise UsageError(
+                    f"patient {label} already has a follow-up in progress (status "
+                    f"{live.status}); stop it first"
+                )
+            if not new_episode:
+                raise LabelTakenError(await _enrolled_already(session, patient, live))
+        replaced_link = live is not None
         if live is None:
             live = Episode(
                 patient_id=patient.id,
@@ -155,6 +223,26 @@ async def enrol(
         token=token,
         link=deep_link(ctx.unit.bot_username, token),
         expires_at=expires_at,
+        replaced_link=replaced_link,
+    )
+
+
+async def _enrolled_already(session: AsyncSession, patient: Patient, live: Episode | None) -> str:
+    """Why enrolling this label again needs a decision: what the label already stands for."""
+    if live is not None:
+        return (
+            f"patient {patient.label} is already enrolled on {live.created_at:%Y-%m-%d} and "
+            "has not opened the link yet; a new link replaces that one"
+        )
+    last = await session.scalar(
+        select(Episode.status)
+        .where(Episode.patient_id == patient.id)
+        .order_by(Episode.id.desc())
+        .limit(1)
+    )
+    return (
+        f"patient {patient.label} is already enrolled (last follow-up {last or 'none'}, "
+        f"since {patient.created_at:%Y-%m-%d})"
     )
 
 

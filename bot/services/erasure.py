@@ -45,6 +45,14 @@ class ErasureReport:
     requested_at: datetime | None
 
 
+@dataclass(frozen=True)
+class ErasureCandidate:
+    """A patient staff are about to erase: whether they asked (``/delete``) and when."""
+
+    label: str
+    requested_at: datetime | None
+
+
 def record_request(
     session: AsyncSession, *, patient: Patient, episode_id: int | None, now: datetime
 ) -> bool:
@@ -58,16 +66,28 @@ def record_request(
     return True
 
 
+async def candidate(ctx: ServiceContext, *, label: str) -> ErasureCandidate:
+    """The patient ``label`` as staff confirm an erasure (UsageError when there is none)."""
+    async with ctx.sessions() as session:
+        patient = await _erasable(session, label)
+        return ErasureCandidate(label=label, requested_at=patient.erasure_requested_at)
+
+
+async def _erasable(session: AsyncSession, label: str) -> Patient:
+    patient = await session.scalar(select(Patient).where(Patient.label == label))
+    if patient is None:
+        raise UsageError(f"no patient has the label {label!r}")
+    if patient.erased_at is not None:
+        raise UsageError(f"patient {label} was already erased ({patient.erased_at:%Y-%m-%d})")
+    return patient
+
+
 async def erase(ctx: ServiceContext, *, label: str, actor: str = "cli") -> ErasureReport:
     """Remove everything stored about the patient ``label`` except the audit stub."""
     now = ctx.clock.now()
     media_root = Path(ctx.unit.media_dir)
     async with ctx.sessions.begin() as session:
-        patient = await session.scalar(select(Patient).where(Patient.label == label))
-        if patient is None:
-            raise UsageError(f"no patient has the label {label!r}")
-        if patient.erased_at is not None:
-            raise UsageError(f"patient {label} was already erased ({patient.erased_at:%Y-%m-%d})")
+        patient = await _erasable(session, label)
         doomed = await _collect(session, patient.id)
         files = [
             Path(path)

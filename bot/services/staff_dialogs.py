@@ -24,11 +24,9 @@ from sqlalchemy import delete, select
 
 from bot.db.models import StaffDialog
 from bot.services.context import ServiceContext
+from bot.services.enrolment import PROCEDURE_AT_MOST_AHEAD, PROCEDURE_AT_MOST_DAYS_AGO
 
 DIALOG_TTL = timedelta(hours=1)
-#: A procedure further away than this is almost surely a typo (2062 for 2026, 01/21 for 12/01).
-PROCEDURE_PAST = timedelta(days=30)
-PROCEDURE_FUTURE = timedelta(days=180)
 _TIME = r"(?P<hour>[01]?\d|2[0-3])\s*[:hH]\s*(?P<minute>[0-5]\d)?"
 _FORMATS = (
     re.compile(rf"^(?P<day>\d{{1,2}})/(?P<month>\d{{1,2}})/(?P<year>\d{{4}})\s+{_TIME}$"),
@@ -147,7 +145,7 @@ def parse_procedure_time(text: str, *, now: datetime, time_zone: str) -> datetim
             )
         except ValueError:
             return None
-        if not now - PROCEDURE_PAST <= moment <= now + PROCEDURE_FUTURE:
+        if not now - PROCEDURE_AT_MOST_DAYS_AGO <= moment <= now + PROCEDURE_AT_MOST_AHEAD:
             return None
         return moment
     return None

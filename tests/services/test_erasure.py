@@ -72,9 +72,12 @@ async def test_erase_command_removes_answers_identifiers_and_photos(
     }
     if harness.database.schema:
         env["DATABASE_SCHEMA"] = harness.database.schema
-    result = await asyncio.to_thread(run_cli, "erase", "--label", "P-001", cwd=tmp_path, **env)
+    result = await asyncio.to_thread(
+        run_cli, "erase", "--label", "P-001", "--yes", cwd=tmp_path, **env
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("P-001 erased: ")
+    assert "\nThe patient asked for it with /delete on " in result.stdout
     assert "1 local file(s) deleted" in result.stdout
 
     after = await _everything_as_text(harness)

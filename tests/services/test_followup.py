@@ -253,13 +253,12 @@ def test_followup_commands_on_the_command_line(tmp_path: Path) -> None:
         "followup", "move", "--label", label, "--procedure-at", "2026-12-02 10:00", cwd=tmp_path
     )
     assert moved.returncode == 0, moved.stderr
-    assert "0 point de suivi à venir replanifié" in moved.stdout  # planned at consent
+    assert "0 future check-ins planned again" in moved.stdout  # planned at consent
     stopped = run_cli("followup", "stop", "--label", label, "--reason", "transféré", cwd=tmp_path)
     assert stopped.returncode == 0, stopped.stderr
-    assert "suivi arrêté" in stopped.stdout
+    assert stopped.stdout == (
+        f"{label}: follow-up stopped. The patient was not told: call them if needed.\n"
+    )
     unknown = run_cli("followup", "checkin-now", "--label", "P-404", cwd=tmp_path)
-    assert unknown.returncode == 1
-    assert unknown.stderr.strip().splitlines() == [
-        "error: Aucun patient avec l'identifiant P-404 : vérifiez l'identifiant "
-        "(celui du service, par ex. P-001)."
-    ]
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines() == ["error: no patient has the label 'P-404'"]
