@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 from bot.db.models import Answer
 from bot.logs import configure_logging
 from tests.conftest import POSTGRES_URL
-from tests.faults.support import ErrorRecorder, advance, settle
+from tests.faults.support import ErrorRecorder, advance
 from tests.harness import PARIS, BotHarness, TestDatabase, eventually
 
 pytestmark = pytest.mark.fault
@@ -84,7 +84,7 @@ async def test_postgres_connections_terminated_the_bot_reconnects_and_goes_on(
         await patient.until("Noté : 4/10")
         assert await _terminate_my_connections() >= 1
         patient.say("je dirais que ça saigne un peu")  # free text, while the pool is dead again
-        await settle(harness)
+        await harness.settle()
         async with harness.ctx.sessions() as session:
             saved = list(await session.scalars(select(Answer.question_id).order_by(Answer.id)))
         assert saved[:2] == ["baseline", "pain_evening"] and len(saved) == 3
@@ -118,7 +118,7 @@ async def test_full_disk_gives_a_clear_error_no_corruption_and_the_bot_goes_on(
         secret = "ma douleur est privée " * 150
         for _ in range(8):  # notes of 3,300 characters until the file cannot grow
             patient.say(secret)
-            await settle(harness)
+            await harness.settle()
             if errors.errors:
                 break
         assert errors.errors and errors.errors[0].startswith("OperationalError"), errors.errors
