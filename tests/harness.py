@@ -227,6 +227,15 @@ class BotHarness:
         return patient
 
 
+async def question(patient: Patient) -> SentMessage:
+    """The bot's next message that has buttons (every question has some; acknowledgements and
+    information messages have none)."""
+    while True:
+        message = await patient.next()
+        if message.buttons():
+            return message
+
+
 async def eventually(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]  # noqa: ASYNC109
     """Retry an async check until it stops raising AssertionError (the bot commits after it
     sends, so what Telegram saw may be a few milliseconds ahead of the database)."""

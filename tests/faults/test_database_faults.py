@@ -5,8 +5,6 @@ bot goes on once space is back)."""
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,24 +25,6 @@ from tests.harness import PARIS, BotHarness, TestDatabase, eventually
 pytestmark = pytest.mark.fault
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
-
-
-@pytest.fixture
-async def own_postgres() -> AsyncIterator[TestDatabase]:
-    """A schema of its own, administered without a pooled connection: the test kills every
-    connection this process holds to PostgreSQL, and the fixture must still drop the schema."""
-    if not POSTGRES_URL:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_async_engine(POSTGRES_URL, poolclass=NullPool)
-    async with admin.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield TestDatabase(url=POSTGRES_URL, schema=schema)
-    finally:
-        async with admin.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 async def _terminate_my_connections() -> int:
@@ -71,9 +51,9 @@ async def _terminate_my_connections() -> int:
 
 
 async def test_postgres_connections_terminated_the_bot_reconnects_and_goes_on(
-    own_postgres: TestDatabase, tmp_path: Path
+    postgres_database: TestDatabase, tmp_path: Path
 ) -> None:
-    async with BotHarness(own_postgres, tmp_path) as harness:
+    async with BotHarness(postgres_database, tmp_path) as harness:
         errors = ErrorRecorder().attach(harness)
         patient = await harness.consented_patient(3001)
         assert await _terminate_my_connections() >= 1
