@@ -1,12 +1,15 @@
 """Conventions turned into tests (datasette's habit): settings documented, texts translated,
-layers respected."""
+layers respected, modules and signatures within bounds, no pointer to a file that is not here."""
 
 from __future__ import annotations
 
 import ast
+import posixpath
 import re
+import subprocess
 from pathlib import Path
 
+import pytest
 from babel.messages.extract import extract_from_dir
 
 from bot.config import Settings
@@ -144,3 +147,54 @@ def test_modules_and_signatures_stay_within_bounds() -> None:
     # A known exception that is fixed leaves the list, so it cannot come back unnoticed.
     assert KNOWN_LARGE_MODULES - too_large == set(), "fixed: remove it from KNOWN_LARGE_MODULES"
     assert KNOWN_LONG_SIGNATURES - too_long == set(), "fixed: remove it from KNOWN_LONG_SIGNATURES"
+
+
+#: Dangling pointers in files outside this change, as (file, stem of the missing .md): to point
+#: at docs/clinical.md or docs/pitfalls.md when those files are next edited; then the list empties.
+KNOWN_DANGLING_REFERENCES = {
+    ("CHANGELOG.md", "CLINICAL"),
+    ("bot/domain/koos_jr_interval.csv", "CLINICAL"),
+    ("bot/domain/rules.py", "CLINICAL"),
+    ("bot/domain/scores.py", "CLINICAL"),
+    ("bot/telegram/ratelimit.py", "PITFALLS"),
+    ("tests/domain/test_parsing.py", "CLINICAL"),
+}
+MARKDOWN_MENTION = re.compile(r"[\w./-]*[\w-]\.md\b")
+URL = re.compile(r"\w+://\S+")
+#: A folder next to the repository: written in two parts so this file does not mention it.
+OUTSIDE = "/".join(("..", "shared"))
+
+
+def _tracked_files() -> set[str]:
+    try:
+        listing = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: no list of tracked files")
+    return set(listing.stdout.splitlines())
+
+
+def test_no_file_points_outside_the_repository_or_to_a_missing_markdown_file() -> None:
+    """A pointer is resolved from the file's folder or from the repository root (a bare name may
+    live anywhere in the repository); links inside URLs are the web's business, not ours."""
+    tracked = _tracked_files()
+    basenames = {posixpath.basename(path) for path in tracked}
+    outside: list[str] = []
+    dangling: set[tuple[str, str]] = set()
+    for path in sorted(tracked):
+        try:
+            text = URL.sub("", (ROOT / path).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, FileNotFoundError):
+            continue  # binary, or deleted but not yet staged
+        if OUTSIDE in text:
+            outside.append(path)
+        for mention in MARKDOWN_MENTION.findall(text):
+            beside = posixpath.normpath(posixpath.join(posixpath.dirname(path), mention))
+            from_root = posixpath.normpath(mention)
+            bare = "/" not in mention and mention in basenames
+            if not (beside in tracked or from_root in tracked or bare):
+                dangling.add((path, posixpath.basename(mention).removesuffix(".md")))
+    assert outside == []
+    assert dangling - KNOWN_DANGLING_REFERENCES == set()
+    assert KNOWN_DANGLING_REFERENCES - dangling == set(), "fixed: remove it from the list"
