@@ -10,11 +10,13 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tests.harness import BotHarness, TestDatabase
 
@@ -49,14 +51,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def database(backend: str, tmp_path: Path) -> AsyncIterator[TestDatabase]:
-    """A fresh, empty database: a SQLite file, or a new PostgreSQL schema dropped afterwards."""
-    if backend == "sqlite":
-        yield TestDatabase(url=f"sqlite+aiosqlite:///{tmp_path / 'test.db'}", schema=None)
-        return
+@asynccontextmanager
+async def _fresh_schema() -> AsyncIterator[TestDatabase]:
+    """A new PostgreSQL schema, dropped afterwards. Administered without a pooled connection: a
+    test may kill every connection this process holds, and the schema must still be dropped."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_async_engine(POSTGRES_URL)
+    admin = create_async_engine(POSTGRES_URL, poolclass=NullPool)
     async with admin.begin() as connection:
         await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
@@ -65,6 +65,26 @@ async def database(backend: str, tmp_path: Path) -> AsyncIterator[TestDatabase]:
         async with admin.begin() as connection:
             await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         await admin.dispose()
+
+
+@pytest.fixture
+async def database(backend: str, tmp_path: Path) -> AsyncIterator[TestDatabase]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL schema dropped afterwards."""
+    if backend == "sqlite":
+        yield TestDatabase(url=f"sqlite+aiosqlite:///{tmp_path / 'test.db'}", schema=None)
+        return
+    async with _fresh_schema() as fresh:
+        yield fresh
+
+
+@pytest.fixture
+async def postgres_database() -> AsyncIterator[TestDatabase]:
+    """A fresh PostgreSQL schema for tests that only make sense there (several processes on one
+    database, killed connections); skipped without TEST_DATABASE_URL."""
+    if not POSTGRES_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    async with _fresh_schema() as fresh:
+        yield fresh
 
 
 @pytest.fixture

@@ -1,11 +1,14 @@
 """A running bot for end-to-end tests: fake Telegram server + real PTB stack + real database.
 
 The clock is a :class:`~bot.clock.ManualClock`: tests move it and call :meth:`BotHarness.tick`,
-so schedules, reminders and windows are exact and no test sleeps for time to pass.
+so schedules, reminders and windows are exact and no test sleeps for time to pass. The bot starts
+without its own wake-up job (``wake_dispatcher=False``): the test's tick is the only tick, so no
+test races a second driver of the dispatcher.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -97,6 +100,9 @@ class BotHarness:
 
     #: The production limiter (AIORateLimiter + per-chat pacing); off for speed in most tests.
     rate_limit = False
+    #: The bot's own wake-up job (DispatcherWaker): only tests about the waker turn it on; the
+    #: others drive the dispatcher with :meth:`tick` alone.
+    wake_dispatcher = False
 
     def __init__(
         self, database: TestDatabase, tmp_path: Path, *, start: datetime | None = None
@@ -131,7 +137,9 @@ class BotHarness:
             require_approval=False,
             rate_limit=self.rate_limit,
         )
-        await self.runtime.start(safety_tick=timedelta(seconds=3600))
+        await self.runtime.start(
+            safety_tick=timedelta(seconds=3600), wake_dispatcher=self.wake_dispatcher
+        )
 
     async def stop_bot(self) -> None:
         """Stop the bot (the fake server keeps running)."""
@@ -185,6 +193,19 @@ class BotHarness:
         self.clock.set(when)
         return await self.tick()
 
+    async def settle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Wait until every update queued at the fake server was fetched, confirmed and handled.
+
+        The server drops an update once a later getUpdates confirms it, and the poller asks again
+        only after ``update_queue.join()`` (PTB calls ``task_done`` once an update's handlers
+        finished), so what the patients said is saved when this returns.
+        """
+        assert self.runtime is not None
+        async with asyncio.timeout(timeout):
+            while self.server.stats()["pending_updates"]:  # noqa: ASYNC110 - the server has no event for it
+                await asyncio.sleep(0.005)
+            await self.runtime.application.update_queue.join()
+
     async def staff_message(self, needle: str, timeout: float = 10.0) -> SentMessage:  # noqa: ASYNC109
         """The first staff-chat message containing ``needle``."""
         return await self.server.wait_for(
@@ -206,11 +227,18 @@ class BotHarness:
         return patient
 
 
+async def question(patient: Patient) -> SentMessage:
+    """The bot's next message that has buttons (every question has some; acknowledgements and
+    information messages have none)."""
+    while True:
+        message = await patient.next()
+        if message.buttons():
+            return message
+
+
 async def eventually(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]  # noqa: ASYNC109
     """Retry an async check until it stops raising AssertionError (the bot commits after it
     sends, so what Telegram saw may be a few milliseconds ahead of the database)."""
-    import asyncio
-
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:

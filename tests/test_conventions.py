@@ -1,11 +1,15 @@
 """Conventions turned into tests (datasette's habit): settings documented, texts translated,
-layers respected."""
+layers respected, modules and signatures within bounds, no pointer to a file that is not here."""
 
 from __future__ import annotations
 
+import ast
+import posixpath
 import re
+import subprocess
 from pathlib import Path
 
+import pytest
 from babel.messages.extract import extract_from_dir
 
 from bot.config import Settings
@@ -59,3 +63,138 @@ def test_no_domain_or_service_module_imports_telegram() -> None:
         for path in (ROOT / "bot" / layer).rglob("*.py"):
             text = path.read_text()
             assert not re.search(r"^\s*(from|import) telegram\b", text, re.MULTILINE), path
+
+
+#: A module longer than this is a house to split before a new maintainer can walk it.
+MAX_MODULE_LINES = 1000
+#: More positional parameters than this and call sites stop saying what they pass (style:
+#: keyword-only arguments beyond ~3).
+MAX_POSITIONAL_PARAMETERS = 6
+#: Current offenders, being split right now; the list is emptied when the splits are merged.
+KNOWN_LARGE_MODULES = {
+    "bot/domain/parsing.py",
+    "bot/sandbox/fake_api.py",
+    "bot/services/conversation.py",
+}
+#: Current offenders, by qualified name; emptied as the modules above are split.
+KNOWN_LONG_SIGNATURES = {
+    "bot.services.conversation._answer",
+    "bot.services.conversation._checkin_button",
+    "bot.services.conversation._clarified",
+    "bot.services.conversation._consent",
+    "bot.services.conversation._escalate",
+    "bot.services.conversation._evaluate",
+    "bot.services.conversation._note",
+    "bot.services.conversation._route_button",
+    "bot.services.conversation._route_edit",
+    "bot.services.conversation._route_text",
+    "bot.services.conversation._save",
+    "bot.services.conversation._scan_free_text",
+    "bot.services.patient_commands._press",
+    "bot.services.patient_commands._run",
+    # python-telegram-bot's BaseRequest.do_request signature: an override cannot change it.
+    "bot.telegram.http.AiohttpRequest.do_request",
+}
+
+
+def _module_lines() -> dict[str, int]:
+    """Lines of every module in bot/, by path relative to the repository."""
+    return {
+        path.relative_to(ROOT).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in sorted((ROOT / "bot").rglob("*.py"))
+    }
+
+
+def _positional_parameters() -> dict[str, int]:
+    """Positional (not keyword-only) parameters of every function in bot/, without self/cls,
+    by qualified name (``bot.module.Class.method``; nested functions under their parent)."""
+    counts: dict[str, int] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = f"{prefix}.{child.name}"
+                positional = [*child.args.posonlyargs, *child.args.args]
+                counts[name] = sum(arg.arg not in ("self", "cls") for arg in positional)
+                visit(child, name)
+            elif isinstance(child, ast.ClassDef):
+                visit(child, f"{prefix}.{child.name}")
+            else:
+                visit(child, prefix)
+
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        visit(ast.parse(path.read_text(encoding="utf-8")), module)
+    return counts
+
+
+def test_modules_and_signatures_stay_within_bounds() -> None:
+    """Shows where the house is heavy (``pytest -s`` prints it) and keeps it from getting worse."""
+    lines = _module_lines()
+    parameters = _positional_parameters()
+    largest = max(lines, key=lines.__getitem__)
+    longest = max(parameters, key=parameters.__getitem__)
+    heaviest = (
+        f"largest module: {largest} ({lines[largest]} lines); longest positional parameter "
+        f"list: {longest} ({parameters[longest]} parameters)"
+    )
+    print(heaviest)
+
+    too_large = {path for path, count in lines.items() if count > MAX_MODULE_LINES}
+    too_long = {name for name, count in parameters.items() if count > MAX_POSITIONAL_PARAMETERS}
+    assert too_large - KNOWN_LARGE_MODULES == set(), f"split the module ({heaviest})"
+    assert too_long - KNOWN_LONG_SIGNATURES == set(), f"make them keyword-only ({heaviest})"
+    # A known exception that is fixed leaves the list, so it cannot come back unnoticed.
+    assert KNOWN_LARGE_MODULES - too_large == set(), "fixed: remove it from KNOWN_LARGE_MODULES"
+    assert KNOWN_LONG_SIGNATURES - too_long == set(), "fixed: remove it from KNOWN_LONG_SIGNATURES"
+
+
+#: Dangling pointers in files outside this change, as (file, stem of the missing .md): to point
+#: at docs/clinical.md or docs/pitfalls.md when those files are next edited; then the list empties.
+KNOWN_DANGLING_REFERENCES = {
+    ("CHANGELOG.md", "CLINICAL"),
+    ("bot/domain/koos_jr_interval.csv", "CLINICAL"),
+    ("bot/domain/rules.py", "CLINICAL"),
+    ("bot/domain/scores.py", "CLINICAL"),
+    ("bot/telegram/ratelimit.py", "PITFALLS"),
+    ("tests/domain/test_parsing.py", "CLINICAL"),
+}
+MARKDOWN_MENTION = re.compile(r"[\w./-]*[\w-]\.md\b")
+URL = re.compile(r"\w+://\S+")
+#: A folder next to the repository: written in two parts so this file does not mention it.
+OUTSIDE = "/".join(("..", "shared"))
+
+
+def _tracked_files() -> set[str]:
+    try:
+        listing = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: no list of tracked files")
+    return set(listing.stdout.splitlines())
+
+
+def test_no_file_points_outside_the_repository_or_to_a_missing_markdown_file() -> None:
+    """A pointer is resolved from the file's folder or from the repository root (a bare name may
+    live anywhere in the repository); links inside URLs are the web's business, not ours."""
+    tracked = _tracked_files()
+    basenames = {posixpath.basename(path) for path in tracked}
+    outside: list[str] = []
+    dangling: set[tuple[str, str]] = set()
+    for path in sorted(tracked):
+        try:
+            text = URL.sub("", (ROOT / path).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, FileNotFoundError):
+            continue  # binary, or deleted but not yet staged
+        if OUTSIDE in text:
+            outside.append(path)
+        for mention in MARKDOWN_MENTION.findall(text):
+            beside = posixpath.normpath(posixpath.join(posixpath.dirname(path), mention))
+            from_root = posixpath.normpath(mention)
+            bare = "/" not in mention and mention in basenames
+            if not (beside in tracked or from_root in tracked or bare):
+                dangling.add((path, posixpath.basename(mention).removesuffix(".md")))
+    assert outside == []
+    assert dangling - KNOWN_DANGLING_REFERENCES == set()
+    assert KNOWN_DANGLING_REFERENCES - dangling == set(), "fixed: remove it from the list"

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.db.models import Alert, Answer, CheckIn, Episode, Patient
-from tests.faults.support import ErrorRecorder, describe, settle
+from tests.faults.support import ErrorRecorder, describe
 from tests.harness import PARIS, STAFF_CHAT, BotHarness
 
 VICTIM, FUZZER, STRANGER, INTRUDER = 1001, 1002, 3003, 6006
@@ -217,7 +217,7 @@ class Fuzzer:
         """Apply one example and check every invariant."""
         for step in steps:
             self._apply(step)
-        await settle(self.harness)
+        await self.harness.settle()
         assert self.errors.errors == [], steps
         assert await self.snapshot() == before, steps
         async with self.harness.ctx.sessions() as session:
@@ -235,7 +235,7 @@ async def _prepare(harness: BotHarness) -> dict[str, int]:
     await victim.until("saignement")
     card = await harness.staff_message("P-VICTIM")
     question = await fuzzer.until("right now")
-    await settle(harness)
+    await harness.settle()
     async with harness.ctx.sessions() as session:
         rows = {
             label: (episode_id, checkin_id)

@@ -2,7 +2,7 @@
 rate — posted once per working day at DIGEST_TIME (unit time zone), unless there is nothing at
 all to report (no open alert, no check-in due the day before): an empty digest is noise.
 
-Review findings wait for the next working day by design (CLINICAL.md), so the digest is where a
+Review findings wait for the next working day by design (docs/clinical.md), so the digest is where a
 nurse starts her day. Inserting the day's ``digests`` row claims it: with several processes, one
 posts. Working days are Monday to Friday; public holidays are not known to the bot.
 """

@@ -3,7 +3,7 @@
 A nurse starts ``/enroll`` on a phone, is interrupted, and answers the next question ten minutes
 later — possibly after a restart, or on another process behind the same PostgreSQL. So each
 step is a row in ``staff_dialogs`` (one per staff member and chat), not a PTB
-ConversationHandler state, which is lost on restart (PITFALLS.md). Dialogs expire after
+ConversationHandler state, which is lost on restart (docs/pitfalls.md). Dialogs expire after
 :data:`DIALOG_TTL` so a forgotten one never captures a message sent hours later.
 
 This module only keeps dialogs; what each step asks and does is in

@@ -20,7 +20,7 @@ from bot.services.context import ServiceContext
 
 log = structlog.get_logger(__name__)
 
-#: APScheduler's default grace is 1 s: a busy loop would silently skip wake-ups (PITFALLS.md).
+#: APScheduler's default grace is 1 s: a busy loop would silently skip wake-ups (docs/pitfalls.md).
 JOB_KWARGS = {"misfire_grace_time": 300, "coalesce": True, "max_instances": 1}
 
 

@@ -149,8 +149,19 @@ class BotRuntime:
             settings=settings, engine=engine, ctx=ctx, application=application, requests=requests
         )
 
-    async def start(self, *, polling: bool = True, safety_tick: timedelta | None = None) -> None:
-        """Initialise PTB, learn the bot's username, start polling and the dispatcher."""
+    async def start(
+        self,
+        *,
+        polling: bool = True,
+        safety_tick: timedelta | None = None,
+        wake_dispatcher: bool = True,
+    ) -> None:
+        """Initialise PTB, learn the bot's username, start polling and the dispatcher.
+
+        ``wake_dispatcher=False`` starts no wake-up job: nothing ticks the dispatcher but the
+        caller (tests on a manual clock call ``dispatch.tick`` themselves, so theirs is the only
+        tick and no second driver races it). ``waker`` then stays None.
+        """
         try:
             await self.application.initialize()
         except BaseException:
@@ -169,9 +180,10 @@ class BotRuntime:
             # Not PTB's Updater: it confirms updates before they are handled (polling.py).
             self.poller = ConfirmingPoller(self.application)
             await self.poller.start()
-        self.waker = start_waker(
-            self.application, self.ctx, safety_tick=safety_tick or timedelta(seconds=60)
-        )
+        if wake_dispatcher:
+            self.waker = start_waker(
+                self.application, self.ctx, safety_tick=safety_tick or timedelta(seconds=60)
+            )
         # Start-up objects (modules, protocols, PTB) live as long as the process: frozen, they
         # leave the collector's full passes, which otherwise stall the loop 100-500 ms (bench).
         gc.collect()

@@ -1,6 +1,6 @@
 """Scripted patient courses (vignettes.yaml) through parsing and the escalation rules.
 
-Each vignette is written from CLINICAL.md, not from the rules code: a patient of a given
+Each vignette is written from docs/clinical.md, not from the rules code: a patient of a given
 indication answers the protocol's check-ins with buttons or in their own words (French or
 English), and the vignette lists exactly which alerts staff must get. The runner plays the
 course the way the bot does: after every answer it evaluates the rules on that answer only.

@@ -12,20 +12,11 @@ from sqlalchemy import func, select
 
 from bot.db.models import Alert, Answer, AuditEvent, CheckIn, Episode, Patient
 from bot.protocols import default_schedules_dir
-from bot.sandbox.fake_api import SentMessage
 from bot.services.enrolment import qr_png
-from tests.harness import PARIS, STAFF_CHAT, BotHarness, eventually
+from tests.harness import PARIS, STAFF_CHAT, BotHarness, eventually, question
 from tests.harness import Patient as VirtualPatient
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
-
-
-async def question(patient: VirtualPatient) -> SentMessage:
-    """The bot's next message that has buttons."""
-    while True:
-        message = await patient.next()
-        if message.buttons():
-            return message
 
 
 async def episode_of(harness: BotHarness, label: str = "P-001") -> Episode:

@@ -18,21 +18,12 @@ from bot import i18n
 from bot.db.models import AuditEvent, CheckIn, Episode, Patient
 from bot.domain.protocol import Protocol
 from bot.protocols import default_schedules_dir, load_protocol_file
-from bot.sandbox.fake_api import SentMessage
 from bot.services.conversation import interface_languages
 from bot.services.patient_commands import COMMANDS, language_name
-from tests.harness import PARIS, STAFF_CHAT, BotHarness
+from tests.harness import PARIS, STAFF_CHAT, BotHarness, question
 from tests.harness import Patient as VirtualPatient
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
-
-
-async def question(patient: VirtualPatient) -> SentMessage:
-    """The bot's next message that has buttons."""
-    while True:
-        message = await patient.next()
-        if message.buttons():
-            return message
 
 
 async def episode(harness: BotHarness) -> Episode:

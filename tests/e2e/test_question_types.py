@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot.db.models import Answer, CheckIn, Episode
 from bot.domain.scores import koos_jr_interval
 from bot.sandbox.fake_api import TINY_PNG, SentMessage
-from tests.harness import PARIS, STAFF_CHAT, BotHarness, eventually
+from tests.harness import PARIS, STAFF_CHAT, BotHarness, eventually, question
 from tests.harness import Patient as VirtualPatient
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
@@ -26,14 +26,6 @@ WHEN = {
     "m3": datetime(2027, 3, 1, 10, 0, tzinfo=PARIS),
     "m6": datetime(2027, 6, 1, 10, 0, tzinfo=PARIS),
 }
-
-
-async def question(patient: VirtualPatient) -> SentMessage:
-    """The bot's next question (every question has buttons; acknowledgements have none)."""
-    while True:
-        message = await patient.next()
-        if message.buttons():
-            return message
 
 
 async def tap(patient: VirtualPatient, label: str) -> SentMessage:

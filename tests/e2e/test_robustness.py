@@ -13,18 +13,10 @@ from sqlalchemy import func, select
 
 from bot.db.models import Alert, Answer, AuditEvent, CheckIn, Episode, ProcessedUpdate
 from bot.sandbox.fake_api import SentMessage
-from tests.harness import PARIS, STAFF_CHAT, BotHarness, eventually
+from tests.harness import PARIS, STAFF_CHAT, BotHarness, eventually, question
 from tests.harness import Patient as VirtualPatient
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
-
-
-async def question(patient: VirtualPatient) -> SentMessage:
-    """The bot's next message that has buttons."""
-    while True:
-        message = await patient.next()
-        if message.buttons():
-            return message
 
 
 async def answers_to(harness: BotHarness, question_id: str) -> list[Answer]:

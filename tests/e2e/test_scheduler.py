@@ -1,10 +1,10 @@
 """The dispatcher end to end, through python-telegram-bot and the fake Telegram server, on a
 manual clock: restarts, reminders and quiet hours, partial and cancelled check-ins, a blocked
-patient, Telegram's 429 / 5xx / lost responses, and the per-chat rate limit."""
+patient, Telegram's 429 / 5xx / lost responses, the per-chat rate limit, and the bot's own
+wake-up job (the only tests that run it: the others tick the dispatcher themselves)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,9 +15,9 @@ from sqlalchemy import select, update
 
 from bot.db.models import Alert, CheckIn
 from bot.protocols import default_schedules_dir
-from bot.services import dispatch
+from bot.services import dispatch, followup
 from tests import harness as h
-from tests.harness import PARIS, BotHarness, eventually
+from tests.harness import PARIS, BotHarness
 from tests.harness import Patient as VirtualPatient
 from tests.services.population import populate
 
@@ -39,18 +39,6 @@ async def states(harness: BotHarness) -> dict[str, tuple[str, str | None]]:
     async with harness.ctx.sessions() as session:
         rows = await session.scalars(select(CheckIn).order_by(CheckIn.due_at))
         return {row.def_id: (row.status, row.status_reason) for row in rows}
-
-
-async def settle(harness: BotHarness) -> None:
-    """Let a tick the bot's own waker started (a consent pokes it) finish first."""
-    assert harness.runtime is not None and harness.runtime.waker is not None
-    waker = harness.runtime.waker
-    await asyncio.sleep(0.1)  # a poke schedules its tick 50 ms later
-
-    async def idle() -> None:
-        assert not waker._lock.locked()
-
-    await eventually(idle)
 
 
 async def test_after_a_restart_due_checkins_in_their_window_are_sent_older_ones_missed(
@@ -196,7 +184,7 @@ async def test_retry_after_is_honoured_and_the_opening_is_completed_without_repe
 ) -> None:
     """Sandbox configuration (no PTB rate limiter): the 429 comes back to the dispatcher."""
     await harness.consented_patient(1107)
-    await settle(harness)
+    await harness.settle()
     harness.server.PRIVATE_BURST = 1.0  # one message, then 1/s: the question gets a 429
     harness.server.enforce_limits = True
     await harness.advance_to(EVENING)
@@ -219,7 +207,7 @@ async def test_network_errors_and_5xx_are_retried_with_backoff_and_delivered_onc
     harness: BotHarness,
 ) -> None:
     await harness.consented_patient(1108)
-    await settle(harness)
+    await harness.settle()
     harness.server.inject_fault("500", chat_id=1108)
     await harness.advance_to(EVENING)
     base = dispatch.RETRY_BASE
@@ -241,7 +229,7 @@ async def test_a_lost_response_repeats_at_most_the_message_it_was_for(
     """The bound for lost responses: Telegram applied the request but the bot got an error, so
     it cannot know and sends again — one duplicate per lost response, never a lost check-in."""
     await harness.consented_patient(1109)
-    await settle(harness)
+    await harness.settle()
     harness.server.inject_fault("drop", chat_id=1109)  # the information message
     await harness.advance_to(EVENING)
     assert (count(harness, 1109, INFO), count(harness, 1109, GREETING)) == (1, 0)
@@ -278,7 +266,6 @@ async def test_paced_messages_to_one_chat_never_trip_telegrams_limit(limited: Bo
 async def test_with_the_rate_limiter_a_429_is_waited_out_and_sent_in_the_same_tick(
     limited: BotHarness,
 ) -> None:
-    await settle(limited)
     (chat,) = await populate(limited.ctx.sessions, count=1, due_at=limited.clock.now())
     limited.server.add_user(chat)
     limited.server.inject_fault("429", chat_id=chat, retry_after=1)
@@ -286,3 +273,48 @@ async def test_with_the_rate_limiter_a_429_is_waited_out_and_sent_in_the_same_ti
     assert (report.sent, report.failed) == (1, 0)  # PTB waited retry_after and sent again
     assert count(limited, chat, GREETING) == 1
     assert limited.server.stats()["status_codes"]["429"] == 1
+
+
+class WakingHarness(BotHarness):
+    """The bot with its own wake-up job (DispatcherWaker), as in production."""
+
+    wake_dispatcher = True
+
+
+@pytest.fixture
+async def waking(database: h.TestDatabase, tmp_path: Path) -> AsyncIterator[BotHarness]:
+    """A bot that ticks its dispatcher by itself: the test never calls ``tick()``."""
+    async with WakingHarness(database, tmp_path) as running:
+        yield running
+
+
+async def test_the_harness_bot_has_no_wake_up_job_so_the_tests_tick_is_the_only_one(
+    harness: BotHarness, waking: BotHarness
+) -> None:
+    assert harness.runtime is not None and waking.runtime is not None
+    assert harness.runtime.waker is None
+    assert harness.runtime.application.job_queue is not None
+    assert harness.runtime.application.job_queue.jobs() == ()
+    assert waking.runtime.waker is not None
+
+
+async def test_the_bots_own_wake_up_sends_what_fell_due_while_it_was_down(
+    waking: BotHarness,
+) -> None:
+    patient = await waking.consented_patient(1111)
+    await waking.stop_bot()
+    waking.clock.set(EVENING)
+    await waking.start_bot()  # the waker's start-up tick, not the test, sends the evening check-in
+    await patient.until(GREETING)
+    assert (await states(waking))["d0_evening"][0] == "awaiting"
+
+
+async def test_a_check_in_staff_ask_for_now_is_sent_by_the_poked_wake_up(
+    waking: BotHarness,
+) -> None:
+    patient = await waking.consented_patient(1112)
+    waking.clock.set(datetime(2026, 12, 1, 11, 0, tzinfo=PARIS))
+    assert await followup.checkin_now(waking.ctx, label="P-001", actor="staff:5001")
+    await patient.until(GREETING)  # checkin_now poked the waker; nobody called tick()
+    assert count(waking, 1112, GREETING) == 1
+    assert (await states(waking))["d0_evening"][0] == "awaiting"

@@ -35,14 +35,13 @@ async def test_patient_enrolled_asked_answers_and_pain_9_alerts_staff(harness: B
         )
         assert scheduled == 9
 
-    # The test's tick or the bot's own wake-up may send it: whichever does, it is sent once.
-    await harness.advance_to(datetime(2026, 12, 1, 18, 0, tzinfo=PARIS))
+    report = await harness.advance_to(datetime(2026, 12, 1, 18, 0, tzinfo=PARIS))
+    assert report.sent == 1
     info = await patient.next()
     assert "gonflement" in (info.text or "")
     question = await patient.next()
     assert "douleur" in (question.text or "")
     assert len(question.buttons()) == 11
-    await harness.tick()
     openings = [t for t in patient.all_texts() if "Voici votre point de suivi" in t]
     assert len(openings) == 1
     patient.tap(question, "9")

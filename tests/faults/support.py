@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from tests.harness import BotHarness
-
-
-async def settle(harness: BotHarness, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-    """Wait until every update queued at the fake server was fetched, confirmed and handled.
-
-    The server drops an update once a later getUpdates confirms it, and PTB polls again only
-    after putting what it fetched in its queue; ``update_queue.join()`` then waits for the
-    handlers (PTB calls ``task_done`` after each update is processed).
-    """
-    assert harness.runtime is not None
-    application = harness.runtime.application
-    async with asyncio.timeout(timeout):
-        while harness.server.stats()["pending_updates"]:  # noqa: ASYNC110 - the server has no event for it
-            await asyncio.sleep(0.005)
-        await application.update_queue.join()
 
 
 class ErrorRecorder:
@@ -52,12 +36,7 @@ def describe(rows: Any) -> list[tuple[Any, ...]]:
 
 
 async def advance(harness: BotHarness, when: Any) -> None:
-    """Move the clock, run a tick, and wait for any tick the bot's own waker started meanwhile
-    (a consent or a retry pokes it), so the test reads a settled state."""
+    """Move the clock, run a tick, and wait for the updates it led to, so the test reads a
+    settled state."""
     await harness.advance_to(when)
-    assert harness.runtime is not None and harness.runtime.waker is not None
-    lock = harness.runtime.waker._lock
-    await asyncio.sleep(0.1)  # a poke schedules its tick 50 ms later
-    while lock.locked():  # noqa: ASYNC110 - waiting for another task's lock to be released
-        await asyncio.sleep(0.005)
-    await settle(harness)
+    await harness.settle()

@@ -5,8 +5,6 @@ bot goes on once space is back)."""
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,30 +19,12 @@ from sqlalchemy.pool import NullPool
 from bot.db.models import Answer
 from bot.logs import configure_logging
 from tests.conftest import POSTGRES_URL
-from tests.faults.support import ErrorRecorder, advance, settle
+from tests.faults.support import ErrorRecorder, advance
 from tests.harness import PARIS, BotHarness, TestDatabase, eventually
 
 pytestmark = pytest.mark.fault
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
-
-
-@pytest.fixture
-async def own_postgres() -> AsyncIterator[TestDatabase]:
-    """A schema of its own, administered without a pooled connection: the test kills every
-    connection this process holds to PostgreSQL, and the fixture must still drop the schema."""
-    if not POSTGRES_URL:
-        pytest.skip("TEST_DATABASE_URL is not set")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_async_engine(POSTGRES_URL, poolclass=NullPool)
-    async with admin.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield TestDatabase(url=POSTGRES_URL, schema=schema)
-    finally:
-        async with admin.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 async def _terminate_my_connections() -> int:
@@ -71,9 +51,9 @@ async def _terminate_my_connections() -> int:
 
 
 async def test_postgres_connections_terminated_the_bot_reconnects_and_goes_on(
-    own_postgres: TestDatabase, tmp_path: Path
+    postgres_database: TestDatabase, tmp_path: Path
 ) -> None:
-    async with BotHarness(own_postgres, tmp_path) as harness:
+    async with BotHarness(postgres_database, tmp_path) as harness:
         errors = ErrorRecorder().attach(harness)
         patient = await harness.consented_patient(3001)
         assert await _terminate_my_connections() >= 1
@@ -84,7 +64,7 @@ async def test_postgres_connections_terminated_the_bot_reconnects_and_goes_on(
         await patient.until("Noté : 4/10")
         assert await _terminate_my_connections() >= 1
         patient.say("je dirais que ça saigne un peu")  # free text, while the pool is dead again
-        await settle(harness)
+        await harness.settle()
         async with harness.ctx.sessions() as session:
             saved = list(await session.scalars(select(Answer.question_id).order_by(Answer.id)))
         assert saved[:2] == ["baseline", "pain_evening"] and len(saved) == 3
@@ -118,7 +98,7 @@ async def test_full_disk_gives_a_clear_error_no_corruption_and_the_bot_goes_on(
         secret = "ma douleur est privée " * 150
         for _ in range(8):  # notes of 3,300 characters until the file cannot grow
             patient.say(secret)
-            await settle(harness)
+            await harness.settle()
             if errors.errors:
                 break
         assert errors.errors and errors.errors[0].startswith("OperationalError"), errors.errors

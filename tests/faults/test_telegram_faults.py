@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Alert, CheckIn
-from tests.faults.support import ErrorRecorder, advance, settle
+from tests.faults.support import ErrorRecorder, advance
 from tests.harness import PARIS, STAFF_CHAT, BotHarness, eventually
 
 pytestmark = pytest.mark.fault
@@ -63,7 +63,7 @@ async def test_every_checkin_and_the_alert_arrive_once_after_a_telegram_outage(
     first = patients[0]
     first.tap(await first.until("douleur"), "9")
     await first.until("01 23 45 67 89")  # the patient's safety advice is not held up
-    await settle(harness)
+    await harness.settle()
     async with harness.ctx.sessions() as session:
         alert = await session.scalar(select(Alert))
         assert alert is not None and alert.delivery == "pending"

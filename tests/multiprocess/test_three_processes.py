@@ -13,18 +13,17 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.db.models import CheckIn, ProtocolVersion
 from bot.db.session import create_engine
 from bot.sandbox.fake_api import FakeTelegramServer
+from tests.conftest import POSTGRES_URL
+from tests.harness import TestDatabase
 from tests.services.population import (
     ROOT,
     TOKEN,
@@ -36,7 +35,6 @@ from tests.services.population import (
     wait_until,
 )
 
-POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -48,24 +46,11 @@ pytestmark = [
 CHECKINS = 1000
 
 
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    """A fresh PostgreSQL schema, dropped afterwards."""
-    name = f"mp_{uuid.uuid4().hex[:16]}"
-    admin = create_async_engine(POSTGRES_URL)
-    async with admin.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{name}"'))
-    try:
-        yield name
-    finally:
-        async with admin.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        await admin.dispose()
-
-
 async def test_three_processes_send_each_of_1000_due_checkins_exactly_once(
-    schema: str, tmp_path: Path
+    postgres_database: TestDatabase, tmp_path: Path
 ) -> None:
+    schema = postgres_database.schema
+    assert schema is not None
     engine = create_engine(POSTGRES_URL, schema=schema)
     server = FakeTelegramServer(bot_token=TOKEN)
     processes: list[subprocess.Popen[bytes]] = []
@@ -105,10 +90,12 @@ async def test_three_processes_send_each_of_1000_due_checkins_exactly_once(
 
 
 async def test_processes_starting_together_on_an_empty_schema_migrate_once(
-    schema: str, tmp_path: Path
+    postgres_database: TestDatabase, tmp_path: Path
 ) -> None:
     """Alembic under the advisory lock and the protocol snapshot with ON CONFLICT DO NOTHING:
     three processes that start at the same moment all succeed and store each version once."""
+    schema = postgres_database.schema
+    assert schema is not None
     env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
     env.update({"PYTHONPATH": str(ROOT), "DATABASE_URL": POSTGRES_URL, "DATABASE_SCHEMA": schema})
     starts = [

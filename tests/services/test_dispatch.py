@@ -19,17 +19,6 @@ from tests.harness import BotHarness, eventually
 from tests.services.population import populate
 
 
-async def waker_idle(harness: BotHarness) -> None:
-    """Wait for the bot's own start-up tick to be over, so rows written next are this test's."""
-    assert harness.runtime is not None and harness.runtime.waker is not None
-    waker = harness.runtime.waker
-
-    async def idle() -> None:
-        assert waker.last_report is not None and not waker._lock.locked()
-
-    await eventually(idle)
-
-
 def _add_users(harness: BotHarness, chats: list[int]) -> None:
     for chat_id in chats:
         harness.server.add_user(chat_id, first_name="P", language_code="fr")
@@ -42,7 +31,6 @@ def _questions(harness: BotHarness, chat_id: int) -> list[str]:
 
 
 async def test_concurrent_ticks_send_each_checkin_exactly_once(harness: BotHarness) -> None:
-    await waker_idle(harness)
     chats = await populate(harness.ctx.sessions, count=100, due_at=harness.clock.now())
     _add_users(harness, chats)
 
@@ -67,7 +55,6 @@ def _dead_pid() -> int:
 
 
 async def test_claims_of_a_dead_local_process_are_released_at_once(harness: BotHarness) -> None:
-    await waker_idle(harness)
     now = harness.clock.now()
     chats = await populate(harness.ctx.sessions, count=3, due_at=now)
     _add_users(harness, chats)
@@ -107,7 +94,6 @@ def test_holder_identity_tells_live_dead_and_foreign_processes() -> None:
 async def test_a_retry_waits_for_retry_at_and_the_waker_does_not_spin(
     harness: BotHarness,
 ) -> None:
-    await waker_idle(harness)
     now = harness.clock.now()
     (chat,) = await populate(harness.ctx.sessions, count=1, due_at=now - timedelta(minutes=5))
     _add_users(harness, [chat])
@@ -124,7 +110,6 @@ async def test_a_retry_waits_for_retry_at_and_the_waker_does_not_spin(
 async def test_two_checkins_of_one_episode_due_together_send_only_the_latest(
     harness: BotHarness,
 ) -> None:
-    await waker_idle(harness)
     now = harness.clock.now()
     (chat,) = await populate(harness.ctx.sessions, count=1, due_at=now - timedelta(hours=1))
     _add_users(harness, [chat])
@@ -160,7 +145,6 @@ async def test_two_checkins_of_one_episode_due_together_send_only_the_latest(
 async def test_rows_of_paused_or_blocked_follow_ups_expire_cancelled_without_alert(
     harness: BotHarness,
 ) -> None:
-    await waker_idle(harness)
     now = harness.clock.now()
     chats = await populate(harness.ctx.sessions, count=2, due_at=now, window=timedelta(hours=1))
     _add_users(harness, chats)
@@ -184,7 +168,6 @@ async def test_rows_of_paused_or_blocked_follow_ups_expire_cancelled_without_ale
 
 async def test_a_stale_claim_of_this_very_process_is_left_alone(harness: BotHarness) -> None:
     """A live process's own fresh claim is never taken from it (it is mid-send)."""
-    await waker_idle(harness)
     now = harness.clock.now()
     (chat,) = await populate(harness.ctx.sessions, count=1, due_at=now)
     _add_users(harness, [chat])
