@@ -178,7 +178,7 @@ def baseline_of(protocol: Protocol, history: History) -> tuple[int | None, str |
     """The reference pain of the tracked question and where it came from.
 
     The pre-procedure baseline when known; else the day-1 value of the tracked question
-    (CLINICAL.md: "without one, the day-1 value is used and the alert says so"), source
+    (docs/clinical.md §3: without a baseline, the day-1 value is used and the alert says so), source
     ``"day1"``; else ``(None, None)`` and rules needing a baseline cannot fire.
     """
     return _baseline_for(protocol.tracked_question, history)
@@ -298,7 +298,7 @@ def _insufficient_relief(
     """At the named check-in, pain not ``percent`` % below the reference: a non-responder.
 
     Without a pre-procedure baseline the day-1 value stands in (source ``"day1"``), as for
-    every baseline in CLINICAL.md; with neither, the rule cannot fire. Integer arithmetic
+    every baseline in docs/clinical.md; with neither, the rule cannot fire. Integer arithmetic
     (value * 100 > reference * (100 - percent)) so 30 % of 7 is exact.
     """
     reference, source = _baseline_for(rule.question, history)
@@ -353,7 +353,7 @@ def _unclear(
 ) -> tuple[Evidence, ...]:
     """A red-flag question still not understood after the one re-ask.
 
-    Only questions that can reveal a red flag count (CLINICAL.md: "unparseable red-flag answer
+    Only questions that can reveal a red flag count (docs/clinical.md §2: "unparseable red-flag answer
     → re-ask once, then REVIEW"); an unclear "interested in a new treatment?" is no alarm. The
     yes/no question the bot asks after a doubtful free-text mention is not in the protocol's
     question list: it is a yes_no red-flag question. Any other unknown question id is treated

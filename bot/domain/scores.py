@@ -2,7 +2,7 @@
 
 Pure functions. The KOOS JR raw-to-interval conversion table is DATA, stored in
 ``koos_jr_interval.csv`` next to this module and read once. That table is NOT verified against
-the official HSS scoring sheet (CLINICAL.md §4): only raw 0 -> 100, 7 -> 68.284, 15 -> 50.012 and
+the official HSS scoring sheet (docs/clinical.md §4): only raw 0 -> 100, 7 -> 68.284, 15 -> 50.012 and
 28 -> 0 are confirmed. It must be checked before clinical use.
 """
 

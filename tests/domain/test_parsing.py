@@ -1,7 +1,7 @@
 """Parsing of typed replies: scale, yes/no, choice, checklist, red flags in free text.
 
 The table rows are realistic replies (French and English, typos, emojis) with the expected
-result; CLINICAL.md §6 rows are tagged ``#n``. The protocol is the real one
+result; the rows of docs/clinical.md §6 are tagged ``#n``. The protocol is the real one
 (schedules/knee-cryoneurolysis.yaml), so its phrases and synonyms are tested too.
 """
 
