@@ -2,56 +2,28 @@
 
 Handlers only translate updates into service calls: the staff's live in ``staff.py``, the
 patients' in ``patient.py`` (whose docstring gives the order that makes sure nothing a patient
-sends is silently ignored).
+sends is silently ignored). Updates reach ``Application.process_update`` from ``intake.py``
+(per-chat order, retries, dead letters), never through PTB's own update queue.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import structlog
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.services.context import ServiceContext
 from bot.telegram import patient, staff
 from bot.telegram.http import AiohttpRequest
+from bot.telegram.intake import record_failure
 from bot.telegram.jobs import DispatcherWaker
 from bot.telegram.ratelimit import ChatRateLimiter
 
 log = structlog.get_logger(__name__)
-
-
-class ChatOrderedProcessor(BaseUpdateProcessor):
-    """Many updates at once, but one chat's updates one after the other, in arrival order.
-
-    The lock is taken around the whole update (every handler group), not around one handler:
-    a handler of an earlier group that awaits (the staff dialog check reads the database) must
-    not let a patient's later message overtake an earlier one.
-    """
-
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Run the update's handlers under its chat's lock (updates without a chat at once)."""
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await coroutine
-            return
-        async with self._locks[chat.id]:
-            await coroutine
-
-    async def initialize(self) -> None:
-        """Nothing to allocate."""
-
-    async def shutdown(self) -> None:
-        """Nothing to free."""
 
 
 def new_requests() -> tuple[AiohttpRequest, AiohttpRequest]:
@@ -82,7 +54,6 @@ def build_application(
         .token(token)
         .base_url(base_url)
         .base_file_url(base_file_url)
-        .concurrent_updates(ChatOrderedProcessor(64))
         # aiohttp, not httpx: httpx's pool collapses with many requests in flight (bot/telegram/http.py)
         .request(api_request)
         .get_updates_request(updates_request)
@@ -101,7 +72,9 @@ def build_application(
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log the error type and update id only: an update holds patient content."""
+    """Log the error type and update id only (an update holds patient content), and tell the
+    intake, which retries the update or sets it aside (intake.py)."""
+    record_failure(context.error)
     update_id = update.update_id if isinstance(update, Update) else None
     log.error(
         "handler_error",
