@@ -59,7 +59,7 @@ def build_application(
         .get_updates_request(updates_request)
     )
     if rate_limit:
-        builder = builder.rate_limiter(ChatRateLimiter(max_retries=3))
+        builder = builder.rate_limiter(ChatRateLimiter())
     application = builder.build()
     staff_handlers = staff.StaffHandlers(ctx, staff_ids)
 

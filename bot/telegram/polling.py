@@ -55,6 +55,7 @@ class ConfirmingPoller:
         self._intake = intake
         self._task: asyncio.Task[None] | None = None
         self._fetched_up_to = -1
+        self._stopping = False
         #: Why polling is not receiving right now (None while it is).
         self.problem: str | None = None
 
@@ -73,6 +74,8 @@ class ConfirmingPoller:
         task, self._task = self._task, None
         if task is None:
             return
+        # A flag as well as the cancel: aiohttp may turn a cancelled request into a timeout.
+        self._stopping = True
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -106,7 +109,7 @@ class ConfirmingPoller:
 
     async def _loop(self) -> None:
         backoff = 1.0
-        while True:
+        while not self._stopping:
             try:
                 await self._poll_once()
             except asyncio.CancelledError:
