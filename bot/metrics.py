@@ -23,3 +23,12 @@ URGENT_UNACKNOWLEDGED = Gauge(
     "Age of the oldest open urgent or emergency alert nobody has acknowledged (0 when none)",
 )
 UP_SINCE = Gauge("cryo_started_timestamp_seconds", "When this bot process started (Unix time)")
+DEAD_LETTERS = Counter(
+    "cryo_dead_letters_total", "Updates set aside because they could not be read or handled"
+)
+UPDATES_RETRIED = Counter(
+    "cryo_updates_retried_total", "Runs of an update repeated after a failure (outage or bug)"
+)
+POLLING_RESTARTS = Counter(
+    "cryo_polling_restarts_total", "Times the polling loop failed and was started again", ["reason"]
+)

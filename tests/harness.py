@@ -194,17 +194,17 @@ class BotHarness:
         return await self.tick()
 
     async def settle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-        """Wait until every update queued at the fake server was fetched, confirmed and handled.
+        """Wait until every update queued at the fake server was fetched, handled and confirmed.
 
-        The server drops an update once a later getUpdates confirms it, and the poller asks again
-        only after ``update_queue.join()`` (PTB calls ``task_done`` once an update's handlers
-        finished), so what the patients said is saved when this returns.
+        The server drops an update once a later getUpdates confirms it, and the poller confirms
+        only updates the intake has finished (handled and committed, or set aside), so what the
+        patients said is saved when this returns.
         """
         assert self.runtime is not None
+        intake = self.runtime.intake
         async with asyncio.timeout(timeout):
-            while self.server.stats()["pending_updates"]:  # noqa: ASYNC110 - the server has no event for it
+            while self.server.stats()["pending_updates"] or (intake and intake.in_flight):  # noqa: ASYNC110 - no event for it
                 await asyncio.sleep(0.005)
-            await self.runtime.application.update_queue.join()
 
     async def staff_message(self, needle: str, timeout: float = 10.0) -> SentMessage:  # noqa: ASYNC109
         """The first staff-chat message containing ``needle``."""

@@ -150,9 +150,7 @@ def test_modules_and_signatures_stay_within_bounds() -> None:
 
 #: Dangling pointers in files outside this change, as (file, stem of the missing .md): to point
 #: at docs/clinical.md or docs/pitfalls.md when those files are next edited; then the list empties.
-KNOWN_DANGLING_REFERENCES = {
-    ("bot/telegram/ratelimit.py", "PITFALLS"),
-}
+KNOWN_DANGLING_REFERENCES = {}
 MARKDOWN_MENTION = re.compile(r"[\w./-]*[\w-]\.md\b")
 URL = re.compile(r"\w+://\S+")
 #: A folder next to the repository: written in two parts so this file does not mention it.

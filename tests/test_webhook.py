@@ -92,7 +92,11 @@ async def test_webhook_checks_secret_token_and_ops_endpoints_answer(
             # Telegram's own delivery path: the fake server posts with the header it was given.
             server.send_text(779, "/start")
             await server.wait_for_count(1, chat_id=779)
-            assert server.stats()["webhook_deliveries"] >= 1
+
+            async def delivered() -> None:  # answered 200 only once handled, a moment later
+                assert server.stats()["webhook_deliveries"] >= 1
+
+            await h.eventually(delivered)
             assert server.sent(777) == []
 
             async with http.get(f"http://127.0.0.1:{ops_port}/healthz") as resp:
@@ -166,7 +170,7 @@ async def test_healthz_answers_503_naming_what_is_down() -> None:
         protocols=ProtocolStore(ProtocolRegistry.from_dir(default_schedules_dir())),
     )
     application = ApplicationBuilder().token(TOKEN).build()  # never started
-    ops = OpsServer(ctx, application, host="127.0.0.1", port=0, receiving=lambda: False)
+    ops = OpsServer(ctx, application, host="127.0.0.1", port=0, receiving=lambda: "stopped")
     await ops.start()
     try:
         async with aiohttp.ClientSession() as http:

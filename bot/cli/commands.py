@@ -164,28 +164,26 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
     """The long-running bot against real Telegram: polling, or a webhook with its secret token;
     ``/healthz`` and ``/metrics`` on METRICS_PORT when set."""
     from bot.telegram.ops import OpsServer
-    from bot.telegram.webhook import plan_webhook, start_webhook
+    from bot.telegram.webhook import plan_webhook
 
     plan = plan_webhook(settings) if webhook else None
     runtime = await BotRuntime.create(settings)
     ops: OpsServer | None = None
     try:
         try:
-            await runtime.start(polling=plan is None)
+            await runtime.start(polling=plan is None, webhook=plan)
         except TelegramError as exc:  # one clear line, not a traceback (the token stays out)
             raise BotError(
                 f"the Telegram Bot API at {settings.telegram_api_base_url} refused or did not "
                 f"answer at start ({type(exc).__name__}): check TELEGRAM_BOT_TOKEN, "
                 "TELEGRAM_API_BASE_URL and the network"
             ) from None
-        if plan is not None and settings.receive_updates:
-            await start_webhook(runtime.application, plan)
         if settings.metrics_port:
             ops = OpsServer(
                 runtime.ctx,
                 runtime.application,
                 port=settings.metrics_port,
-                receiving=(lambda: runtime.receiving) if settings.receive_updates else None,
+                receiving=(lambda: runtime.receiving_problem) if settings.receive_updates else None,
             )
             await ops.start()
         mode = "webhook" if plan is not None else "polling"

@@ -264,6 +264,23 @@ class ProcessedUpdate(Base):
     processed_at: Mapped[datetime]
 
 
+class DeadLetter(Base):
+    """An update set aside after it could not be read or handled (a "poison" update).
+
+    Intake goes on without it; staff see how many there are, never their content. ``raw`` is
+    the update's JSON exactly as Telegram sent it: it may hold a patient's words, so it lives
+    only here, beside the rest of the health data, and is never logged.
+    """
+
+    __tablename__ = "dead_letters"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    raw: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(64))
+    tries: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
 class Alert(Base):
     """A finding for staff: one open alert per episode and rule (``open_key`` is 1 while open).
 

@@ -14,12 +14,13 @@ Handler groups (order matters):
   patient's own ``/stop`` — goes on to group 0 untouched.
 * group 0: alert and dialog buttons, registered before the patient button handler (which
   answers every other button); their callback patterns never match a patient's button.
+
+Updates reach ``Application.process_update`` from ``intake.py`` (per-chat order,
+retries, dead letters), never through PTB's own update queue.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -29,7 +30,6 @@ from telegram import Update
 from telegram.ext import (
     Application,
     ApplicationBuilder,
-    BaseUpdateProcessor,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -40,6 +40,7 @@ from telegram.ext import (
 from bot.services.context import ServiceContext
 from bot.telegram import alert_buttons, dialog_answers, patient
 from bot.telegram.http import AiohttpRequest
+from bot.telegram.intake import record_failure
 from bot.telegram.jobs import DispatcherWaker
 from bot.telegram.ratelimit import ChatRateLimiter
 from bot.telegram.staff_access import StaffAccess
@@ -48,34 +49,6 @@ from bot.telegram.staff_commands import StaffCommands
 log = structlog.get_logger(__name__)
 #: Before the patient handlers (group 0): staff commands and dialog answers are taken first.
 STAFF_GROUP = -1
-
-
-class ChatOrderedProcessor(BaseUpdateProcessor):
-    """Many updates at once, but one chat's updates one after the other, in arrival order.
-
-    The lock is taken around the whole update (every handler group), not around one handler:
-    a handler of an earlier group that awaits (the staff dialog check reads the database) must
-    not let a patient's later message overtake an earlier one.
-    """
-
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Run the update's handlers under its chat's lock (updates without a chat at once)."""
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await coroutine
-            return
-        async with self._locks[chat.id]:
-            await coroutine
-
-    async def initialize(self) -> None:
-        """Nothing to allocate."""
-
-    async def shutdown(self) -> None:
-        """Nothing to free."""
 
 
 def new_requests() -> tuple[AiohttpRequest, AiohttpRequest]:
@@ -106,13 +79,12 @@ def build_application(
         .token(token)
         .base_url(base_url)
         .base_file_url(base_file_url)
-        .concurrent_updates(ChatOrderedProcessor(64))
         # aiohttp, not httpx: httpx's pool collapses with many requests in flight (bot/telegram/http.py)
         .request(api_request)
         .get_updates_request(updates_request)
     )
     if rate_limit:
-        builder = builder.rate_limiter(ChatRateLimiter(max_retries=3))
+        builder = builder.rate_limiter(ChatRateLimiter())
     application = builder.build()
     # Staff first: their commands run in an earlier group and their button patterns are
     # exclusive; the patient handlers end with catch-alls (stale buttons, unknown commands).
@@ -150,7 +122,9 @@ def _add_staff_handlers(
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log the error type and update id only: an update holds patient content."""
+    """Log the error type and update id only (an update holds patient content), and tell the
+    intake, which retries the update or sets it aside (intake.py)."""
+    record_failure(context.error)
     update_id = update.update_id if isinstance(update, Update) else None
     log.error(
         "handler_error",

@@ -71,7 +71,7 @@ class OpsServer:
         *,
         host: str = "0.0.0.0",  # noqa: S104 - Prometheus scrapes from another host
         port: int,
-        receiving: Callable[[], bool] | None = None,
+        receiving: Callable[[], str | None] | None = None,
     ) -> None:
         self._ctx = ctx
         self._application = application
@@ -106,7 +106,8 @@ class OpsServer:
             await runner.cleanup()
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        """200 when the database answers and the bot is running (and receiving updates)."""
+        """200 when the database answers and the bot is running (and receiving updates);
+        503 naming what is wrong otherwise (e.g. "conflict: another process is polling")."""
         checks: dict[str, str] = {}
         try:
             async with asyncio.timeout(DATABASE_TIMEOUT), self._ctx.sessions() as session:
@@ -116,7 +117,7 @@ class OpsServer:
             checks["database"] = type(exc).__name__
         checks["application"] = "ok" if self._application.running else "stopped"
         if self._receiving is not None:
-            checks["updates"] = "ok" if self._receiving() else "stopped"
+            checks["updates"] = self._receiving() or "ok"
         healthy = all(value == "ok" for value in checks.values())
         return web.json_response(
             {"status": "ok" if healthy else "failing", **checks}, status=200 if healthy else 503

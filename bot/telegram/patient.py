@@ -72,6 +72,17 @@ def media_of(message: Message) -> tuple[str, str | None, int | None]:
     return "other", None, None
 
 
+async def apologise_for(ctx: ServiceContext, update: Update) -> None:
+    """A bug must not look like silence to a patient: once the intake gives up on their update
+    (intake.py), apologise and give the unit's number."""
+    chat = update.effective_chat
+    if chat is None or chat.type != ChatType.PRIVATE:
+        return
+    user = update.effective_user
+    language = conversation.guess_language(ctx, user.language_code if user else None)
+    await conversation.apologise(ctx, chat_id=chat.id, language=language)
+
+
 class ButtonService(Protocol):
     """A service that answers a patient's button press (answers, or command confirmations)."""
 
@@ -122,19 +133,6 @@ class PatientHandlers:
             )
         )
         application.add_handler(MessageHandler(private & filters.COMMAND, self.on_unknown_command))
-        application.add_error_handler(self.on_error)
-
-    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A bug must not look like silence to a patient: apologise and give the unit's number
-        (the application's own error handler logs it)."""
-        if not isinstance(update, Update):
-            return
-        chat = update.effective_chat
-        if chat is None or chat.type != ChatType.PRIVATE:
-            return
-        user = update.effective_user
-        language = conversation.guess_language(self._ctx, user.language_code if user else None)
-        await conversation.apologise(self._ctx, chat_id=chat.id, language=language)
 
     async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/start [token]``: enrol with the deep link's token, or say where we are."""

@@ -1,94 +1,163 @@
-"""Long polling that confirms updates to Telegram only once they have been handled.
+"""Long polling that confirms to Telegram only what is handled, and never dies for good.
 
-Telegram forgets an update when a later ``getUpdates`` asks for a higher offset. PTB's own
-``Updater`` asks again as soon as it has queued a batch, before the handlers ran, so a process
-killed (SIGKILL, out of memory, power loss) loses every answer it had fetched but not yet saved:
-the fault suite measured 29 of 30 answers lost in one burst. Here the next ``getUpdates`` waits
-for ``update_queue.join()`` (PTB calls ``task_done`` once an update's handlers finished), so an
-update is confirmed only after its transaction committed; a crash makes Telegram deliver the
-unfinished batch again, and the handlers' ``update_id`` records make the redelivery harmless.
+Telegram forgets every update below the ``offset`` of a ``getUpdates`` call. PTB's ``Updater``
+moves the offset as soon as it has queued a batch, before any handler ran, so a killed process
+loses what it had fetched. Here the offset is :meth:`UpdateIntake.confirmable_offset`: the
+lowest update not yet handled and committed (or set aside). A crash therefore makes Telegram
+deliver the unfinished updates again, and the handlers recognise those already saved.
 
-Processing itself is PTB's: updates go through ``application.update_queue``, the application's
-update processor (chat ordering, concurrency) and its error handlers.
+There is no batch barrier: the loop fetches again as soon as it has handed a batch to the
+intake, so one slow chat never holds back the others. While an update is still in flight the
+next ``getUpdates`` returns it again at once (the offset cannot pass it); the loop then waits
+for some update to finish instead of spinning.
+
+Raw JSON is fetched (``do_api_request``), not PTB's parsed ``get_updates``: one update PTB
+cannot parse would make ``get_updates`` raise for the whole batch, log it at CRITICAL with the
+patients' words, and stop PTB's poller for good. Here it becomes a dead letter.
+
+The loop restarts after any failure with backoff; :attr:`ConfirmingPoller.problem` says why
+while it does (``/healthz`` shows it): another process polling the same token (409 Conflict),
+a refused token, or the network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from typing import Any
 
 import structlog
 from telegram import Update
-from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.error import Conflict, InvalidToken, RetryAfter, TimedOut
 from telegram.ext import Application
+from telegram.warnings import PTBUserWarning
+
+from bot.metrics import POLLING_RESTARTS
+from bot.telegram.intake import UpdateIntake
 
 log = structlog.get_logger(__name__)
 
 #: Seconds Telegram holds a getUpdates open when nothing arrives.
 LONG_POLL = 10
 BACKOFF_MAX = 30.0
+#: How long to wait for an in-flight update to finish before asking Telegram again.
+PROGRESS_WAIT = 1.0
 
 
 class ConfirmingPoller:
     """``await start()`` after ``application.start()``; ``await stop()`` before stopping it."""
 
-    def __init__(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    def __init__(
+        self, application: Application[Any, Any, Any, Any, Any, Any], intake: UpdateIntake
+    ) -> None:
         self._application = application
+        self._intake = intake
         self._task: asyncio.Task[None] | None = None
-        self._offset = 0
+        self._fetched_up_to = -1
+        self._stopping = False
+        #: Why polling is not receiving right now (None while it is).
+        self.problem: str | None = None
 
     @property
     def running(self) -> bool:
-        """True while the polling loop is alive."""
-        return self._task is not None and not self._task.done()
+        """True while the polling loop is alive and receiving."""
+        return self._task is not None and not self._task.done() and self.problem is None
 
     async def start(self) -> None:
         """Drop any webhook (Telegram refuses getUpdates while one is set) and start polling."""
         await self._application.bot.delete_webhook(drop_pending_updates=False)
         self._task = asyncio.create_task(self._loop(), name="confirming-poller")
 
-    async def stop(self) -> None:
-        """Stop polling; confirm what was handled, so a restart does not fetch it again."""
+    async def stop(self, *, drain: float = 5.0) -> None:
+        """Stop polling; let what is in flight finish, confirm what is done."""
         task, self._task = self._task, None
         if task is None:
             return
+        # A flag as well as the cancel: aiohttp may turn a cancelled request into a timeout.
+        self._stopping = True
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if self._offset:
-            with contextlib.suppress(NetworkError, Conflict):
-                await self._application.bot.get_updates(offset=self._offset, limit=1, timeout=0)
+        await self._intake.drain(drain)
+        if self._fetched_up_to >= 0:
+            offset = self._intake.confirmable_offset(self._fetched_up_to)
+            with contextlib.suppress(Exception):
+                await self._fetch(offset, long_poll=0, limit=1)
+
+    async def _fetch(
+        self, offset: int, *, long_poll: int, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        with warnings.catch_warnings():
+            # do_api_request on purpose: raw JSON (module docstring), not PTB's parsed updates.
+            warnings.filterwarnings(
+                "ignore", message="Please use 'Bot.get", category=PTBUserWarning
+            )
+            result = await self._application.bot.do_api_request(
+                "getUpdates",
+                api_kwargs={
+                    "offset": offset,
+                    "timeout": long_poll,
+                    "limit": limit,
+                    "allowed_updates": list(Update.ALL_TYPES),
+                },
+                read_timeout=long_poll + 10,
+            )
+        return (
+            [item for item in result if isinstance(item, dict)] if isinstance(result, list) else []
+        )
 
     async def _loop(self) -> None:
-        bot = self._application.bot
-        queue = self._application.update_queue
         backoff = 1.0
-        while True:
+        while not self._stopping:
             try:
-                updates = await bot.get_updates(
-                    offset=self._offset, timeout=LONG_POLL, allowed_updates=Update.ALL_TYPES
-                )
+                await self._poll_once()
+            except asyncio.CancelledError:
+                raise
             except TimedOut:
                 continue
-            except InvalidToken:
-                log.error("polling_stopped", error="InvalidToken")
-                raise
             except RetryAfter as exc:
                 retry = exc.retry_after
                 delay = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
-                log.warning("polling_retry_after", seconds=delay)
+                self._failed("flood_control", delay)
                 await asyncio.sleep(delay)
                 continue
-            except (NetworkError, Conflict) as exc:
-                log.warning("polling_failed", error=type(exc).__name__, retry_in=backoff)
+            except Exception as exc:
+                reason = _reason(exc)
+                self._failed(reason, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             backoff = 1.0
-            if not updates:
-                continue
-            for update in updates:
-                await queue.put(update)
-            await queue.join()  # handled (saved) before Telegram is told to forget them
-            self._offset = updates[-1].update_id + 1
+
+    def _failed(self, reason: str, retry_in: float) -> None:
+        if self.problem != reason:
+            log.error("polling_interrupted", reason=reason, retry_in=retry_in)
+        self.problem = reason
+        POLLING_RESTARTS.labels(reason=reason).inc()
+
+    async def _poll_once(self) -> None:
+        offset = self._intake.confirmable_offset(self._fetched_up_to)
+        waiting = self._intake.in_flight > 0
+        updates = await self._fetch(offset, long_poll=0 if waiting else LONG_POLL)
+        if self.problem is not None:
+            log.info("polling_resumed", after=self.problem)
+            self.problem = None
+        fresh = 0
+        for raw in updates:
+            update_id = raw.get("update_id")
+            if isinstance(update_id, int) and update_id > self._fetched_up_to:
+                self._fetched_up_to = update_id
+                fresh += 1
+            self._intake.submit(raw)
+        if not fresh and self._intake.in_flight:
+            await self._intake.wait_progress(PROGRESS_WAIT)
+
+
+def _reason(exc: BaseException) -> str:
+    """What ``/healthz`` says while polling is interrupted (an exception name, never content)."""
+    if isinstance(exc, Conflict):
+        return "conflict: another process is polling with this token"
+    if isinstance(exc, InvalidToken):
+        return "token refused by Telegram"
+    return f"error: {type(exc).__name__}"

@@ -1,21 +1,32 @@
-"""Rate limiting toward Telegram: PTB's ``AIORateLimiter`` plus the per-private-chat limit.
+"""Rate limiting toward Telegram, per chat: a 429 for one chat never holds back another.
 
-Telegram allows about 30 messages/s overall, 20/min per group and about 1/s per private chat.
-``AIORateLimiter`` enforces the first two and retries a ``RetryAfter`` — pausing *every* request
-while it waits — but has no per-private-chat limit (PITFALLS.md). A check-in's information
-message and first question, right after a reply to the same patient, could then earn a 429 that
-stalls the whole bot. :class:`ChatRateLimiter` adds a leaky bucket per private chat: a short
-burst of :data:`PRIVATE_BURST` messages, then one per second, so the bot waits a moment instead.
+Telegram allows about 30 messages/s overall, 20 a minute per group and about 1/s per private
+chat. PTB's ``AIORateLimiter`` enforces the first two but answers a ``RetryAfter`` by pausing
+*every* request: a 429 on the staff group (20/min, easily reached during a burst of alerts)
+delayed an unrelated patient's reply by 38 s. :class:`ChatRateLimiter` keeps one budget per
+chat instead:
+
+- overall: :data:`OVERALL_RATE` messages a second (one below Telegram's 30, for jitter);
+- a group: :data:`GROUP_RATE` messages a minute;
+- a private chat: a burst of :data:`PRIVATE_BURST`, then one a second;
+- a ``RetryAfter`` for a chat makes only that chat wait, and the request is tried again once
+  after the wait. A ``RetryAfter`` for no chat in particular pauses every request, as Telegram
+  asks. Further failures go back to the caller, whose own retry (the patient outbox, the alert
+  delivery, the dispatcher) reschedules the message: one retry layer, not retries under retries.
+
 Only the production bot uses it (``rate_limit=True``); the sandbox and most tests run without.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiolimiter import AsyncLimiter
-from telegram.ext import AIORateLimiter
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
 
 JSONDict = dict[str, Any]
 
@@ -24,10 +35,12 @@ JSONDict = dict[str, Any]
 #: burst Telegram tolerates (3, as the fake server models it): the spare message absorbs the
 #: network jitter between our clock and Telegram's, so pacing at the limit never earns a 429.
 PRIVATE_BURST = 2
-#: Messages per second overall, one below Telegram's 30.
-OVERALL_RATE = 29
 #: Seconds per message in a private chat once the burst is used.
 PRIVATE_PERIOD = 1.0
+#: Messages per second overall, one below Telegram's 30.
+OVERALL_RATE = 29
+#: Messages per minute in one group, as Telegram allows.
+GROUP_RATE = 20
 #: Methods that post a message in a chat (edits and chat actions are not counted).
 SENDING_ENDPOINTS = frozenset(
     {
@@ -51,25 +64,51 @@ _MAX_LIMITERS = 2048
 Callback = Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]]
 
 
-class ChatRateLimiter(AIORateLimiter):
-    """``AIORateLimiter`` (global and group limits, RetryAfter retries) + private-chat pacing."""
+def _seconds(exc: RetryAfter) -> float:
+    retry = exc.retry_after
+    return retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
 
-    def __init__(self, *, max_retries: int = 3) -> None:
-        # 29/s, not Telegram's 30: the same spare as PRIVATE_BURST, for network jitter (the
-        # bench saw 27 429s in 300 check-ins at exactly 30/s).
-        super().__init__(overall_max_rate=OVERALL_RATE, max_retries=max_retries)
-        self._private: dict[int, AsyncLimiter] = {}
+
+class ChatRateLimiter(BaseRateLimiter[int]):
+    """Telegram's limits, with a separate budget and a separate 429 pause per chat."""
+
+    def __init__(self) -> None:
+        self._overall = AsyncLimiter(OVERALL_RATE, 1)
+        self._chats: dict[int, AsyncLimiter] = {}
+        self._paused_until: dict[int, float] = {}
+        self._global_pause_until = 0.0
+
+    async def initialize(self) -> None:
+        """Nothing to open."""
+
+    async def shutdown(self) -> None:
+        """Nothing to close."""
 
     def _limiter(self, chat_id: int) -> AsyncLimiter:
-        limiter = self._private.get(chat_id)
+        limiter = self._chats.get(chat_id)
         if limiter is None:
-            if len(self._private) >= _MAX_LIMITERS:
-                for key, old in list(self._private.items()):
-                    if old.has_capacity(PRIVATE_BURST):  # idle: its bucket has drained
-                        del self._private[key]
-            limiter = AsyncLimiter(PRIVATE_BURST, PRIVATE_BURST * PRIVATE_PERIOD)
-            self._private[chat_id] = limiter
+            if len(self._chats) >= _MAX_LIMITERS:
+                for key, old in list(self._chats.items()):
+                    if old.has_capacity(old.max_rate):  # idle: its bucket has drained
+                        del self._chats[key]
+                        self._paused_until.pop(key, None)
+            limiter = (
+                AsyncLimiter(PRIVATE_BURST, PRIVATE_BURST * PRIVATE_PERIOD)
+                if chat_id > 0
+                else AsyncLimiter(GROUP_RATE, 60)
+            )
+            self._chats[chat_id] = limiter
         return limiter
+
+    async def _wait_pauses(self, chat_id: int | None) -> None:
+        while True:
+            until = self._global_pause_until
+            if chat_id is not None:
+                until = max(until, self._paused_until.get(chat_id, 0.0))
+            delay = until - time.monotonic()
+            if delay <= 0:
+                return
+            await asyncio.sleep(delay)
 
     async def process_request(
         self,
@@ -80,20 +119,40 @@ class ChatRateLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> bool | JSONDict | list[JSONDict]:
-        """Pace messages to a private chat, then apply PTB's limits and retries."""
+        """Wait for the chat's budget (and its 429 pause), send, retry once after a 429."""
         chat_id: int | None
         try:
             chat_id = int(data.get("chat_id"))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             chat_id = None
-        if chat_id is None or chat_id <= 0 or endpoint not in SENDING_ENDPOINTS:
-            return await super().process_request(
-                callback, args, kwargs, endpoint, data, rate_limit_args
-            )
-        limiter = self._limiter(chat_id)
+        try:
+            return await self._send(callback, args, kwargs, endpoint=endpoint, chat_id=chat_id)
+        except RetryAfter as exc:
+            self._pause(chat_id, _seconds(exc))
+        return await self._send(callback, args, kwargs, endpoint=endpoint, chat_id=chat_id)
 
-        async def paced(*inner_args: Any, **inner_kwargs: Any) -> bool | JSONDict | list[JSONDict]:
-            async with limiter:
-                return await callback(*inner_args, **inner_kwargs)
+    async def _send(
+        self,
+        callback: Callback,
+        args: Any,
+        kwargs: dict[str, Any],
+        *,
+        endpoint: str,
+        chat_id: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        await self._wait_pauses(chat_id)
+        if endpoint not in SENDING_ENDPOINTS:
+            return await callback(*args, **kwargs)
+        if chat_id is None:
+            async with self._overall:
+                return await callback(*args, **kwargs)
+        async with self._limiter(chat_id), self._overall:
+            return await callback(*args, **kwargs)
 
-        return await super().process_request(paced, args, kwargs, endpoint, data, rate_limit_args)
+    def _pause(self, chat_id: int | None, seconds: float) -> None:
+        """Telegram said wait: only that chat waits (every chat when it named none)."""
+        until = time.monotonic() + seconds + 0.1
+        if chat_id is None:
+            self._global_pause_until = max(self._global_pause_until, until)
+        else:
+            self._paused_until[chat_id] = max(self._paused_until.get(chat_id, 0.0), until)

@@ -23,15 +23,17 @@ from bot.db.models import StaffMember
 from bot.db.session import create_engine, make_sessionmaker, upgrade_database
 from bot.errors import ProtocolError
 from bot.protocols import ProtocolRegistry, default_schedules_dir
-from bot.services import dispatch
+from bot.services import dead_letters, dispatch
 from bot.services.context import ProtocolStore, ServiceContext, UnitSettings
 from bot.telegram.app import build_application, new_requests, start_waker
 from bot.telegram.http import AiohttpRequest
+from bot.telegram.intake import UpdateIntake, raw_json
 from bot.telegram.jobs import DispatcherWaker
-from bot.telegram.patient import publish_commands
+from bot.telegram.patient import apologise_for, publish_commands
 from bot.telegram.polling import ConfirmingPoller
 from bot.telegram.sender import TelegramMessenger
 from bot.telegram.staff_commands import publish_staff_commands
+from bot.telegram.webhook import WebhookPlan, WebhookServer
 
 log = structlog.get_logger(__name__)
 
@@ -84,14 +86,38 @@ class BotRuntime:
     application: Application[Any, Any, Any, Any, Any, Any]
     waker: DispatcherWaker | None = None
     poller: ConfirmingPoller | None = None
+    webhook: WebhookServer | None = None
+    intake: UpdateIntake | None = None
     requests: tuple[AiohttpRequest, ...] = ()
 
     @property
     def receiving(self) -> bool:
-        """True while updates come in (polling, or PTB's webhook server)."""
-        updater = self.application.updater
+        """True while updates come in (polling, or the webhook server)."""
         polling = self.poller is not None and self.poller.running
-        return polling or (updater is not None and updater.running)
+        return polling or (self.webhook is not None and self.webhook.running)
+
+    @property
+    def receiving_problem(self) -> str | None:
+        """Why updates do not come in, for ``/healthz`` (None when they do)."""
+        if self.intake is not None and self.intake.stalled:
+            return "updates wait for the database"
+        if self.poller is not None:
+            return self.poller.problem or (None if self.poller.running else "polling stopped")
+        return None if self.receiving else "not receiving"
+
+    def _new_intake(self) -> UpdateIntake:
+        ctx = self.ctx
+
+        async def set_aside(update_id: int, raw: dict[str, Any], reason: str, tries: int) -> None:
+            await dead_letters.set_aside(
+                ctx, update_id=update_id, raw_json=raw_json(raw), reason=reason, tries=tries
+            )
+
+        return UpdateIntake(
+            self.application,
+            dead_letter=set_aside,
+            on_give_up=lambda update: apologise_for(ctx, update),
+        )
 
     @classmethod
     async def create(
@@ -153,11 +179,13 @@ class BotRuntime:
         self,
         *,
         polling: bool = True,
+        webhook: WebhookPlan | None = None,
         safety_tick: timedelta | None = None,
         wake_dispatcher: bool = True,
     ) -> None:
-        """Initialise PTB, learn the bot's username, start polling and the dispatcher.
+        """Initialise PTB, learn the bot's username, start receiving and the dispatcher.
 
+        Updates come by polling, or by ``webhook`` when given (then ``polling`` is ignored).
         ``wake_dispatcher=False`` starts no wake-up job: nothing ticks the dispatcher but the
         caller (tests on a manual clock call ``dispatch.tick`` themselves, so theirs is the only
         tick and no second driver races it). ``waker`` then stays None.
@@ -176,10 +204,15 @@ class BotRuntime:
             await publish_commands(self.application.bot, self.ctx)
             await publish_staff_commands(self.application.bot, self.ctx)
         await self.application.start()
-        if polling and self.settings.receive_updates:
-            # Not PTB's Updater: it confirms updates before they are handled (polling.py).
-            self.poller = ConfirmingPoller(self.application)
-            await self.poller.start()
+        if self.settings.receive_updates and (polling or webhook is not None):
+            # Not PTB's Updater: it confirms updates before they are handled (intake.py).
+            self.intake = self._new_intake()
+            if webhook is not None:
+                self.webhook = WebhookServer(self.application, self.intake, webhook)
+                await self.webhook.start()
+            else:
+                self.poller = ConfirmingPoller(self.application, self.intake)
+                await self.poller.start()
         if wake_dispatcher:
             self.waker = start_waker(
                 self.application, self.ctx, safety_tick=safety_tick or timedelta(seconds=60)
@@ -194,9 +227,11 @@ class BotRuntime:
         """Stop polling and jobs, close the database."""
         if self.poller is not None:
             await self.poller.stop()
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            await updater.stop()
+        if self.webhook is not None:
+            await self.webhook.stop()
+        if self.intake is not None:
+            await self.intake.drain(5.0)
+            await self.intake.close()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()

@@ -1,0 +1,36 @@
+"""Updates set aside because they could not be read or handled (see bot/telegram/intake.py).
+
+Staff see how many there are (``/healthz``, the metrics, the morning digest); their content stays
+in the database, beside the rest of the health data, and is never logged or shown in a chat.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bot.db.models import DeadLetter
+from bot.services.context import ServiceContext
+
+
+async def set_aside(
+    ctx: ServiceContext, *, update_id: int, raw_json: str, reason: str, tries: int
+) -> None:
+    """Store the update once (a second delivery of the same update changes nothing)."""
+    async with ctx.sessions.begin() as session:
+        if await session.get(DeadLetter, update_id) is not None:
+            return
+        session.add(
+            DeadLetter(
+                update_id=update_id,
+                raw=raw_json,
+                reason=reason[:64],
+                tries=tries,
+                created_at=ctx.clock.now(),
+            )
+        )
+
+
+async def count(ctx: ServiceContext) -> int:
+    """How many updates are set aside."""
+    async with ctx.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(DeadLetter)) or 0)

@@ -1,0 +1,321 @@
+"""Updates in, at least once: per-chat lanes, retries while the database is down, dead letters.
+
+Polling and the webhook both hand Telegram's raw update JSON to :class:`UpdateIntake`, and
+both tell Telegram an update is done only once :meth:`UpdateIntake.submit`'s future says so:
+the handlers ran and their transaction committed, or the update was set aside as a dead letter.
+
+- **Lanes.** One chat's updates run one after the other, in arrival order (a patient's second
+  message must never overtake the first); different chats run at the same time, so a slow chat
+  (a staff group held back by Telegram's 20 messages a minute) delays nobody else.
+- **Retries.** A handler that failed because the database or the network is unavailable is run
+  again with backoff, for as long as it takes; it is not confirmed meanwhile. Any other failure
+  is tried :data:`MAX_TRIES` times, then the update becomes a dead letter.
+- **Dead letters.** An update that cannot be parsed (a Bot API field newer than our
+  python-telegram-bot) or that fails every try is stored in ``dead_letters`` with its raw JSON
+  and counted in a metric; intake goes on. Its content is never logged.
+- **Offset.** :meth:`UpdateIntake.confirmable_offset` is the lowest update id not yet done:
+  polling never confirms past an update still being handled, so a crash loses nothing.
+
+python-telegram-bot's error handlers record a handler's exception here (:func:`record_failure`),
+because ``Application.process_update`` swallows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from telegram import Update
+from telegram.error import NetworkError, RetryAfter, TimedOut
+from telegram.ext import Application
+
+from bot.metrics import DEAD_LETTERS, UPDATES_RETRIED
+
+log = structlog.get_logger(__name__)
+
+#: Tries of an update whose handler keeps failing for a reason other than an outage.
+MAX_TRIES = 3
+RETRY_BASE = 0.5
+RETRY_MAX = 15.0
+#: Update ids remembered as done, to skip a redelivery without a database round trip.
+RECENT = 10_000
+
+
+class Outcome(StrEnum):
+    """How an update left the intake (both mean: confirm it to Telegram)."""
+
+    HANDLED = "handled"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass
+class _Attempt:
+    """The error a handler raised during one run of one update, if any."""
+
+    error: BaseException | None = None
+
+
+_attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "intake_attempt", default=None
+)
+
+
+def record_failure(error: BaseException | None) -> None:
+    """Called by the application's error handler: the update being run failed with ``error``."""
+    attempt = _attempt.get()
+    if attempt is not None and attempt.error is None:
+        attempt.error = error
+
+
+def is_outage(error: BaseException) -> bool:
+    """A failure that says nothing about the update: the database or the network is away."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, ConnectionError | TimeoutError | OSError | NetworkError | TimedOut)
+
+
+@dataclass
+class _Item:
+    update_id: int
+    raw: dict[str, Any]
+    update: Update | None
+    done: asyncio.Future[Outcome]
+    urgent: bool = False
+
+
+@dataclass
+class _Lane:
+    queue: deque[_Item] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+DeadLetterSink = Callable[[int, dict[str, Any], str, int], Awaitable[None]]
+GiveUp = Callable[[Update], Awaitable[None]]
+Urgency = Callable[[Update], bool]
+
+
+class UpdateIntake:
+    """Runs updates through the application's handlers; see the module docstring."""
+
+    def __init__(
+        self,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        *,
+        dead_letter: DeadLetterSink,
+        on_give_up: GiveUp | None = None,
+        urgency: Urgency | None = None,
+        max_concurrent: int = 64,
+    ) -> None:
+        self._application = application
+        self._dead_letter = dead_letter
+        self._on_give_up = on_give_up
+        self._urgency = urgency
+        self._lanes: dict[object, _Lane] = {}
+        self._pending: dict[int, _Item] = {}
+        self._recently_done: set[int] = set()
+        self._done_order: deque[int] = deque()
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._progress = asyncio.Event()
+        self._closed = False
+        #: True while some update waits for the database or the network to come back.
+        self.stalled = False
+
+    # ------------------------------------------------------------------------- submitting
+
+    def submit(self, raw: dict[str, Any]) -> asyncio.Future[Outcome]:
+        """Queue one update (as Telegram sent it); the future resolves once it is done.
+
+        A second delivery of an update still in flight gets the same future, so a webhook
+        retry or an overlapping poll never runs it twice at once.
+        """
+        update_id = raw.get("update_id")
+        loop = asyncio.get_running_loop()
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            future: asyncio.Future[Outcome] = loop.create_future()
+            future.set_exception(ValueError("an update without an integer update_id"))
+            return future
+        if (pending := self._pending.get(update_id)) is not None:
+            return pending.done
+        if update_id in self._recently_done:
+            # Done in this process (a poll overlapping a slow update fetches it again); the
+            # handlers would recognise it too (processed_updates): this only saves the work.
+            future = loop.create_future()
+            future.set_result(Outcome.HANDLED)
+            return future
+        item = _Item(update_id, raw, self._parse(raw), loop.create_future())
+        if item.update is not None and self._urgency is not None:
+            item.urgent = self._urgency(item.update)
+        self._pending[update_id] = item
+        key = self._lane_key(item)
+        lane = self._lanes.setdefault(key, _Lane())
+        lane.queue.append(item)
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.create_task(self._run_lane(key, lane), name=f"lane-{key}")
+        return item.done
+
+    def confirmable_offset(self, fetched_up_to: int) -> int:
+        """The getUpdates offset that confirms only what is done (``fetched_up_to`` = the
+        highest update id fetched so far)."""
+        if self._pending:
+            return min(self._pending)
+        return fetched_up_to + 1
+
+    @property
+    def in_flight(self) -> int:
+        """Updates received and not yet done."""
+        return len(self._pending)
+
+    async def wait_progress(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until some update is done (or ``timeout``), to poll again without spinning."""
+        self._progress.clear()
+        try:
+            await asyncio.wait_for(self._progress.wait(), timeout)
+        except TimeoutError:
+            return
+
+    async def drain(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait (at most ``timeout`` seconds) for the updates in flight, at shutdown."""
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def close(self) -> None:
+        """Stop the lanes; unfinished updates stay unconfirmed (Telegram delivers them again)."""
+        self._closed = True
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for item in self._pending.values():
+            if not item.done.done():
+                item.done.cancel()
+        self._pending.clear()
+        self._lanes.clear()
+
+    # ------------------------------------------------------------------------- running
+
+    def _parse(self, raw: dict[str, Any]) -> Update | None:
+        try:
+            return Update.de_json(raw, self._application.bot)
+        except Exception as exc:  # any shape PTB cannot read: set aside, never logged
+            log.warning(
+                "update_unreadable", update_id=raw.get("update_id"), error=type(exc).__name__
+            )
+            return None
+
+    @staticmethod
+    def _lane_key(item: _Item) -> object:
+        update = item.update
+        if update is not None:
+            if update.effective_chat is not None:
+                return update.effective_chat.id
+            if update.effective_user is not None:
+                return ("user", update.effective_user.id)
+        return ("update", item.update_id)
+
+    async def _run_lane(self, key: object, lane: _Lane) -> None:
+        try:
+            while lane.queue and not self._closed:
+                item = lane.queue[0]
+                outcome = await self._run(item)
+                lane.queue.popleft()
+                self._finish(item, outcome)
+        finally:
+            if not lane.queue and self._lanes.get(key) is lane:
+                del self._lanes[key]
+
+    def _finish(self, item: _Item, outcome: Outcome) -> None:
+        self._pending.pop(item.update_id, None)
+        self._recently_done.add(item.update_id)
+        self._done_order.append(item.update_id)
+        if len(self._done_order) > RECENT:
+            self._recently_done.discard(self._done_order.popleft())
+        if not item.done.done():
+            item.done.set_result(outcome)
+        self._progress.set()
+
+    async def _run(self, item: _Item) -> Outcome:
+        if item.update is None:
+            await self._set_aside(item, "unreadable", tries=1)
+            return Outcome.DEAD_LETTER
+        tries = 0
+        delay = RETRY_BASE
+        while True:
+            error = await self._attempt(item)
+            if error is None:
+                self.stalled = False
+                return Outcome.HANDLED
+            outage = is_outage(error) or isinstance(error, RetryAfter)
+            if not outage:
+                tries += 1
+                if tries >= MAX_TRIES:
+                    await self._set_aside(item, f"handler:{type(error).__name__}", tries=tries)
+                    if self._on_give_up is not None:
+                        await self._give_up(item.update)
+                    return Outcome.DEAD_LETTER
+            self.stalled = outage
+            UPDATES_RETRIED.inc()
+            log.warning(
+                "update_retry",
+                update_id=item.update_id,
+                error=type(error).__name__,
+                outage=outage,
+                retry_in=round(delay, 2),
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def _attempt(self, item: _Item) -> BaseException | None:
+        attempt = _Attempt()
+        token = _attempt.set(attempt)
+        try:
+            if item.urgent:
+                await self._application.process_update(item.update)
+            else:
+                async with self._slots:
+                    await self._application.process_update(item.update)
+        except Exception as exc:  # process_update itself failed (it normally catches)
+            return exc
+        finally:
+            _attempt.reset(token)
+        return attempt.error
+
+    async def _give_up(self, update: Update) -> None:
+        assert self._on_give_up is not None
+        try:
+            await self._on_give_up(update)
+        except Exception as exc:
+            log.warning("give_up_notice_failed", error=type(exc).__name__)
+
+    async def _set_aside(self, item: _Item, reason: str, *, tries: int) -> None:
+        """Store the dead letter; while the database is down, keep trying (never confirm a
+        loss)."""
+        delay = RETRY_BASE
+        while True:
+            try:
+                await self._dead_letter(item.update_id, item.raw, reason, tries)
+            except Exception as exc:
+                self.stalled = True
+                log.warning("dead_letter_retry", update_id=item.update_id, error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            DEAD_LETTERS.inc()
+            log.error("update_set_aside", update_id=item.update_id, reason=reason, tries=tries)
+            return
+
+
+def raw_json(raw: dict[str, Any]) -> str:
+    """The update as stored in a dead letter (compact, and valid on both databases)."""
+    return json.dumps(raw, separators=(",", ":"))
