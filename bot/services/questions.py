@@ -38,15 +38,29 @@ class ButtonPress:
     value: str | None = None
 
 
-def decode(data: str) -> ButtonPress | None:
-    """Decode button data; None when malformed (forged or from an older bot version)."""
+#: Ids and positions above this cannot be ours (the database's 32-bit integers): a forged press
+#: such as ``a:99999999999999999999:0:1`` is refused here, before any query.
+MAX_ID = 2**31 - 1
+
+
+def row_id(text: str) -> int:
+    """A database id from button data (``ValueError`` when it cannot be one)."""
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_ID:
+        raise ValueError("not a row id")
+    return int(text)
+
+
+def decode(data: str | None) -> ButtonPress | None:
+    """Decode button data; None when malformed (forged, absent or from an older bot version)."""
+    if not data:
+        return None
     parts = data.split(":")
     kind = parts[0]
     try:
         if kind in ("a", "t") and len(parts) == 4:
-            return ButtonPress(kind, int(parts[1]), int(parts[2]), parts[3])
+            return ButtonPress(kind, row_id(parts[1]), row_id(parts[2]), parts[3])
         if kind in ("d", "n") and len(parts) == 3:
-            return ButtonPress(kind, int(parts[1]), int(parts[2]))
+            return ButtonPress(kind, row_id(parts[1]), row_id(parts[2]))
         if kind in ("c", "b", "x", "e", "l", "k", "r") and len(parts) == 2 and parts[1]:
             return ButtonPress(kind, value=parts[1])
         if kind == "f" and len(parts) == 3 and parts[2] in ("y", "n"):

@@ -10,9 +10,12 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.i18n import t
 from bot.services import alert_actions
+from bot.services.context import STAFF_LANGUAGE
 from bot.services.ports import SentRef
-from bot.telegram.staff_access import StaffAccess
+from bot.services.questions import row_id
+from bot.telegram.staff_access import StaffAccess, answer_tap
 
 #: The callback data of an alert card's buttons (a patient's buttons never look like this).
 PATTERN = r"^[kr]:\d+$"
@@ -29,9 +32,14 @@ class AlertButtons:
         query = update.callback_query
         assert query is not None
         user = query.from_user
-        kind, alert_id = (query.data or "").split(":")
+        kind, _, raw_id = (query.data or "").partition(":")
         if not await self._access.is_staff(user.id if user else None):
             await self._access.refuse_tap(query, f"alert_{kind}")
+            return
+        try:
+            alert_id = row_id(raw_id)
+        except ValueError:  # forged: no alert has that id
+            await answer_tap(query, t(STAFF_LANGUAGE, "This alert no longer exists."))
             return
         assert user is not None
         message = query.message
@@ -40,12 +48,12 @@ class AlertButtons:
         ctx = self._access.ctx
         if kind == "r":
             reply = await alert_actions.ask_note(
-                ctx, alert_id=int(alert_id), chat_id=chat_id, user_id=user.id, pressed=pressed
+                ctx, alert_id=alert_id, chat_id=chat_id, user_id=user.id, pressed=pressed
             )
         else:
             reply = await alert_actions.acknowledge(
                 ctx,
-                alert_id=int(alert_id),
+                alert_id=alert_id,
                 staff_id=user.id,
                 staff_name=user.full_name,
                 pressed=pressed,

@@ -1,16 +1,21 @@
 """What every staff handler shares: who is staff, the audited refusal, and showing a reply.
 
 Only allow-listed user ids (``STAFF_USER_IDS`` plus ``python -m bot staff add``) may act; anyone
-else gets a polite refusal and the attempt is audited. A failed reply is logged, not raised: the
-nurse sees no answer and tries again.
+else gets a polite refusal and the attempt is audited. The refusal is said at most once per
+:data:`REFUSAL_EVERY` per person and chat (every attempt is still audited): a group allows only
+20 messages a minute, and a stranger repeating ``/patients`` must not use them up. A failed reply,
+or a tap Telegram no longer lets us answer (too old, or already answered), is logged, not raised:
+the nurse sees no answer and tries again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from telegram import CallbackQuery
+from telegram.error import TelegramError
 
 from bot.i18n import t
 from bot.services import audit, staff_answers
@@ -19,6 +24,19 @@ from bot.services.ports import DeliveryError, OutgoingMessage, SentRef
 from bot.services.staff_reply import Edit, StaffReply
 
 log = structlog.get_logger(__name__)
+
+#: A stranger is told "staff only" at most once in this many seconds per chat.
+REFUSAL_EVERY = 60.0
+#: Strangers remembered for that purpose (memory stays bounded).
+_MAX_REMEMBERED = 4096
+
+
+async def answer_tap(query: CallbackQuery, text: str | None = None, *, alert: bool = False) -> None:
+    """Stop the button's spinner; a tap Telegram no longer accepts an answer for is no error."""
+    try:
+        await query.answer(text, show_alert=alert)
+    except TelegramError as exc:
+        log.info("tap_answer_refused", error=type(exc).__name__)
 
 
 def refusal() -> str:
@@ -32,6 +50,7 @@ class StaffAccess:
     def __init__(self, ctx: ServiceContext, staff_ids: Callable[[], Awaitable[set[int]]]) -> None:
         self.ctx = ctx
         self._staff_ids = staff_ids
+        self._refused_at: dict[tuple[int | None, int], float] = {}
 
     async def is_staff(self, user_id: int | None) -> bool:
         """True for allow-listed staff."""
@@ -48,11 +67,26 @@ class StaffAccess:
                 attempted=action,
             )
 
+    def should_tell(self, user_id: int | None, chat_id: int) -> bool:
+        """True when this stranger was not told "staff only" in this chat within the last
+        :data:`REFUSAL_EVERY` seconds (and remember that they are told now)."""
+        now = time.monotonic()
+        key = (user_id, chat_id)
+        last = self._refused_at.get(key)
+        if last is not None and now - last < REFUSAL_EVERY:
+            return False
+        if len(self._refused_at) >= _MAX_REMEMBERED:
+            self._refused_at = {
+                k: at for k, at in self._refused_at.items() if now - at < REFUSAL_EVERY
+            }
+        self._refused_at[key] = now
+        return True
+
     async def refuse_tap(self, query: CallbackQuery, action: str) -> None:
         """A stranger pressed a staff button: audit it and say so in a pop-up."""
         user = query.from_user
         await self.refuse(user.id if user else None, action)
-        await query.answer(refusal(), show_alert=True)
+        await answer_tap(query, refusal(), alert=True)
 
     async def say(self, chat_id: int, message: OutgoingMessage) -> SentRef | None:
         """Send to a staff chat; None when Telegram did not take it."""
@@ -68,7 +102,7 @@ class StaffAccess:
         """Show a service's reply in ``chat_id``: answer the tap (first, so its spinner stops),
         edit, send, then let the service follow up (:func:`staff_answers.after_shown`)."""
         if tap is not None:
-            await tap.answer(reply.toast)
+            await answer_tap(tap, reply.toast)
         if reply.edit is not None:
             await self._edit(chat_id, reply.edit)
         sent = [await self.say(chat_id, message) for message in reply.messages]

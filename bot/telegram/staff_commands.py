@@ -106,7 +106,8 @@ class StaffCommands:
                 if chat.type == ChatType.PRIVATE and name in SHARED_COMMANDS:
                     return
                 await self._access.refuse(user_id, f"command_{name}")
-                await self._say(chat.id, refusal())
+                if self._access.should_tell(user_id, chat.id):
+                    await self._say(chat.id, refusal())
                 raise ApplicationHandlerStop
             assert user is not None
             if chat.type != ChatType.PRIVATE and chat.id != self._ctx.unit.staff_chat_id:

@@ -107,6 +107,41 @@ async def test_strangers_are_refused_politely_and_audited(harness: BotHarness) -
     await eventually(audited)
 
 
+async def test_a_stranger_repeating_commands_in_the_group_is_told_once_and_always_audited(
+    harness: BotHarness,
+) -> None:
+    """Each refusal used to be a group message, and groups get 20 a minute: 40 `/patients` from
+    a stranger delayed every other message by a minute."""
+    harness.server.add_user(STRANGER, first_name="Visitor")
+    for _ in range(40):
+        harness.server.send_text(STRANGER, "/patients", chat_id=STAFF_CHAT)
+    await harness.settle()
+
+    async def audited() -> None:
+        async with harness.ctx.sessions() as session:
+            refused = list(
+                await session.scalars(
+                    select(AuditEvent).where(AuditEvent.action == "staff_action_refused")
+                )
+            )
+        assert len(refused) == 40
+
+    await eventually(audited)
+    told = [m for m in harness.server.sent(STAFF_CHAT) if REFUSAL in (m.text or "")]
+    assert len(told) == 1
+
+
+async def test_a_forged_alert_button_is_refused_before_any_query(harness: BotHarness) -> None:
+    """Callback data ``k:99999999999999999999`` overflowed PostgreSQL's integer."""
+    listing = await command(harness, "/alerts", needle="Aucune alerte")
+    harness.server.press_button(
+        NURSE, listing.message_id, "k:99999999999999999999", chat_id=STAFF_CHAT
+    )
+    await harness.settle()
+    toasts = [a.get("text") or "" for a in harness.server.callback_answers]
+    assert toasts == ["Cette alerte n'existe plus."]
+
+
 async def test_staff_commands_are_refused_in_other_groups(harness: BotHarness) -> None:
     other_group = -1009999999999
     harness.server.add_group(other_group, title="Famille")
