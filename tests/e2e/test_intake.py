@@ -3,15 +3,17 @@ updates stay in order while other chats run, and nothing of a patient reaches th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from bot.db.models import Answer, DeadLetter
 from bot.logs import RedactingFilter
-from tests.harness import PARIS, BotHarness, eventually, question
+from tests.harness import PARIS, STAFF_CHAT, BotHarness, TestDatabase, eventually, question
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
 
@@ -86,3 +88,32 @@ def test_the_filter_withholds_third_party_arguments_and_exception_messages() -> 
     text = logging.Formatter().format(record)
     assert CANARY not in text
     assert "ValueError (message withheld)" in text
+
+
+class _LimitedHarness(BotHarness):
+    """The production rate limiter, against a fake server enforcing Telegram's limits."""
+
+    rate_limit = True
+
+
+async def test_a_429_on_the_staff_chat_does_not_delay_another_patients_reply(
+    database: TestDatabase, tmp_path: Path
+) -> None:
+    """PTB's limiter paused every request on a 429: an unrelated patient waited 38.6 s."""
+    async with _LimitedHarness(database, tmp_path) as harness:
+        harness.server.enforce_limits = True
+        first = await harness.consented_patient(1001, label="P-001")
+        second = await harness.consented_patient(1002, label="P-002")
+        await harness.advance_to(EVENING)
+        for patient in (first, second):
+            await question(patient)
+        harness.server.inject_fault("429", chat_id=STAFF_CHAT, seconds=40, retry_after=10)
+        first.say("9")  # urgent: its staff card meets the 429
+        await first.until("Noté")
+        started = asyncio.get_running_loop().time()
+        second.say("3")
+        await second.until("Noté")
+        delay = asyncio.get_running_loop().time() - started
+        harness.server.clear_faults()
+    assert delay < 2.0, f"the other patient waited {delay:.1f} s"
+    print(f"\n429 on the staff chat: another patient's reply took {delay * 1000:.0f} ms")
