@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -262,6 +263,44 @@ class ProcessedUpdate(Base):
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     processed_at: Mapped[datetime]
+
+
+class OwedMessage(Base):
+    """A message the bot owes a patient (the next question, "noted", the safety advice).
+
+    Written in the same transaction as the answer that caused it, so a crash between the commit
+    and the send loses nothing: whoever holds no claim on it (this process after the commit,
+    any process once the claim is stale or its holder dead) sends it, in ``id`` order per chat.
+    """
+
+    __tablename__ = "owed_messages"
+    __table_args__ = (
+        Index(
+            "ix_owed_messages_unsent",
+            "chat_id",
+            "id",
+            sqlite_where=text("sent_at IS NULL AND dropped_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL AND dropped_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id"))
+    #: The message as ``{"text": ..., "buttons": [[[label, data], ...], ...]}``.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Safety advice: sent before anything ordinary that waits.
+    urgent: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: Given up (the patient blocked the bot, or Telegram refuses it for good).
+    dropped_at: Mapped[datetime | None]
+    drop_reason: Mapped[str | None] = mapped_column(String(64))
 
 
 class DeadLetter(Base):

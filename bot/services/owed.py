@@ -1,0 +1,295 @@
+"""Messages the bot owes a patient, kept in the database until Telegram has them.
+
+A reply used to be sent after the commit of the answer that caused it, from memory: a process
+killed between the two (SIGKILL, out of memory) left the answer saved and the patient without
+the next question or, worse, without the safety advice (63 of 100 patients in a kill test).
+Now each message is an :class:`~bot.db.models.OwedMessage` row written **in the same
+transaction** as the answer, claimed by the process that wrote it; after the commit that
+process sends them at once (:func:`send_claimed`). Whatever is still owed (a crash, a temporary
+failure, a redelivered update whose first handling died before sending) is sent by
+:func:`send_owed`, which the dispatcher runs at every tick and the intake runs when an update
+turns out to be already handled.
+
+Rules:
+
+- one chat's messages go out in ``id`` order; a message waits while an earlier one of the same
+  chat is unsent, so "Noted" never arrives after the next question;
+- urgent rows (safety advice) are taken first across chats, never within a chat out of order;
+- a temporary failure (429, 5xx, network) reschedules the chat's next message with backoff,
+  honouring Telegram's ``retry_after``: this is the one retry layer for patient messages;
+- a blocked bot drops what is owed to that chat (and the caller's ``on_blocked`` alerts staff);
+  a message Telegram refuses for good is dropped after :data:`MAX_ATTEMPTS`, and logged;
+- a crash after Telegram took a message and before ``sent_at`` was written sends it again:
+  at least once, never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import OwedMessage
+from bot.metrics import MESSAGES_FAILED
+from bot.services.context import ServiceContext
+from bot.services.ports import (
+    Button,
+    DeliveryError,
+    OutgoingMessage,
+    RecipientBlocked,
+    SentRef,
+    TemporaryFailure,
+)
+
+log = structlog.get_logger(__name__)
+
+#: A claim older than this belongs to a process that died or hung: anyone may take it over.
+STALE_CLAIM = timedelta(seconds=30)
+#: Tries of a message Telegram keeps refusing (not a temporary failure) before it is dropped.
+MAX_ATTEMPTS = 5
+RETRY_BASE = timedelta(seconds=2)
+RETRY_MAX = timedelta(minutes=5)
+
+OnBlocked = Callable[[int], Awaitable[None]]
+
+
+def encode(message: OutgoingMessage) -> dict[str, object]:
+    """The JSON payload of a text message with buttons (files are never owed: see callers)."""
+    return {
+        "text": message.text,
+        "buttons": [[[b.label, b.data] for b in row] for row in message.buttons],
+    }
+
+
+def decode(payload: dict[str, object]) -> OutgoingMessage:
+    """The message a payload describes."""
+    rows = payload.get("buttons") or []
+    assert isinstance(rows, list)
+    return OutgoingMessage(
+        text=str(payload["text"]),
+        buttons=tuple(tuple(Button(str(label), str(data)) for label, data in row) for row in rows),
+    )
+
+
+def owe(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    message: OutgoingMessage,
+    episode_id: int | None,
+    now: datetime,
+    claimed_by: str,
+    urgent: bool = False,
+) -> OwedMessage:
+    """Record a message owed to ``chat_id``, claimed by the writer (it sends it after commit)."""
+    row = OwedMessage(
+        chat_id=chat_id,
+        episode_id=episode_id,
+        payload=encode(message),
+        urgent=urgent,
+        created_at=now,
+        claimed_by=claimed_by,
+        claimed_at=now,
+        attempts=0,
+    )
+    session.add(row)
+    return row
+
+
+async def send_claimed(ctx: ServiceContext, ids: Sequence[int], *, on_blocked: OnBlocked) -> None:
+    """After the commit: send the rows this process just wrote, in order (the fast path)."""
+    if ids:
+        await _send_ready(ctx, set(ids), on_blocked=on_blocked)
+
+
+async def send_owed(
+    ctx: ServiceContext,
+    *,
+    on_blocked: OnBlocked,
+    chat_id: int | None = None,
+    limit: int = 200,
+    holder_is_dead: Callable[[str], bool] = lambda _holder: False,
+) -> int:
+    """Send what is still owed (to ``chat_id``, or to everyone); the number sent.
+
+    A row is taken when nobody holds it, its claim is stale, or its holder is known dead.
+    """
+    now = ctx.clock.now()
+    async with ctx.sessions.begin() as session:
+        unsent = and_(OwedMessage.sent_at.is_(None), OwedMessage.dropped_at.is_(None))
+        query = select(
+            OwedMessage.id, OwedMessage.chat_id, OwedMessage.claimed_by, OwedMessage.claimed_at
+        ).where(unsent)
+        if chat_id is not None:
+            query = query.where(OwedMessage.chat_id == chat_id)
+        candidates = list(
+            await session.execute(
+                query.order_by(OwedMessage.urgent.desc(), OwedMessage.id).limit(limit)
+            )
+        )
+        dead = {h for _id, _chat, h, _at in candidates if h is not None and holder_is_dead(h)}
+        takeable = or_(
+            OwedMessage.claimed_by.is_(None),
+            OwedMessage.claimed_at < now - STALE_CLAIM,
+            OwedMessage.claimed_by.in_(dead),
+        )
+        free = [row_id for row_id, *_rest in candidates]
+        if not free:
+            return 0
+        claimed = list(
+            await session.scalars(
+                update(OwedMessage)
+                .where(
+                    OwedMessage.id.in_(free),
+                    unsent,
+                    # Checked again in the UPDATE: a concurrent claim makes the row not ours.
+                    takeable,
+                    or_(OwedMessage.next_attempt_at.is_(None), OwedMessage.next_attempt_at <= now),
+                )
+                .values(claimed_by=ctx.process_id, claimed_at=now)
+                .returning(OwedMessage.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return await _send_ready(ctx, set(claimed), on_blocked=on_blocked) if claimed else 0
+
+
+async def _send_ready(ctx: ServiceContext, mine: set[int], *, on_blocked: OnBlocked) -> int:
+    """Send the rows we hold that may go now; give back the others."""
+    async with ctx.sessions() as session:
+        rows = {
+            row.id: row
+            for row in await session.scalars(select(OwedMessage).where(OwedMessage.id.in_(mine)))
+        }
+        unsent_by_chat = await _unsent_per_chat(session, {row.chat_id for row in rows.values()})
+    # Per chat, only the run of our rows from its earliest unsent message: a message waits while
+    # an earlier one of its chat is unsent and not ours (held elsewhere, or waiting to retry).
+    ready = []
+    for ids in unsent_by_chat.values():
+        for row_id in ids:
+            if row_id not in mine:
+                break
+            ready.append(rows[row_id])
+    for row_id in mine - {row.id for row in ready}:
+        await _release(ctx, row_id)
+    return await _send_in_order(ctx, ready, on_blocked=on_blocked)
+
+
+async def _unsent_per_chat(session: AsyncSession, chats: set[int]) -> dict[int, list[int]]:
+    if not chats:
+        return {}
+    rows = await session.execute(
+        select(OwedMessage.chat_id, OwedMessage.id)
+        .where(
+            OwedMessage.chat_id.in_(chats),
+            OwedMessage.sent_at.is_(None),
+            OwedMessage.dropped_at.is_(None),
+        )
+        .order_by(OwedMessage.id)
+    )
+    unsent: dict[int, list[int]] = {}
+    for chat, row_id in rows:
+        unsent.setdefault(chat, []).append(row_id)
+    return unsent
+
+
+async def _send_in_order(
+    ctx: ServiceContext, rows: Sequence[OwedMessage], *, on_blocked: OnBlocked
+) -> int:
+    """Send each chat's rows in order; a chat stops at its first failure (the rest wait)."""
+    stopped: set[int] = set()
+    sent = 0
+    for row in sorted(rows, key=lambda r: (not r.urgent, r.id)):
+        if row.chat_id in stopped:
+            await _release(ctx, row.id)
+            continue
+        try:
+            ref = await ctx.messenger.send(row.chat_id, decode(row.payload))
+        except RecipientBlocked:
+            stopped.add(row.chat_id)
+            await _drop_chat(ctx, row.chat_id, reason="blocked")
+            await on_blocked(row.chat_id)
+            continue
+        except TemporaryFailure as exc:
+            stopped.add(row.chat_id)
+            await _retry_later(ctx, row, retry_after=exc.retry_after, give_up=False)
+            continue
+        except DeliveryError as exc:
+            stopped.add(row.chat_id)
+            MESSAGES_FAILED.labels(reason=type(exc).__name__).inc()
+            await _retry_later(ctx, row, retry_after=None, give_up=True)
+            continue
+        await _mark_sent(ctx, row.id, ref)
+        sent += 1
+    return sent
+
+
+async def _mark_sent(ctx: ServiceContext, row_id: int, ref: SentRef) -> None:
+    async with ctx.sessions.begin() as session:
+        await session.execute(
+            update(OwedMessage)
+            .where(OwedMessage.id == row_id)
+            .values(sent_at=ctx.clock.now(), message_id=ref.message_id, claimed_by=None)
+        )
+
+
+async def _release(ctx: ServiceContext, row_id: int) -> None:
+    async with ctx.sessions.begin() as session:
+        await session.execute(
+            update(OwedMessage)
+            .where(OwedMessage.id == row_id)
+            .values(claimed_by=None, claimed_at=None)
+        )
+
+
+async def _retry_later(
+    ctx: ServiceContext, row: OwedMessage, *, retry_after: float | None, give_up: bool
+) -> None:
+    now = ctx.clock.now()
+    attempts = row.attempts + 1
+    async with ctx.sessions.begin() as session:
+        if give_up and attempts >= MAX_ATTEMPTS:
+            await session.execute(
+                update(OwedMessage)
+                .where(OwedMessage.id == row.id)
+                .values(dropped_at=now, drop_reason="refused", attempts=attempts, claimed_by=None)
+            )
+            log.error("owed_message_dropped", owed_id=row.id, attempts=attempts)
+            return
+        backoff = min(RETRY_BASE * (2 ** (attempts - 1)), RETRY_MAX)
+        if retry_after is not None:
+            backoff = max(backoff, timedelta(seconds=retry_after))
+        await session.execute(
+            update(OwedMessage)
+            .where(OwedMessage.id == row.id)
+            .values(
+                attempts=attempts, next_attempt_at=now + backoff, claimed_by=None, claimed_at=None
+            )
+        )
+    log.warning("owed_message_retry", owed_id=row.id, attempts=attempts)
+
+
+async def _drop_chat(ctx: ServiceContext, chat_id: int, *, reason: str) -> None:
+    async with ctx.sessions.begin() as session:
+        await session.execute(
+            update(OwedMessage)
+            .where(
+                OwedMessage.chat_id == chat_id,
+                OwedMessage.sent_at.is_(None),
+                OwedMessage.dropped_at.is_(None),
+            )
+            .values(dropped_at=ctx.clock.now(), drop_reason=reason, claimed_by=None)
+        )
+
+
+async def next_attempt(ctx: ServiceContext) -> datetime | None:
+    """When the next owed message may be retried, for the dispatcher's wake-up."""
+    async with ctx.sessions() as session:
+        return await session.scalar(
+            select(func.min(OwedMessage.next_attempt_at)).where(
+                OwedMessage.sent_at.is_(None), OwedMessage.dropped_at.is_(None)
+            )
+        )
