@@ -35,7 +35,13 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import CheckIn, EnrolmentToken, Episode, Patient
+from bot.db.models import EnrolmentToken, Episode, Patient
+from bot.db.queries.checkins import (
+    next_scheduled,
+    open_checkins,
+    replannable_checkins,
+    scheduled_checkins,
+)
 from bot.domain.protocol import Indication
 from bot.domain.schedule import plan_checkins
 from bot.domain.states import LIVE_STATUSES, CheckInStatus, EpisodeStatus
@@ -102,15 +108,8 @@ async def resume(ctx: ServiceContext, *, label: str, actor: str) -> None:
                     )
                 )
             raise UsageError(_not_running(episode, label))
-        stale = await session.scalars(
-            select(CheckIn).where(
-                CheckIn.episode_id == episode.id,
-                CheckIn.status == CheckInStatus.SCHEDULED,
-                CheckIn.due_at <= now,
-            )
-        )
         skipped = 0
-        for checkin in stale:
+        for checkin in await scheduled_checkins(session, episode_id=episode.id, due_by=now):
             checkin.status, checkin.status_reason, checkin.closed_at = (
                 CheckInStatus.CANCELLED,
                 "episode_paused",
@@ -160,11 +159,7 @@ async def stop(
         closed = await close_open_checkins(
             session, episode_id=episode.id, now=now, reason="episode_stopped"
         )
-        for checkin in await session.scalars(
-            select(CheckIn).where(
-                CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED
-            )
-        ):
+        for checkin in await scheduled_checkins(session, episode_id=episode.id):
             checkin.status, checkin.status_reason, checkin.closed_at = (
                 CheckInStatus.CANCELLED,
                 "episode_stopped",
@@ -223,19 +218,8 @@ async def move_procedure(
                 indication=Indication(episode.indication),
             )
         }
-        rows = await session.scalars(
-            select(CheckIn).where(
-                CheckIn.episode_id == episode.id,
-                CheckIn.due_at > now,
-                (CheckIn.status == CheckInStatus.SCHEDULED)
-                | (
-                    (CheckIn.status == CheckInStatus.CANCELLED)
-                    & (CheckIn.status_reason == "quiet_hours")
-                ),
-            )
-        )
         moved = cancelled = 0
-        for checkin in rows:
+        for checkin in await replannable_checkins(session, episode_id=episode.id, after=now):
             item = plan.get(checkin.def_id)
             if item is None:
                 continue
@@ -296,19 +280,14 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
                     label=label,
                 )
             )
-        open_checkin = await session.scalar(
-            select(CheckIn).where(
-                CheckIn.episode_id == episode.id,
-                CheckIn.status.in_((CheckInStatus.AWAITING, CheckInStatus.SENDING)),
-            )
-        )
-        if open_checkin is not None:
+        already_open = await open_checkins(session, episode_id=episode.id)
+        if already_open:
             raise UsageError(
                 t(
                     STAFF_LANGUAGE,
                     "{label} already has a check-in open ({checkin}): the patient can answer it now.",
                     label=label,
-                    checkin=open_checkin.def_id,
+                    checkin=already_open[0].def_id,
                 )
             )
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
@@ -324,14 +303,7 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
                     end=protocol.quiet_hours.end,
                 )
             )
-        upcoming = list(
-            await session.scalars(
-                select(CheckIn)
-                .where(CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED)
-                .order_by(CheckIn.due_at)
-                .limit(2)
-            )
-        )
+        upcoming = await next_scheduled(session, episode_id=episode.id, limit=2)
         if not upcoming:
             return False
         checkin = upcoming[0]

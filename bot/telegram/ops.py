@@ -20,8 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import func, select, text
 from telegram.ext import Application
 
-from bot.db.models import Alert, CheckIn
-from bot.domain.states import AlertStatus, CheckInStatus
+from bot.db.models import Alert
+from bot.db.queries.checkins import oldest_unsent_due
+from bot.domain.states import AlertStatus
 from bot.metrics import ALERTS_OPEN, DISPATCHER_LAG, UP_SINCE, URGENT_UNACKNOWLEDGED
 from bot.services.context import ServiceContext
 
@@ -36,16 +37,7 @@ async def refresh_gauges(ctx: ServiceContext) -> None:
     """Recompute the database-derived gauges (called at every scrape)."""
     now = ctx.clock.now()
     async with ctx.sessions() as session:
-        # One MIN per status: over an IN list PostgreSQL scans the whole table.
-        due = [
-            await session.scalar(
-                select(func.min(CheckIn.due_at)).where(
-                    CheckIn.status == status, CheckIn.due_at <= now
-                )
-            )
-            for status in (CheckInStatus.SCHEDULED, CheckInStatus.SENDING)
-        ]
-        oldest_due = min((d for d in due if d is not None), default=None)
+        oldest_due = await oldest_unsent_due(session, now=now)
         open_alerts = await session.scalar(
             select(func.count(Alert.id)).where(
                 Alert.status.in_((AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED))
