@@ -48,6 +48,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, Episode, Patient
+from bot.db.queries.alerts import next_alert_event
 from bot.db.queries.checkins import (
     awaiting_by_episode,
     checkins_by_id,
@@ -171,7 +172,7 @@ async def next_wakeup(ctx: ServiceContext) -> datetime | None:
     waker would spin until the retry time.
     """
     async with ctx.sessions() as session:
-        candidates = [await next_checkin_event(session), await alerts.next_due(session)]
+        candidates = [await next_checkin_event(session), await next_alert_event(session)]
     candidates.append(await digest.next_due(ctx))
     present = [c for c in candidates if c is not None]
     return min(present) if present else None

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Alert, Answer, CheckIn, Episode, Patient, UnitMessage
+from bot.db.queries import alerts as alert_queries
 from bot.domain.protocol import Indication, Protocol, Question, Severity
 from bot.domain.schedule import day_number
 from bot.domain.scores import koos_jr_interval
@@ -287,10 +288,10 @@ async def first_delivery(ctx: ServiceContext, update_id: int) -> bool:
         return not await already_processed(session, update_id, ctx.clock.now())
 
 
-async def alert_status(ctx: ServiceContext, alert_id: int) -> str | None:
+async def alert_status(ctx: ServiceContext, alert_id: int) -> AlertStatus | None:
     """An alert's status (open, acknowledged, resolved), or None when it does not exist."""
     async with ctx.sessions() as session:
-        return await session.scalar(select(Alert.status).where(Alert.id == alert_id))
+        return await alert_queries.alert_status(session, alert_id=alert_id)
 
 
 async def record_view(
