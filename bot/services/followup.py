@@ -32,16 +32,16 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import EnrolmentToken, Episode, Patient
+from bot.db.models import Episode, Patient
 from bot.db.queries.checkins import (
     next_scheduled,
     open_checkins,
     replannable_checkins,
     scheduled_checkins,
 )
+from bot.db.queries.patients import latest_episode, patient_by_label, unused_tokens
 from bot.domain.protocol import Indication
 from bot.domain.schedule import plan_checkins
 from bot.domain.states import LIVE_STATUSES, CheckInStatus, EpisodeStatus
@@ -166,11 +166,7 @@ async def stop(
                 now,
             )
             closed += 1
-        for token in await session.scalars(
-            select(EnrolmentToken).where(
-                EnrolmentToken.episode_id == episode.id, EnrolmentToken.used_at.is_(None)
-            )
-        ):
+        for token in await unused_tokens(session, episode_id=episode.id):
             token.expires_at = min(token.expires_at, now)
         patient = await session.get(Patient, episode.patient_id)
         assert patient is not None
@@ -335,7 +331,7 @@ async def time_zone_of(ctx: ServiceContext, *, label: str) -> str:
 
 async def _episode(session: AsyncSession, label: str) -> Episode:
     """The patient's latest follow-up, locked for the change (PostgreSQL)."""
-    patient = await session.scalar(select(Patient).where(Patient.label == label))
+    patient = await patient_by_label(session, label=label)
     if patient is None or patient.erased_at is not None:
         raise NotFoundError(
             t(
@@ -344,10 +340,7 @@ async def _episode(session: AsyncSession, label: str) -> Episode:
                 label=label,
             )
         )
-    query = select(Episode).where(Episode.patient_id == patient.id).order_by(Episode.id.desc())
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update()
-    episode = await session.scalar(query.limit(1))
+    episode = await latest_episode(session, patient_id=patient.id, for_update=True)
     if episode is None:
         raise NotFoundError(
             t(STAFF_LANGUAGE, "{label} has no follow-up: enrol the patient first.", label=label)

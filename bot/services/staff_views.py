@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Alert, Answer, CheckIn, Episode, Patient, UnitMessage
 from bot.db.queries import alerts as alert_queries
+from bot.db.queries.patients import latest_episode, patient_by_label
 from bot.domain.protocol import Indication, Protocol, Question, Severity
 from bot.domain.schedule import day_number
 from bot.domain.scores import koos_jr_interval
@@ -311,7 +312,7 @@ async def record_view(
 
 async def find_episode(session: AsyncSession, label: str) -> tuple[Patient, Episode]:
     """The patient with this label and their latest episode; NotFoundError otherwise."""
-    patient = await session.scalar(select(Patient).where(Patient.label == label))
+    patient = await patient_by_label(session, label=label)
     if patient is None or patient.erased_at is not None:
         raise NotFoundError(
             t(
@@ -320,9 +321,7 @@ async def find_episode(session: AsyncSession, label: str) -> tuple[Patient, Epis
                 label=label,
             )
         )
-    episode = await session.scalar(
-        select(Episode).where(Episode.patient_id == patient.id).order_by(Episode.id.desc())
-    )
+    episode = await latest_episode(session, patient_id=patient.id)
     if episode is None:
         raise NotFoundError(
             t(STAFF_LANGUAGE, "{label} has no follow-up: enrol the patient first.", label=label)

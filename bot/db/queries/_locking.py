@@ -23,3 +23,8 @@ def on_postgres(session: AsyncSession) -> bool:
 def skipping_locked(query: Select[*Ts], session: AsyncSession) -> Select[*Ts]:
     """``query`` locking the rows it finds and skipping those another process holds."""
     return query.with_for_update(skip_locked=True) if on_postgres(session) else query
+
+
+def locking(query: Select[*Ts], session: AsyncSession) -> Select[*Ts]:
+    """``query`` locking the rows it finds until the commit (waiting for another holder)."""
+    return query.with_for_update() if on_postgres(session) else query
