@@ -148,9 +148,8 @@ def test_modules_and_signatures_stay_within_bounds() -> None:
     assert KNOWN_LONG_SIGNATURES - too_long == set(), "fixed: remove it from KNOWN_LONG_SIGNATURES"
 
 
-#: Dangling pointers in files outside this change, as (file, stem of the missing .md): to point
-#: at docs/clinical.md or docs/pitfalls.md when those files are next edited; then the list empties.
-KNOWN_DANGLING_REFERENCES = {}
+#: Known dangling pointers, as (file, stem of the missing .md): none are left, keep it so.
+KNOWN_DANGLING_REFERENCES: set[tuple[str, str]] = set()
 MARKDOWN_MENTION = re.compile(r"[\w./-]*[\w-]\.md\b")
 URL = re.compile(r"\w+://\S+")
 #: A folder next to the repository: written in two parts so this file does not mention it.

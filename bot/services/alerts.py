@@ -15,10 +15,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Alert, Episode, Patient
+from bot.db.queries.alerts import (
+    alerts_by_ids,
+    claim_due_reescalations,
+    claim_pending_deliveries,
+    unresolved_by_rule,
+)
 from bot.domain.protocol import LocalizedText, MissedInRowRule, Protocol, Rule, Severity
 from bot.domain.rules import Finding
 from bot.domain.schedule import day_number
@@ -57,11 +62,7 @@ async def raise_findings(
     Returns the alerts whose staff card must be posted or edited after the commit.
     """
     touched: list[Alert] = []
-    # The query autoflushes, so alerts added earlier in this same transaction are found too.
-    rows = await session.scalars(
-        select(Alert).where(Alert.episode_id == episode.id, Alert.status != AlertStatus.RESOLVED)
-    )
-    open_alerts = {alert.rule_id: alert for alert in rows}
+    open_alerts = await unresolved_by_rule(session, episode_id=episode.id)
     for finding in findings:
         evidence = [asdict(item) for item in finding.evidence]
         alert = open_alerts.get(finding.rule_id)
@@ -255,31 +256,11 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
         return 0
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        due = (
-            select(Alert.id)
-            .where(
-                or_(Alert.delivery == AlertDelivery.PENDING, Alert.needs_edit.is_(True)),
-                or_(Alert.next_delivery_at.is_(None), Alert.next_delivery_at <= now),
-            )
-            .order_by(Alert.id)
-            .limit(limit)
+        ids = await claim_pending_deliveries(
+            session, now=now, limit=limit, hold_until=now + CLAIM_FOR
         )
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        # One atomic UPDATE claims the rows: a concurrent caller (another task or process)
-        # sees next_delivery_at in the future and leaves them alone.
-        claimed = await session.execute(
-            update(Alert)
-            .where(Alert.id.in_(due.scalar_subquery()))
-            .values(next_delivery_at=now + CLAIM_FOR, needs_edit=False)
-            .returning(Alert.id)
-            .execution_options(synchronize_session=False)
-        )
-        ids = [row[0] for row in claimed]
         jobs = []
-        for alert in await session.scalars(
-            select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)
-        ):
+        for alert in await alerts_by_ids(session, ids=ids):
             protocol, episode, patient = await _card_parts(session, ctx, alert)
             card = staff_card(protocol, alert, episode, patient, now=now)
             jobs.append((alert.id, alert.delivery, alert.staff_message_id, card))
@@ -432,28 +413,11 @@ async def reescalate_due(ctx: ServiceContext) -> int:
         return 0
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        due = select(Alert.id).where(
-            Alert.status == AlertStatus.OPEN,
-            Alert.next_escalation_at.is_not(None),
-            Alert.next_escalation_at <= now,
+        ids = await claim_due_reescalations(
+            session, now=now, next_at=now + ctx.unit.reescalate_after
         )
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        claimed = await session.execute(
-            update(Alert)
-            .where(Alert.id.in_(due.scalar_subquery()))
-            .values(
-                next_escalation_at=now + ctx.unit.reescalate_after,
-                escalation_count=Alert.escalation_count + 1,
-            )
-            .returning(Alert.id)
-            .execution_options(synchronize_session=False)
-        )
-        ids = [row[0] for row in claimed]
         cards = []
-        for alert in await session.scalars(
-            select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)
-        ):
+        for alert in await alerts_by_ids(session, ids=ids):
             protocol, episode, patient = await _card_parts(session, ctx, alert)
             card = staff_card(protocol, alert, episode, patient, now=now, escalated=True)
             cards.append((alert.id, card))
@@ -479,19 +443,3 @@ async def reescalate_due(ctx: ServiceContext) -> int:
                 if failed is not None and failed.status == AlertStatus.OPEN:
                     failed.next_escalation_at = ctx.clock.now() + RETRY_BASE * 6
     return sent
-
-
-async def next_due(session: AsyncSession) -> datetime | None:
-    """The earliest alert delivery retry or re-escalation, for the dispatcher's wake-up."""
-    from sqlalchemy import func
-
-    delivery = await session.scalar(
-        select(func.min(Alert.next_delivery_at)).where(
-            or_(Alert.delivery == AlertDelivery.PENDING, Alert.needs_edit.is_(True))
-        )
-    )
-    escalation = await session.scalar(
-        select(func.min(Alert.next_escalation_at)).where(Alert.status == AlertStatus.OPEN)
-    )
-    candidates = [d for d in (delivery, escalation) if d is not None]
-    return min(candidates) if candidates else None

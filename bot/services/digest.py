@@ -13,13 +13,13 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.db.models import Alert, CheckIn, Digest, Episode, Patient
+from bot.db.models import Digest
+from bot.db.queries.views import checkin_counts_by_status, unresolved_alerts
 from bot.domain.protocol import Severity
 from bot.domain.schedule import day_number
-from bot.domain.states import AlertStatus, CheckInStatus
+from bot.domain.states import CheckInStatus
 from bot.i18n import format_local, t
 from bot.services.context import STAFF_LANGUAGE, ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage
@@ -57,29 +57,11 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
     """The digest text (French, like every staff view); None when there is nothing to say."""
     zone = ZoneInfo(ctx.unit.time_zone)
     async with ctx.sessions() as session:
-        rows = (
-            await session.execute(
-                select(Alert, Episode, Patient)
-                .join(Episode, Alert.episode_id == Episode.id)
-                .join(Patient, Episode.patient_id == Patient.id)
-                .where(Alert.status != AlertStatus.RESOLVED)
-                .order_by(Alert.created_at)
-            )
-        ).all()
+        rows = await unresolved_alerts(session)
         today = now.astimezone(zone).date()
         start = datetime.combine(today - timedelta(days=1), time(0), tzinfo=zone)
         end = datetime.combine(today, time(0), tzinfo=zone)
-        yesterday = (
-            await session.execute(
-                select(CheckIn.status, func.count())
-                .where(
-                    CheckIn.due_at >= start,
-                    CheckIn.due_at < end,
-                    CheckIn.status != CheckInStatus.CANCELLED,
-                )
-                .group_by(CheckIn.status)
-            )
-        ).all()
+        counts = await checkin_counts_by_status(session, due_from=start, due_before=end)
         reviews: list[str] = []
         urgent = 0
         for alert, episode, patient in rows:
@@ -91,7 +73,6 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
                 reviews.append(f"{patient.label} J+{day} {why}")
             else:
                 urgent += 1
-    counts = dict((status, n) for status, n in yesterday)
     due = sum(counts.values())
     if not reviews and not urgent and not due:
         return None

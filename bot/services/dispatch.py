@@ -45,10 +45,28 @@ from datetime import datetime, timedelta
 
 import psutil
 import structlog
-from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Answer, CheckIn, Episode, Patient
+from bot.db.models import CheckIn, Episode, Patient
+from bot.db.queries.alerts import next_alert_event
+from bot.db.queries.checkins import (
+    awaiting_by_episode,
+    checkins_by_id,
+    claim_due_checkins,
+    claim_due_reminders,
+    claim_expired_checkins,
+    claim_holders,
+    claimed_to_open,
+    episodes_by_id,
+    has_answers,
+    missed_in_row,
+    next_checkin_event,
+    oldest_unsent_due,
+    open_checkins,
+    release_claims,
+    with_episode,
+    with_episode_and_patient,
+)
 from bot.domain.protocol import Indication, Protocol
 from bot.domain.rules import History, evaluate_missed
 from bot.domain.schedule import reminder_times
@@ -154,68 +172,19 @@ async def next_wakeup(ctx: ServiceContext) -> datetime | None:
     waker would spin until the retry time.
     """
     async with ctx.sessions() as session:
-        candidates = [
-            await session.scalar(
-                select(func.min(func.coalesce(CheckIn.retry_at, CheckIn.due_at))).where(
-                    CheckIn.status == CheckInStatus.SCHEDULED
-                )
-            ),
-            await session.scalar(
-                select(func.min(CheckIn.next_reminder_at)).where(
-                    CheckIn.status == CheckInStatus.AWAITING
-                )
-            ),
-            await session.scalar(
-                select(func.min(CheckIn.window_ends_at)).where(
-                    CheckIn.status == CheckInStatus.AWAITING
-                )
-            ),
-            await alerts.next_due(session),
-        ]
+        candidates = [await next_checkin_event(session), await next_alert_event(session)]
     candidates.append(await digest.next_due(ctx))
     present = [c for c in candidates if c is not None]
     return min(present) if present else None
-
-
-def _postgres(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
-
-
-def _held_claim() -> ColumnElement[bool]:
-    """Rows a process claimed and has not confirmed: claimed, or opened with nothing sent yet.
-
-    The leading IN lets SQLite use the status index (with the OR alone it scans the table).
-    """
-    return CheckIn.status.in_((CheckInStatus.SENDING, CheckInStatus.AWAITING)) & or_(
-        CheckIn.status == CheckInStatus.SENDING,
-        (CheckIn.status == CheckInStatus.AWAITING)
-        & CheckIn.sent_at.is_(None)
-        & (CheckIn.question_index == 0)
-        & (CheckIn.reask_count == 0),
-    )
 
 
 async def _release_stale_claims(ctx: ServiceContext) -> int:
     """Give back to ``scheduled`` the claims of dead processes (see the module docstring)."""
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        holders = await session.scalars(
-            select(CheckIn.claimed_by)
-            .where(_held_claim(), CheckIn.claimed_by.is_not(None))
-            .distinct()
-        )
-        dead = [h for h in holders if h is not None and h != ctx.process_id and holder_is_dead(h)]
-        conditions = [CheckIn.claimed_at < now - STALE_CLAIM]
-        if dead:
-            conditions.append(CheckIn.claimed_by.in_(dead))
-        result = await session.execute(
-            update(CheckIn)
-            .where(_held_claim(), or_(*conditions))
-            .values(status=CheckInStatus.SCHEDULED, claimed_by=None, retry_at=None)
-            .returning(CheckIn.id)
-            .execution_options(synchronize_session=False)
-        )
-        released = len(result.all())
+        holders = await claim_holders(session)
+        dead = [h for h in holders if h != ctx.process_id and holder_is_dead(h)]
+        released = await release_claims(session, claimed_before=now - STALE_CLAIM, holders=dead)
     if released:
         log.warning("claims_released", count=released, dead_holders=len(dead))
     return released
@@ -224,33 +193,7 @@ async def _release_stale_claims(ctx: ServiceContext) -> int:
 async def _claim(ctx: ServiceContext) -> list[int]:
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        due = (
-            select(CheckIn.id)
-            .where(
-                CheckIn.status == CheckInStatus.SCHEDULED,
-                CheckIn.due_at <= now,
-                # Expired rows are _close_expired's: it applies the non-response rules.
-                CheckIn.window_ends_at > now,
-                or_(CheckIn.retry_at.is_(None), CheckIn.retry_at <= now),
-            )
-            .order_by(CheckIn.due_at)
-            .limit(BATCH)
-        )
-        if _postgres(session):
-            due = due.with_for_update(skip_locked=True)
-        result = await session.execute(
-            update(CheckIn)
-            .where(CheckIn.id.in_(due.scalar_subquery()))
-            .values(
-                status=CheckInStatus.SENDING,
-                claimed_at=now,
-                claimed_by=ctx.process_id,
-                attempts=CheckIn.attempts + 1,
-            )
-            .returning(CheckIn.id)
-            .execution_options(synchronize_session=False)
-        )
-        return [row[0] for row in result]
+        return await claim_due_checkins(session, now=now, limit=BATCH, worker=ctx.process_id)
 
 
 @dataclass
@@ -277,18 +220,8 @@ async def _send_claimed(ctx: ServiceContext, claimed: list[int]) -> tuple[int, i
     sent = failed = 0
     blocked_chats: list[int] = []
     async with ctx.sessions.begin() as session:
-        by_id = {
-            c.id: c
-            for c in await session.scalars(
-                select(CheckIn).where(CheckIn.id.in_([p.checkin_id for p in prepared]))
-            )
-        }
-        episodes = {
-            e.id: e
-            for e in await session.scalars(
-                select(Episode).where(Episode.id.in_({c.episode_id for c in by_id.values()}))
-            )
-        }
+        by_id = await checkins_by_id(session, ids=[p.checkin_id for p in prepared])
+        episodes = await episodes_by_id(session, ids={c.episode_id for c in by_id.values()})
         for item, outcome in zip(prepared, outcomes, strict=True):
             checkin = by_id[item.checkin_id]
             checkin.opening_sent += outcome.delivered
@@ -324,25 +257,11 @@ async def _open_claimed(ctx: ServiceContext, claimed: list[int]) -> list[_Prepar
     now = ctx.clock.now()
     prepared: list[_Prepared] = []
     async with ctx.sessions.begin() as session:
-        rows = (
-            await session.execute(
-                select(CheckIn, Episode, Patient)
-                .join(Episode, CheckIn.episode_id == Episode.id)
-                .join(Patient, Episode.patient_id == Patient.id)
-                .where(CheckIn.id.in_(claimed), CheckIn.status == CheckInStatus.SENDING)
-                .order_by(CheckIn.due_at.desc())
-            )
-        ).all()
-        # A check-in still open when the next falls due is closed (partial if it has answers):
-        # one query for the whole round, the rows are few.
-        still_open: dict[int, list[CheckIn]] = {}
-        for old in await session.scalars(
-            select(CheckIn).where(
-                CheckIn.episode_id.in_({checkin.episode_id for checkin, _, _ in rows}),
-                CheckIn.status == CheckInStatus.AWAITING,
-            )
-        ):
-            still_open.setdefault(old.episode_id, []).append(old)
+        rows = await claimed_to_open(session, ids=claimed)
+        # A check-in still open when the next falls due is closed (partial if it has answers).
+        still_open = await awaiting_by_episode(
+            session, episode_ids={checkin.episode_id for checkin, _, _ in rows}
+        )
         latest_of: set[int] = set()
         for checkin, episode, patient in rows:
             reason = _why_not_send(checkin, episode, patient, now)
@@ -398,20 +317,13 @@ def _why_not_send(
     return None
 
 
-async def _has_answers(session: AsyncSession, checkin_id: int) -> bool:
-    answered = await session.scalar(
-        select(func.count(Answer.id)).where(
-            Answer.checkin_id == checkin_id, Answer.status != "unclear"
-        )
-    )
-    return bool(answered)
-
-
 async def _close_unanswered(
     session: AsyncSession, checkin: CheckIn, now: datetime
 ) -> CheckInStatus:
     checkin.status = (
-        CheckInStatus.PARTIAL if await _has_answers(session, checkin.id) else CheckInStatus.MISSED
+        CheckInStatus.PARTIAL
+        if await has_answers(session, checkin_id=checkin.id)
+        else CheckInStatus.MISSED
     )
     checkin.closed_at = now
     checkin.next_reminder_at = None
@@ -427,14 +339,8 @@ async def close_open_checkins(
     claimed but not yet confirmed, become ``cancelled`` with ``reason``: never ``missed``, so
     the pause is not counted as non-response. Returns how many rows were closed.
     """
-    rows = await session.scalars(
-        select(CheckIn).where(
-            CheckIn.episode_id == episode_id,
-            CheckIn.status.in_((CheckInStatus.AWAITING, CheckInStatus.SENDING)),
-        )
-    )
     closed = 0
-    for checkin in rows:
+    for checkin in await open_checkins(session, episode_id=episode_id):
         await _cancel(session, checkin, now, reason)
         closed += 1
     return closed
@@ -443,7 +349,7 @@ async def close_open_checkins(
 async def _cancel(session: AsyncSession, checkin: CheckIn, now: datetime, reason: str) -> None:
     """Close a check-in nobody should answer now: ``partial`` if it has answers, else
     ``cancelled`` with ``reason`` (never ``missed``: it is not the patient's silence)."""
-    if await _has_answers(session, checkin.id):
+    if await has_answers(session, checkin_id=checkin.id):
         checkin.status = CheckInStatus.PARTIAL
     else:
         checkin.status, checkin.status_reason = CheckInStatus.CANCELLED, reason
@@ -525,34 +431,9 @@ async def _send_reminders(ctx: ServiceContext) -> int:
     now = ctx.clock.now()
     jobs: list[tuple[int, OutgoingMessage]] = []
     async with ctx.sessions.begin() as session:
-        due = (
-            select(CheckIn.id)
-            .where(CheckIn.status == CheckInStatus.AWAITING, CheckIn.next_reminder_at <= now)
-            .limit(BATCH)
-        )
-        if _postgres(session):
-            due = due.with_for_update(skip_locked=True)
-        # Claim: count the reminder and clear its time in one conditional UPDATE; the next
-        # reminder time is set below, in the same transaction.
-        claimed = await session.execute(
-            update(CheckIn)
-            .where(
-                CheckIn.id.in_(due.scalar_subquery()),
-                CheckIn.status == CheckInStatus.AWAITING,
-                CheckIn.next_reminder_at <= now,
-            )
-            .values(reminders_sent=CheckIn.reminders_sent + 1, next_reminder_at=None)
-            .returning(CheckIn.id)
-            .execution_options(synchronize_session=False)
-        )
-        ids = [row[0] for row in claimed]
-        rows = await session.execute(
-            select(CheckIn, Episode, Patient)
-            .join(Episode, CheckIn.episode_id == Episode.id)
-            .join(Patient, Episode.patient_id == Patient.id)
-            .where(CheckIn.id.in_(ids))
-        )
-        for checkin, episode, patient in rows.all():
+        # The next reminder time is set below, in the claim's transaction.
+        ids = await claim_due_reminders(session, now=now, limit=BATCH)
+        for checkin, episode, patient in await with_episode_and_patient(session, ids=ids):
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
             checkin.next_reminder_at = _next_reminder(protocol, checkin, episode, now)
             questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
@@ -602,37 +483,8 @@ async def _close_expired(ctx: ServiceContext) -> int:
     closed = 0
     touched_alerts = False
     async with ctx.sessions.begin() as session:
-        due = (
-            select(CheckIn.id)
-            .where(
-                CheckIn.status.in_((CheckInStatus.AWAITING, CheckInStatus.SCHEDULED)),
-                CheckIn.window_ends_at <= now,
-            )
-            .limit(EXPIRE_BATCH)
-        )
-        if _postgres(session):
-            due = due.with_for_update(skip_locked=True)
-        # The conditional UPDATE claims the rows (another tick or process waits for the commit,
-        # then no longer matches them); the transient status never outlives this transaction.
-        claimed = await session.execute(
-            update(CheckIn)
-            .where(
-                CheckIn.id.in_(due.scalar_subquery()),
-                CheckIn.status.in_((CheckInStatus.AWAITING, CheckInStatus.SCHEDULED)),
-            )
-            .values(status=CheckInStatus.CLOSING)
-            .returning(CheckIn.id)
-            .execution_options(synchronize_session=False)
-        )
-        ids = [row[0] for row in claimed]
-        expired = (
-            await session.execute(
-                select(CheckIn, Episode)
-                .join(Episode, CheckIn.episode_id == Episode.id)
-                .where(CheckIn.id.in_(ids))
-                .order_by(CheckIn.due_at)
-            )
-        ).all()
+        ids = await claim_expired_checkins(session, now=now, limit=EXPIRE_BATCH)
+        expired = await with_episode(session, ids=ids)
         missed_episodes: set[int] = set()
         for checkin, episode in expired:
             closed += 1
@@ -646,7 +498,7 @@ async def _close_expired(ctx: ServiceContext) -> int:
             missed_episode = await session.get(Episode, episode_id)
             assert missed_episode is not None
             protocol = await ctx.protocols.protocol_of(session, missed_episode.protocol_version_id)
-            in_row = await _missed_in_row(session, episode_id)
+            in_row = await missed_in_row(session, episode_id=episode_id)
             findings = evaluate_missed(
                 protocol,
                 History(
@@ -674,35 +526,7 @@ async def _close_expired(ctx: ServiceContext) -> int:
     return closed
 
 
-async def _missed_in_row(session: AsyncSession, episode_id: int) -> int:
-    statuses = await session.scalars(
-        select(CheckIn.status)
-        .where(
-            CheckIn.episode_id == episode_id,
-            CheckIn.status.in_(
-                (CheckInStatus.ANSWERED, CheckInStatus.PARTIAL, CheckInStatus.MISSED)
-            ),
-        )
-        .order_by(CheckIn.due_at.desc())
-    )
-    count = 0
-    for status in statuses:
-        if status != CheckInStatus.MISSED:
-            break
-        count += 1
-    return count
-
-
 async def _measure_lag(ctx: ServiceContext) -> None:
-    # One MIN per status: PostgreSQL reads a MIN over an IN list with a full scan (bench, 1M rows).
     async with ctx.sessions() as session:
-        found = [
-            await session.scalar(
-                select(func.min(CheckIn.due_at)).where(
-                    CheckIn.status == status, CheckIn.due_at <= ctx.clock.now()
-                )
-            )
-            for status in (CheckInStatus.SCHEDULED, CheckInStatus.SENDING)
-        ]
-    oldest = min((f for f in found if f is not None), default=None)
+        oldest = await oldest_unsent_due(session, now=ctx.clock.now())
     DISPATCHER_LAG.set((ctx.clock.now() - oldest).total_seconds() if oldest else 0.0)

@@ -20,9 +20,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, EnrolmentToken, Episode, Patient
+from bot.db.queries.patients import (
+    live_episode,
+    patient_by_chat,
+    patient_by_label,
+    token_by_hash,
+    unused_tokens,
+)
 from bot.domain.protocol import Indication, KneeSide, Protocol
 from bot.domain.schedule import plan_checkins
-from bot.domain.states import CONSENT, LIVE_STATUSES, CheckInStatus, EpisodeStatus
+from bot.domain.states import CONSENT, CheckInStatus, EpisodeStatus
 from bot.errors import EnrolmentError, UsageError
 from bot.services import audit
 from bot.services.context import ServiceContext
@@ -149,7 +156,7 @@ async def enrol(
     token = secrets.token_urlsafe(32)
     async with ctx.sessions.begin() as session:
         protocol_row = await ctx.protocols.row_for(session, protocol, ctx.clock)
-        patient = await session.scalar(select(Patient).where(Patient.label == label))
+        patient = await patient_by_label(session, label=label)
         live: Episode | None = None
         if patient is None:
             if new_episode:
@@ -163,11 +170,7 @@ async def enrol(
         else:
             if patient.erased_at is not None:
                 raise UsageError(f"patient {label} was erased; use a new label")
-            live = await session.scalar(
-                select(Episode).where(
-                    Episode.patient_id == patient.id, Episode.status.in_(LIVE_STATUSES)
-                )
-            )
+            live = await live_episode(session, patient_id=patient.id)
             if live is not None and live.status != EpisodeStatus.INVITED:
                 raise UsageError(
                     f"patient {label} already has a follow-up in progress (status "
@@ -200,11 +203,7 @@ async def enrol(
             live.protocol_version_id = protocol_row
             if baseline_pain is not None:
                 live.baseline_pain, live.baseline_source = baseline_pain, "staff"
-            for old in await session.scalars(
-                select(EnrolmentToken).where(
-                    EnrolmentToken.episode_id == live.id, EnrolmentToken.used_at.is_(None)
-                )
-            ):
+            for old in await unused_tokens(session, episode_id=live.id):
                 old.expires_at = now
         expires_at = now + ctx.unit.token_ttl
         session.add(
@@ -255,9 +254,7 @@ async def link_chat(ctx: ServiceContext, *, token: str, chat_id: int) -> Episode
         if not TOKEN_PATTERN.match(token):
             reason = "unknown"
         else:
-            row = await session.scalar(
-                select(EnrolmentToken).where(EnrolmentToken.token_hash == hash_token(token))
-            )
+            row = await token_by_hash(session, token_hash=hash_token(token))
             if row is None:
                 reason = "unknown"
             elif row.used_at is not None:
@@ -270,7 +267,7 @@ async def link_chat(ctx: ServiceContext, *, token: str, chat_id: int) -> Episode
             assert episode is not None
             patient = await session.get(Patient, episode.patient_id)
             assert patient is not None
-            other = await session.scalar(select(Patient).where(Patient.chat_id == chat_id))
+            other = await patient_by_chat(session, chat_id=chat_id)
             if (other is not None and other.id != patient.id) or (
                 patient.chat_id is not None and patient.chat_id != chat_id
             ):

@@ -25,6 +25,7 @@ from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Answer, AuditEvent, Base, Patient
+from bot.db.queries.patients import anonymise_chat_actor, patient_by_label, stored_file_paths
 from bot.errors import UsageError
 from bot.services import audit
 from bot.services.context import ServiceContext
@@ -74,7 +75,7 @@ async def candidate(ctx: ServiceContext, *, label: str) -> ErasureCandidate:
 
 
 async def _erasable(session: AsyncSession, label: str) -> Patient:
-    patient = await session.scalar(select(Patient).where(Patient.label == label))
+    patient = await patient_by_label(session, label=label)
     if patient is None:
         raise UsageError(f"no patient has the label {label!r}")
     if patient.erased_at is not None:
@@ -89,25 +90,12 @@ async def erase(ctx: ServiceContext, *, label: str, actor: str = "cli") -> Erasu
     async with ctx.sessions.begin() as session:
         patient = await _erasable(session, label)
         doomed = await _collect(session, patient.id)
-        files = [
-            Path(path)
-            for path in await session.scalars(
-                select(Answer.file_path).where(
-                    Answer.id.in_(doomed.get(Answer.__tablename__, set())),
-                    Answer.file_path.is_not(None),
-                )
-            )
-            if path
-        ]
+        answer_ids = doomed.get(Answer.__tablename__, set())
+        files = [Path(path) for path in await stored_file_paths(session, answer_ids=answer_ids)]
         await _unlink_audit(session, doomed)
         rows = await _delete(session, doomed)
         if patient.chat_id is not None:
-            await session.execute(
-                update(AuditEvent)
-                .where(AuditEvent.actor == f"chat:{patient.chat_id}")
-                .values(actor="chat:erased")
-                .execution_options(synchronize_session=False)
-            )
+            await anonymise_chat_actor(session, chat_id=patient.chat_id)
         patient.chat_id = None
         patient.erased_at = now
         # Files go before the commit: if the commit then failed, running erase again finishes it.

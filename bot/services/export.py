@@ -24,9 +24,14 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
-from sqlalchemy import Select, select
 
 from bot.db.models import Answer, CheckIn, Episode, Patient
+from bot.db.queries.views import (
+    answer_rows,
+    answers_of_episode,
+    checkins_of_episode,
+    episode_ids_with_answers,
+)
 from bot.domain.protocol import Protocol, Question
 from bot.domain.scores import koos_jr_interval
 from bot.domain.states import CheckInStatus
@@ -83,41 +88,12 @@ _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:cryo-followup")
 # --- CSV -------------------------------------------------------------------------------------
 
 
-def _answers_query(since: datetime | None) -> Select[*tuple[Any, ...]]:
-    query: Select[*tuple[Any, ...]] = (
-        select(
-            Answer.episode_id,
-            Patient.label,
-            CheckIn.def_id,
-            Answer.day,
-            Answer.question_id,
-            Answer.kind,
-            Answer.raw_text,
-            Answer.value,
-            Answer.score,
-            Answer.option_id,
-            Answer.flags,
-            Answer.status,
-            Answer.created_at,
-        )
-        .join(Episode, Answer.episode_id == Episode.id)
-        .join(Patient, Episode.patient_id == Patient.id)
-        .outerjoin(CheckIn, Answer.checkin_id == CheckIn.id)
-        .where(Patient.erased_at.is_(None))
-        .order_by(Answer.episode_id, Answer.created_at, Answer.id)
-    )
-    if since is not None:
-        query = query.where(Answer.created_at >= since)
-    return query
-
-
 async def csv_rows(
     ctx: ServiceContext, *, since: datetime | None = None
 ) -> AsyncIterator[list[str]]:
     """Every answer as a CSV row (strings, in :data:`CSV_COLUMNS` order), fetched in chunks."""
     async with ctx.sessions() as session:
-        result = await session.stream(_answers_query(since).execution_options(yield_per=CHUNK))
-        async for row in result:
+        async for row in answer_rows(session, since=since, chunk=CHUNK):
             (episode_id, label, time_point, day, question_id, kind, raw, value, score, option,
              flags, status, created_at) = row  # fmt: skip
             yield [
@@ -430,18 +406,8 @@ def episode_resources(data: EpisodeData) -> list[Any]:
 
 async def _episodes(ctx: ServiceContext, since: datetime | None) -> AsyncIterator[EpisodeData]:
     """Episodes that have answers (since ``since``), one at a time with their rows."""
-    query = (
-        select(Answer.episode_id)
-        .join(Episode, Answer.episode_id == Episode.id)
-        .join(Patient, Episode.patient_id == Patient.id)
-        .where(Patient.erased_at.is_(None))
-        .distinct()
-        .order_by(Answer.episode_id)
-    )
-    if since is not None:
-        query = query.where(Answer.created_at >= since)
     async with ctx.sessions() as session:
-        episode_ids = list(await session.scalars(query))
+        episode_ids = await episode_ids_with_answers(session, since=since)
     for episode_id in episode_ids:
         async with ctx.sessions() as session:
             episode = await session.get(Episode, episode_id)
@@ -449,19 +415,8 @@ async def _episodes(ctx: ServiceContext, since: datetime | None) -> AsyncIterato
             patient = await session.get(Patient, episode.patient_id)
             assert patient is not None
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            checkins = list(
-                await session.scalars(
-                    select(CheckIn).where(CheckIn.episode_id == episode_id).order_by(CheckIn.due_at)
-                )
-            )
-            answer_query = (
-                select(Answer)
-                .where(Answer.episode_id == episode_id)
-                .order_by(Answer.created_at, Answer.id)
-            )
-            if since is not None:
-                answer_query = answer_query.where(Answer.created_at >= since)
-            answers = list(await session.scalars(answer_query))
+            checkins = await checkins_of_episode(session, episode_id=episode_id)
+            answers = await answers_of_episode(session, episode_id=episode_id, since=since)
         yield EpisodeData(episode, patient.label, protocol, checkins, answers)
 
 

@@ -32,10 +32,16 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import CheckIn, EnrolmentToken, Episode, Patient
+from bot.db.models import Episode, Patient
+from bot.db.queries.checkins import (
+    next_scheduled,
+    open_checkins,
+    replannable_checkins,
+    scheduled_checkins,
+)
+from bot.db.queries.patients import latest_episode, patient_by_label, unused_tokens
 from bot.domain.protocol import Indication
 from bot.domain.schedule import plan_checkins
 from bot.domain.states import LIVE_STATUSES, CheckInStatus, EpisodeStatus
@@ -100,15 +106,8 @@ async def resume(ctx: ServiceContext, *, label: str, actor: str) -> None:
                     )
                 )
             raise UsageError(_not_running(episode, label))
-        stale = await session.scalars(
-            select(CheckIn).where(
-                CheckIn.episode_id == episode.id,
-                CheckIn.status == CheckInStatus.SCHEDULED,
-                CheckIn.due_at <= now,
-            )
-        )
         skipped = 0
-        for checkin in stale:
+        for checkin in await scheduled_checkins(session, episode_id=episode.id, due_by=now):
             checkin.status, checkin.status_reason, checkin.closed_at = (
                 CheckInStatus.CANCELLED,
                 "episode_paused",
@@ -158,22 +157,14 @@ async def stop(
         closed = await close_open_checkins(
             session, episode_id=episode.id, now=now, reason="episode_stopped"
         )
-        for checkin in await session.scalars(
-            select(CheckIn).where(
-                CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED
-            )
-        ):
+        for checkin in await scheduled_checkins(session, episode_id=episode.id):
             checkin.status, checkin.status_reason, checkin.closed_at = (
                 CheckInStatus.CANCELLED,
                 "episode_stopped",
                 now,
             )
             closed += 1
-        for token in await session.scalars(
-            select(EnrolmentToken).where(
-                EnrolmentToken.episode_id == episode.id, EnrolmentToken.used_at.is_(None)
-            )
-        ):
+        for token in await unused_tokens(session, episode_id=episode.id):
             token.expires_at = min(token.expires_at, now)
         patient = await session.get(Patient, episode.patient_id)
         assert patient is not None
@@ -221,19 +212,8 @@ async def move_procedure(
                 indication=Indication(episode.indication),
             )
         }
-        rows = await session.scalars(
-            select(CheckIn).where(
-                CheckIn.episode_id == episode.id,
-                CheckIn.due_at > now,
-                (CheckIn.status == CheckInStatus.SCHEDULED)
-                | (
-                    (CheckIn.status == CheckInStatus.CANCELLED)
-                    & (CheckIn.status_reason == "quiet_hours")
-                ),
-            )
-        )
         moved = cancelled = 0
-        for checkin in rows:
+        for checkin in await replannable_checkins(session, episode_id=episode.id, after=now):
             item = plan.get(checkin.def_id)
             if item is None:
                 continue
@@ -294,19 +274,14 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
                     label=label,
                 )
             )
-        open_checkin = await session.scalar(
-            select(CheckIn).where(
-                CheckIn.episode_id == episode.id,
-                CheckIn.status.in_((CheckInStatus.AWAITING, CheckInStatus.SENDING)),
-            )
-        )
-        if open_checkin is not None:
+        already_open = await open_checkins(session, episode_id=episode.id)
+        if already_open:
             raise UsageError(
                 t(
                     STAFF_LANGUAGE,
                     "{label} already has a check-in open ({checkin}): the patient can answer it now.",
                     label=label,
-                    checkin=open_checkin.def_id,
+                    checkin=already_open[0].def_id,
                 )
             )
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
@@ -322,14 +297,7 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
                     end=protocol.quiet_hours.end,
                 )
             )
-        upcoming = list(
-            await session.scalars(
-                select(CheckIn)
-                .where(CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED)
-                .order_by(CheckIn.due_at)
-                .limit(2)
-            )
-        )
+        upcoming = await next_scheduled(session, episode_id=episode.id, limit=2)
         if not upcoming:
             return False
         checkin = upcoming[0]
@@ -361,7 +329,7 @@ async def time_zone_of(ctx: ServiceContext, *, label: str) -> str:
 
 async def _episode(session: AsyncSession, label: str) -> Episode:
     """The patient's latest follow-up, locked for the change (PostgreSQL)."""
-    patient = await session.scalar(select(Patient).where(Patient.label == label))
+    patient = await patient_by_label(session, label=label)
     if patient is None or patient.erased_at is not None:
         raise NotFoundError(
             t(
@@ -370,10 +338,7 @@ async def _episode(session: AsyncSession, label: str) -> Episode:
                 label=label,
             )
         )
-    query = select(Episode).where(Episode.patient_id == patient.id).order_by(Episode.id.desc())
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update()
-    episode = await session.scalar(query.limit(1))
+    episode = await latest_episode(session, patient_id=patient.id, for_update=True)
     if episode is None:
         raise NotFoundError(
             t(STAFF_LANGUAGE, "{label} has no follow-up: enrol the patient first.", label=label)

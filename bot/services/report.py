@@ -18,11 +18,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
-
-from bot.db.models import Alert, Answer, CheckIn
+from bot.db.queries.views import alert_timings, closed_checkin_counts, pain_answers
 from bot.domain.protocol import Severity
-from bot.domain.states import DUE_STATES, AlertStatus, CheckInStatus
+from bot.domain.states import AlertStatus, CheckInStatus
 from bot.i18n import t
 from bot.services.charts import pain_question_ids
 from bot.services.context import ServiceContext
@@ -109,14 +107,7 @@ async def build_report(ctx: ServiceContext, *, since: datetime | None = None) ->
     pain_ids = sorted({qid for protocol in protocols for qid in pain_question_ids(protocol)})
     async with ctx.sessions() as session:
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        query = (
-            select(CheckIn.def_id, CheckIn.status, func.count())
-            .where(CheckIn.status.in_(DUE_STATES))
-            .group_by(CheckIn.def_id, CheckIn.status)
-        )
-        if since is not None:
-            query = query.where(CheckIn.due_at >= since)
-        for def_id, status, count in await session.execute(query):
+        for def_id, status, count in await closed_checkin_counts(session, since=since):
             counts[def_id][status] = count
         report.response = [
             TimePointRate(
@@ -131,28 +122,19 @@ async def build_report(ctx: ServiceContext, *, since: datetime | None = None) ->
         ]
 
         by_day: dict[int, list[int]] = defaultdict(list)
-        pain_query = select(Answer.day, Answer.value).where(
-            Answer.question_id.in_(pain_ids), Answer.status == "ok", Answer.value.is_not(None)
-        )
-        if since is not None:
-            pain_query = pain_query.where(Answer.created_at >= since)
-        stream = await session.stream(pain_query.execution_options(yield_per=CHUNK))
-        async for day, value in stream:
+        async for day, value in pain_answers(
+            session, question_ids=pain_ids, since=since, chunk=CHUNK
+        ):
             if value is not None:
                 by_day[day].append(value)
         report.pain = [
             DayPain(day, len(values), *_quartiles(values)) for day, values in sorted(by_day.items())
         ]
 
-        alert_query = select(
-            Alert.rule_id, Alert.severity, Alert.status, Alert.created_at, Alert.acknowledged_at
-        )
-        if since is not None:
-            alert_query = alert_query.where(Alert.created_at >= since)
         totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         delays: dict[str, list[float]] = defaultdict(list)
-        for rule_id, severity, alert_status, created_at, acknowledged_at in await session.execute(
-            alert_query
+        for rule_id, severity, alert_status, created_at, acknowledged_at in await alert_timings(
+            session, since=since
         ):
             totals[(rule_id, severity)][0] += 1
             totals[(rule_id, severity)][1] += alert_status != AlertStatus.RESOLVED

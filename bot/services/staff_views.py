@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Alert, Answer, CheckIn, Episode, Patient, UnitMessage
+from bot.db.models import Answer, Episode, Patient, UnitMessage
+from bot.db.queries import alerts as alert_queries
+from bot.db.queries import views
+from bot.db.queries.patients import latest_episode, patient_by_label
 from bot.domain.protocol import Indication, Protocol, Question, Severity
 from bot.domain.schedule import day_number
 from bot.domain.scores import koos_jr_interval
-from bot.domain.states import LIVE_STATUSES, AlertStatus, CheckInStatus, EpisodeStatus
+from bot.domain.states import AlertStatus, CheckInStatus, EpisodeStatus
 from bot.errors import NotFoundError
 from bot.i18n import format_local, t, tn
 from bot.services import audit
@@ -31,14 +33,6 @@ from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
 log = structlog.get_logger(__name__)
 
 SEVERITY_MARK = {"emergency": "🔴", "urgent": "🔴", "review": "🟠"}
-#: Check-in states that mean "the time point has come" (scheduled and cancelled ones have not).
-PAST_CHECKIN_STATES = (
-    CheckInStatus.SENDING,
-    CheckInStatus.AWAITING,
-    CheckInStatus.ANSWERED,
-    CheckInStatus.PARTIAL,
-    CheckInStatus.MISSED,
-)
 #: Telegram refuses longer messages (4096); keep room for the header.
 MAX_TEXT = 3800
 #: A free-text answer is cut to this many characters in a view (the export has it whole).
@@ -136,45 +130,14 @@ async def active_patients(ctx: ServiceContext) -> list[PatientRow]:
     """Follow-ups in progress (invited to paused), most urgent first."""
     now = ctx.clock.now()
     async with ctx.sessions() as session:
-        episodes = list(
-            await session.execute(
-                select(Episode, Patient.label)
-                .join(Patient, Episode.patient_id == Patient.id)
-                .where(Episode.status.in_(LIVE_STATUSES), Patient.erased_at.is_(None))
-            )
-        )
+        episodes = await views.live_follow_ups(session)
         if not episodes:
             return []
         ids = [episode.id for episode, _ in episodes]
         pain_ids = await _pain_ids(ctx, session, {e.protocol_version_id for e, _ in episodes})
-        last_pain_ids = select(func.max(Answer.id)).where(
-            Answer.episode_id.in_(ids),
-            Answer.question_id.in_(pain_ids),
-            Answer.status == "ok",
-            Answer.value.is_not(None),
-        )
-        pains = {
-            episode_id: value
-            for episode_id, value in await session.execute(
-                select(Answer.episode_id, Answer.value).where(
-                    Answer.id.in_(last_pain_ids.group_by(Answer.episode_id))
-                )
-            )
-        }
-        last_checkins: dict[int, CheckIn] = {}
-        for checkin in await session.scalars(
-            select(CheckIn)
-            .where(CheckIn.episode_id.in_(ids), CheckIn.status.in_(PAST_CHECKIN_STATES))
-            .order_by(CheckIn.due_at)
-        ):
-            last_checkins[checkin.episode_id] = checkin
-        open_by_episode: dict[int, list[str]] = defaultdict(list)
-        for episode_id, severity in await session.execute(
-            select(Alert.episode_id, Alert.severity).where(
-                Alert.episode_id.in_(ids), Alert.status != AlertStatus.RESOLVED
-            )
-        ):
-            open_by_episode[episode_id].append(severity)
+        pains = await views.last_pain_by_episode(session, episode_ids=ids, question_ids=pain_ids)
+        last_checkins = await views.last_past_checkin_by_episode(session, episode_ids=ids)
+        open_by_episode = await views.unresolved_severities_by_episode(session, episode_ids=ids)
     rows = []
     for episode, label in episodes:
         last = last_checkins.get(episode.id)
@@ -230,20 +193,13 @@ async def open_alerts(ctx: ServiceContext, *, language: str) -> list[AlertRow]:
     now = ctx.clock.now()
     rows: list[AlertRow] = []
     async with ctx.sessions() as session:
-        result = await session.execute(
-            select(Alert, Episode, Patient.label)
-            .join(Episode, Alert.episode_id == Episode.id)
-            .join(Patient, Episode.patient_id == Patient.id)
-            .where(Alert.status != AlertStatus.RESOLVED)
-            .order_by(Alert.created_at, Alert.id)
-        )
-        for alert, episode, label in result:
+        for alert, episode, patient in await views.unresolved_alerts(session):
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
             rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
             rows.append(
                 AlertRow(
                     alert_id=alert.id,
-                    label=label,
+                    label=patient.label,
                     severity=alert.severity,
                     explanation=rule.explanation.get(language) if rule else alert.rule_id,
                     day=day_number(episode.procedure_at, now, episode.time_zone),
@@ -285,10 +241,10 @@ async def first_delivery(ctx: ServiceContext, update_id: int) -> bool:
         return not await already_processed(session, update_id, ctx.clock.now())
 
 
-async def alert_status(ctx: ServiceContext, alert_id: int) -> str | None:
+async def alert_status(ctx: ServiceContext, alert_id: int) -> AlertStatus | None:
     """An alert's status (open, acknowledged, resolved), or None when it does not exist."""
     async with ctx.sessions() as session:
-        return await session.scalar(select(Alert.status).where(Alert.id == alert_id))
+        return await alert_queries.alert_status(session, alert_id=alert_id)
 
 
 async def record_view(
@@ -308,7 +264,7 @@ async def record_view(
 
 async def find_episode(session: AsyncSession, label: str) -> tuple[Patient, Episode]:
     """The patient with this label and their latest episode; NotFoundError otherwise."""
-    patient = await session.scalar(select(Patient).where(Patient.label == label))
+    patient = await patient_by_label(session, label=label)
     if patient is None or patient.erased_at is not None:
         raise NotFoundError(
             t(
@@ -317,9 +273,7 @@ async def find_episode(session: AsyncSession, label: str) -> tuple[Patient, Epis
                 label=label,
             )
         )
-    episode = await session.scalar(
-        select(Episode).where(Episode.patient_id == patient.id).order_by(Episode.id.desc())
-    )
+    episode = await latest_episode(session, patient_id=patient.id)
     if episode is None:
         raise NotFoundError(
             t(STAFF_LANGUAGE, "{label} has no follow-up: enrol the patient first.", label=label)
@@ -333,32 +287,10 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
     async with ctx.sessions() as session:
         patient, episode = await find_episode(session, label)
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-        checkins = list(
-            await session.scalars(
-                select(CheckIn)
-                .where(CheckIn.episode_id == episode.id, CheckIn.status.in_(PAST_CHECKIN_STATES))
-                .order_by(CheckIn.due_at)
-            )
-        )
-        answers = list(
-            await session.scalars(
-                select(Answer)
-                .where(Answer.episode_id == episode.id)
-                .order_by(Answer.created_at, Answer.id)
-            )
-        )
-        alerts = list(
-            await session.scalars(
-                select(Alert).where(Alert.episode_id == episode.id).order_by(Alert.created_at)
-            )
-        )
-        messages = list(
-            await session.scalars(
-                select(UnitMessage)
-                .where(UnitMessage.episode_id == episode.id)
-                .order_by(UnitMessage.created_at)
-            )
-        )
+        checkins = await views.past_checkins(session, episode_id=episode.id)
+        answers = await views.answers_of_episode(session, episode_id=episode.id)
+        alerts = await views.alerts_of_episode(session, episode_id=episode.id)
+        messages = await views.unit_messages_of_episode(session, episode_id=episode.id)
     zone = episode.time_zone
     pain_ids = set(pain_question_ids(protocol))
     by_checkin: dict[int, list[Answer]] = defaultdict(list)

@@ -17,11 +17,11 @@ from typing import Any
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from telegram.ext import Application
 
-from bot.db.models import Alert, CheckIn
-from bot.domain.states import AlertStatus, CheckInStatus
+from bot.db.queries.checkins import oldest_unsent_due
+from bot.db.queries.views import oldest_unacknowledged, unresolved_alert_count
 from bot.metrics import ALERTS_OPEN, DISPATCHER_LAG, UP_SINCE, URGENT_UNACKNOWLEDGED
 from bot.services.context import ServiceContext
 
@@ -36,28 +36,11 @@ async def refresh_gauges(ctx: ServiceContext) -> None:
     """Recompute the database-derived gauges (called at every scrape)."""
     now = ctx.clock.now()
     async with ctx.sessions() as session:
-        # One MIN per status: over an IN list PostgreSQL scans the whole table.
-        due = [
-            await session.scalar(
-                select(func.min(CheckIn.due_at)).where(
-                    CheckIn.status == status, CheckIn.due_at <= now
-                )
-            )
-            for status in (CheckInStatus.SCHEDULED, CheckInStatus.SENDING)
-        ]
-        oldest_due = min((d for d in due if d is not None), default=None)
-        open_alerts = await session.scalar(
-            select(func.count(Alert.id)).where(
-                Alert.status.in_((AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED))
-            )
-        )
-        oldest_unacked = await session.scalar(
-            select(func.min(Alert.created_at)).where(
-                Alert.status == AlertStatus.OPEN, Alert.severity.in_(URGENT)
-            )
-        )
+        oldest_due = await oldest_unsent_due(session, now=now)
+        open_alerts = await unresolved_alert_count(session)
+        oldest_unacked = await oldest_unacknowledged(session, severities=URGENT)
     DISPATCHER_LAG.set((now - oldest_due).total_seconds() if oldest_due else 0.0)
-    ALERTS_OPEN.set(open_alerts or 0)
+    ALERTS_OPEN.set(open_alerts)
     URGENT_UNACKNOWLEDGED.set((now - oldest_unacked).total_seconds() if oldest_unacked else 0.0)
 
 
