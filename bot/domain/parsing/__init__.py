@@ -1,8 +1,11 @@
 """Understand what a patient typed: pain scores, yes/no, choices, red flags in free text.
 
-Pure functions: no I/O, no Telegram, no database. Patients are often 60-80 years old, typing on
-a phone, in French or English, so everything here is accent-insensitive (unidecode), tolerant of
-small typos (rapidfuzz) and reads number words with text2num's ``alpha2digit``.
+Pure functions: no I/O per call, no Telegram, no database. Patients are often 60-80 years
+old, typing on a phone, in French or English, so everything here is accent-insensitive
+(unidecode), tolerant of small typos (rapidfuzz) and reads number words with text2num's
+``alpha2digit``. The words themselves (negators, hedges, yes/no words, units...) are data, one
+file per language (``bot/locales/<lang>/parsing.yaml``, see :mod:`.vocabulary`), read once at
+import; all languages are read at once, as patients mix them.
 
 Two rules override everything else:
 
@@ -41,7 +44,7 @@ Modules, one job each: :mod:`.normalise` (accents, contractions, stems), :mod:`.
 (clauses and sentences), :mod:`.numbers` and :mod:`.scale` (scores), :mod:`.temperature`,
 :mod:`.yes_no`, :mod:`.choice`, :mod:`.negation`, :mod:`.hedges`, :mod:`.lemmas` and
 :mod:`.flag_phrases` (what :mod:`.red_flags` reads with), :mod:`.questions` (dispatch by
-question type).
+question type), :mod:`.vocabulary` (the per-language word files).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Choice answers: the option whose label or synonym the text says, never one picked by position."""
+"""Choice answers: the option whose label or synonym the text says, never one picked by place."""
 
 from __future__ import annotations
 
@@ -13,15 +13,12 @@ from bot.domain.parsing.negation import negated_before
 from bot.domain.parsing.normalise import stem, to_ascii
 from bot.domain.parsing.results import UNCLEAR, Parsed
 from bot.domain.parsing.tokens import phrase_words, tokenize
+from bot.domain.parsing.vocabulary import alternatives, every
 from bot.domain.protocol import Option
 
-_CHOICE_NEGATORS = frozenset(
-    stem(w) for w in ("pas", "not", "no", "ni", "sans", "without", "never", "jamais")
-)
+_CHOICE_NEGATORS = frozenset(stem(w) for w in every(lambda words: words.choice.negators))
 # "beaucoup moins gonflé" is not "beaucoup": a level followed by a comparative is a change.
-_COMPARATIVES = frozenset(
-    stem(w) for w in ("moins", "less", "plus", "more", "mieux", "better", "pire", "worse")
-)
+_COMPARATIVES = frozenset(stem(w) for w in every(lambda words: words.choice.comparatives))
 _FUZZY_CHOICE_CUTOFF = 85.0
 _FUZZY_CHOICE_MARGIN = 5.0
 
@@ -84,10 +81,7 @@ def _option_parsed(option: Option) -> Parsed:
 
 
 # "no idea" is not the option "no"/"none": a patient who does not know must be asked again.
-_DONT_KNOW = re.compile(
-    r"\b(?:no idea|(?:i )?(?:don'?t|do not) know|not sure|dunno|aucune idee|"
-    r"(?:je )?(?:ne )?sais pas|j'?sais pas|chais pas|sais plus|pas sur|pas certaine?)\b"
-)
+_DONT_KNOW = re.compile(r"\b" + alternatives(lambda words: words.choice.dont_know) + r"\b")
 
 
 def _parse_choice(text: str, options: Sequence[Option], language: str) -> Parsed:

@@ -9,348 +9,43 @@ from functools import lru_cache
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from bot.domain.parsing.lemmas import lemma, lemma_set, lemmatise
+from bot.domain.parsing.lemmas import BARELY, lemma, lemma_set, lemmatise
 from bot.domain.parsing.negation import PRE_NEGATORS
 from bot.domain.parsing.normalise import stemmed_set
 from bot.domain.parsing.tokens import phrase_words
+from bot.domain.parsing.vocabulary import every
 from bot.domain.protocol import RedFlag
 
 # A bare body part, measurement or worry is a topic, not a symptom: doubtful ("mon mollet va
 # bien", "la fièvre est tombée", "peur d'une infection"). Longer phrases around them stay certain.
-_TOPIC_WORDS = stemmed_set(
-    (
-        "mollet",
-        "calf",
-        "temperature",
-        "jambe",
-        "leg",
-        "genou",
-        "knee",
-        "tombe",
-        "chute",
-        "infection",
-        "infecte",
-        "infected",
-    )
-)
-
-
+_TOPIC_WORDS = stemmed_set(every(lambda words: words.red_flags.topic_words))
 # A phrase made only of degree words ("much worse", "bien pire") says how much, not what: asking
 # is enough.
-_DEGREE_WORDS = stemmed_set(
-    (
-        "much",
-        "bien",
-        "worse",
-        "pire",
-        "beaucoup",
-        "very",
-        "tres",
-        "lot",
-        "far",
-        "really",
-        "vraiment",
-    )
-)
+_DEGREE_WORDS = stemmed_set(every(lambda words: words.red_flags.degree_words))
 # Skipped when matching phrases, in the text and in the phrases alike, so "calf is swollen" =
 # "calf swollen", "la peau est toute blanche" = "peau toute blanche", "pain in my calf" = "pain in
 # the calf". French "ne" is optional in speech: "je peux pas marcher" = "je ne peux pas marcher".
 # Negations, hedges and clauses are still read on the full text.
-SKIPPABLE = stemmed_set(
-    (
-        "is",
-        "are",
-        "am",
-        "was",
-        "were",
-        "been",
-        "est",
-        "sont",
-        "etait",
-        "etaient",
-        "the",
-        "a",
-        "an",
-        "my",
-        "his",
-        "her",
-        "le",
-        "la",
-        "les",
-        "l",
-        "un",
-        "une",
-        "mon",
-        "ma",
-        "mes",
-        "son",
-        "sa",
-        "ses",
-        "ne",
-        "n",
-    )
-)
+SKIPPABLE = stemmed_set(every(lambda words: words.red_flags.skippable))
 # Phrases with one of these words report fever; a measured normal temperature cancels them.
-_FEVER_WORDS = stemmed_set(
-    ("fievre", "fever", "feverish", "temperature", "febrile", "fievreux", "fievreuse")
-)
-
-
+_FEVER_WORDS = stemmed_set(every(lambda words: words.red_flags.fever_words))
 # Words that may sit between the words of a phrase without changing what it says: intensifiers,
 # auxiliaries, linking verbs, object pronouns ("le genou est TOUT rouge et chaud", "the skin HAS
 # TURNED grey", "my knee KEEPS giving way", "I can't put ANY weight", "le genou ME lâche").
 # At most MAX_FILLERS of them, in the clause of the phrase; a negation is never one of them.
-FILLERS = lemma_set(
-    (
-        # English
-        "very",
-        "really",
-        "so",
-        "too",
-        "all",
-        "completely",
-        "totally",
-        "quite",
-        "pretty",
-        "still",
-        "keep",
-        "keeps",
-        "kept",
-        "just",
-        "now",
-        "any",
-        "has",
-        "have",
-        "had",
-        "having",
-        "got",
-        "get",
-        "gets",
-        "getting",
-        "become",
-        "becomes",
-        "became",
-        "turned",
-        "turning",
-        "turns",
-        "gone",
-        "went",
-        "look",
-        "looks",
-        "looked",
-        "looking",
-        "feel",
-        "feels",
-        "felt",
-        "feeling",
-        "suddenly",
-        "badly",
-        "absolutely",
-        "literally",
-        "extremely",
-        "also",
-        "again",
-        "already",
-        "much",
-        "lot",
-        "far",
-        "always",
-        "constantly",
-        # French
-        "tout",
-        "toute",
-        "tous",
-        "toutes",
-        "tres",
-        "trop",
-        "vraiment",
-        "completement",
-        "totalement",
-        "super",
-        "hyper",
-        "carrement",
-        "encore",
-        "toujours",
-        "deja",
-        "maintenant",
-        "soudain",
-        "soudainement",
-        "brutalement",
-        "subitement",
-        "tellement",
-        "si",
-        "bien",
-        "beaucoup",
-        "me",
-        "m",
-        "se",
-        "s",
-        "te",
-        "lui",
-        "y",
-        "ai",
-        "avait",
-        "avais",
-        "eu",
-        "devenu",
-        "devenue",
-        "devenus",
-        "devenues",
-        "devient",
-        "deviennent",
-        "parait",
-        "reste",
-        "qui",
-    )
-)
+FILLERS = lemma_set(every(lambda words: words.red_flags.fillers))
 MAX_FILLERS = 3
 # Not key words of a phrase (grammar, pronouns, degree): a phrase's key words are the rest.
 _NOT_KEYS = (
-    lemma_set(
-        (
-            "de",
-            "du",
-            "des",
-            "d",
-            "a",
-            "au",
-            "aux",
-            "en",
-            "dans",
-            "sur",
-            "sous",
-            "par",
-            "pour",
-            "avec",
-            "vers",
-            "chez",
-            "jusqu",
-            "jusque",
-            "travers",
-            "que",
-            "qu",
-            "quoi",
-            "je",
-            "j",
-            "tu",
-            "il",
-            "elle",
-            "on",
-            "nous",
-            "vous",
-            "ils",
-            "elles",
-            "ce",
-            "c",
-            "ca",
-            "cela",
-            "moi",
-            "toi",
-            "leur",
-            "suis",
-            "es",
-            "etre",
-            "fait",
-            "fais",
-            "of",
-            "in",
-            "on",
-            "at",
-            "to",
-            "from",
-            "with",
-            "through",
-            "by",
-            "for",
-            "into",
-            "onto",
-            "over",
-            "under",
-            "up",
-            "down",
-            "out",
-            "off",
-            "around",
-            "about",
-            "i",
-            "you",
-            "he",
-            "she",
-            "it",
-            "we",
-            "they",
-            "him",
-            "them",
-            "this",
-            "that",
-            "there",
-            "here",
-            "its",
-            "and",
-            "or",
-            "et",
-            "ou",
-            "as",
-            "like",
-            "comme",
-            "be",
-            "do",
-            "does",
-            "did",
-            "will",
-            "would",
-            "can",
-            "could",
-            "should",
-            "must",
-            "may",
-            "might",
-            "make",
-            "makes",
-            "side",
-            "cote",
-        )
-    )
+    lemma_set(every(lambda words: words.red_flags.not_keys))
     | FILLERS
     | frozenset(lemma(w) for w in SKIPPABLE)
     | frozenset(lemma(w) for w in _DEGREE_WORDS)
 )
 # A phrase with one of these is only read in its own word order: negations ("can't walk"),
-# comparisons and times ("worse than before", "pire qu'avant", "plus gonflé qu'hier").
-_ORDERED = lemma_set(
-    (
-        "not",
-        "no",
-        "pas",
-        "ne",
-        "n",
-        "plus",
-        "rien",
-        "nothing",
-        "never",
-        "jamais",
-        "sans",
-        "without",
-        "impossible",
-        "unable",
-        "none",
-        "aucun",
-        "aucune",
-        "than",
-        "que",
-        "qu",
-        "more",
-        "less",
-        "moins",
-        "before",
-        "avant",
-        "after",
-        "apres",
-        "yesterday",
-        "hier",
-        "barely",
-    )
-)
+# comparisons and times ("worse than before", "pire qu'avant", "plus gonflé qu'hier"), and a
+# "barely" that is no "cannot" ("à peine gonflé").
+_ORDERED = lemma_set(every(lambda words: words.red_flags.ordered)) | {lemma(BARELY)}
 # Key words of one phrase found in any order within this many words of one clause ("the skin
 # where they froze it is grey" for "skin grey") make a doubtful mention: the bot asks.
 LOOSE_SPAN = 8

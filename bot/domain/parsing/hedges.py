@@ -9,58 +9,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from bot.domain.parsing.tokens import phrase_words
+from bot.domain.parsing.vocabulary import every
 
-# Degree hedges apply to their clause; epistemic hedges to the whole sentence.
-_LOCAL_HEDGES = (
-    "un peu",
-    "un petit peu",
-    "legerement",
-    "a bit",
-    "a little",
-    "slightly",
-    "kind of",
-    "sort of",
-    "somewhat",
-    "un poil",
-    "hardly",
-    "barely",
-    "scarcely",
-    "a peine",
-)
-_SENTENCE_HEDGES = (
-    "peut etre",
-    "peutetre",
-    "maybe",
-    "perhaps",
-    "possibly",
-    "probably",
-    "probablement",
-    "possible",
-    "je crois",
-    "je pense",
-    "i think",
-    "i guess",
-    "i believe",
-    "il me semble",
-    "on dirait",
-    "j ai l impression",
-    "seems",
-    "semble",
-    "not sure",
-    "pas sur",
-    "pas certain",
-    "sais pas",
-    "do not know",
-    "unsure",
-    "normal",
-    "normale",
-    "est ce",
-    "is it",
-    "is this",
-    "should i",
-    "dois je",
-    "faut il",
-)
+_LOCAL_HEDGES = every(lambda words: words.hedges.local)
+_SENTENCE_HEDGES = every(lambda words: words.hedges.sentence)
 
 
 @dataclass(frozen=True)

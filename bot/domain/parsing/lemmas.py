@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from bot.domain.parsing.normalise import stem
+from bot.domain.parsing.tokens import phrase_words
+from bot.domain.parsing.vocabulary import every, every_mapping, load_vocabulary
 
-#
 # Stems merge plurals and French feminine/participle endings. For red flags, the text and every
 # phrase are further reduced to a crude, symmetric lemma so that everyday verb forms meet the
 # phrase lists: "giving"/"gives"/"gave" -> "giv" (so "knee gives way" reads "my knee keeps
@@ -15,47 +17,41 @@ from bot.domain.parsing.normalise import stem
 # "couldn't" -> "can not", "j'arrive" -> "je arrive". Negations, hedges and clauses are still
 # read on the stems.
 
+# Irregular forms ("gave" -> "give") and French elisions ("j'arrive" = "je arrive", "s'ouvre" =
+# "se ouvre", "qu'avant" = "que avant").
 _IRREGULAR = {
-    "gave": "give",
-    "given": "give",
-    "grew": "grow",
-    "grown": "grow",
-    "bled": "bleed",
-    "could": "can",
-    # French elisions: "j'arrive" = "je arrive", "s'ouvre" = "se ouvre", "qu'avant" = "que avant"
-    "j": "je",
-    "m": "me",
-    "t": "te",
-    "s": "se",
-    "d": "de",
-    "c": "ce",
-    "qu": "que",
-    "n": "ne",
+    stem(word): replacement
+    for word, replacement in every_mapping(lambda words: words.lemmas.irregular).items()
 }
-_KEEP_WORDS = frozenset({"during"})  # not "dur" (French "dur", hard)
+_KEEP_WORDS = frozenset(stem(w) for w in every(lambda words: words.lemmas.keep))
 # "can hardly breathe" = "can not breathe", "je peux à peine marcher" = "je peux pas marcher";
-# elsewhere ("hardly any bleeding", "à peine gonflé") these are hedges (see _LOCAL_HEDGES).
-_BARELY = stem("barely")
-_BARELY_WORDS = frozenset(stem(w) for w in ("hardly", "barely", "scarcely"))
-_PEINE = stem("peine")
-_CAN_WORDS = frozenset(stem(w) for w in ("can", "could"))
-_FR_CAN_WORDS = frozenset(
-    stem(w)
-    for w in (
-        "peux",
-        "peut",
-        "pouvez",
-        "pouvons",
-        "peuvent",
-        "pouvais",
-        "pouvait",
-        "arrive",
-        "arrives",
-        "arrivez",
-        "arrivais",
-        "arrivait",
-    )
-)
+# elsewhere ("hardly any bleeding", "à peine gonflé") these are hedges, read as this word
+# (which red-flag phrases read in their own order).
+BARELY = stem("barely")
+
+
+@dataclass(frozen=True)
+class _Barely:
+    """A "barely" phrase of one language, with that language's "can" words and "cannot"."""
+
+    phrase: tuple[str, ...]
+    can: frozenset[str]
+    cannot: str
+
+
+def _barely_by_last_word() -> dict[str, tuple[_Barely, ...]]:
+    found: dict[str, list[_Barely]] = {}
+    for words in load_vocabulary():
+        rule = words.lemmas.can_barely
+        can = frozenset(stem(w) for w in rule.can)
+        for text in rule.barely:
+            phrase = phrase_words(text)
+            if phrase:
+                found.setdefault(phrase[-1], []).append(_Barely(phrase, can, rule.cannot))
+    return {word: tuple(rules) for word, rules in found.items()}
+
+
+_BARELY_BY_LAST_WORD = _barely_by_last_word()
 
 
 def _undouble(word: str) -> str:
@@ -90,15 +86,19 @@ def lemmatise(stems: Sequence[str]) -> list[str]:
     """Lemmas of a stemmed text or phrase, reading "can hardly"/"peux à peine" as a negation."""
     lemmas: list[str] = []
     for i, word in enumerate(stems):
-        if word in _BARELY_WORDS:
-            able = stems[i - 1] in _CAN_WORDS if i else False
-            lemmas.append("not" if able else _BARELY)
-        elif word == _PEINE and i and stems[i - 1] == "a":
-            able = i >= 2 and stems[i - 2] in _FR_CAN_WORDS
-            lemmas.append("pas" if able else _BARELY)
-        else:
-            lemmas.append(lemma(word))
+        barely = _barely_at(stems, i)
+        lemmas.append(lemma(word) if barely is None else barely)
     return lemmas
+
+
+def _barely_at(stems: Sequence[str], end: int) -> str | None:
+    """A "barely" phrase ending at ``end``: "cannot" after a "can" word, else :data:`BARELY`."""
+    for rule in _BARELY_BY_LAST_WORD.get(stems[end], ()):
+        start = end + 1 - len(rule.phrase)
+        if start >= 0 and tuple(stems[start : end + 1]) == rule.phrase:
+            able = start >= 1 and stems[start - 1] in rule.can
+            return rule.cannot if able else BARELY
+    return None
 
 
 def lemma_set(words: Iterable[str]) -> frozenset[str]:

@@ -4,62 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.domain.parsing.normalise import stemmed_set
+from bot.domain.parsing.normalise import stem, stemmed_set
 from bot.domain.parsing.tokens import Tokens
+from bot.domain.parsing.vocabulary import every
 
 # Words that negate a symptom named just after them ("pas de fièvre", "no pus", "sans fièvre").
-PRE_NEGATORS = stemmed_set(
-    (
-        "pas",
-        "no",
-        "not",
-        "sans",
-        "without",
-        "ni",
-        "nor",
-        "neither",
-        "aucun",
-        "aucune",
-        "never",
-        "jamais",
-        "none",
-        "zero",
-    )
-)
+PRE_NEGATORS = stemmed_set(every(lambda words: words.negation.pre_negators))
 # Words that negate a symptom named just before them when they end the clause ("fièvre non").
-_POST_NEGATORS = stemmed_set(("non", "no", "pas", "nope", "nan", "aucun", "none", "negatif"))
+_POST_NEGATORS = stemmed_set(every(lambda words: words.negation.post_negators))
 # Any of these shortly after a symptom makes it doubtful ("le mollet n'est pas dur").
-POST_DOUBT = stemmed_set(("ne", "n", "pas", "not", "non", "no", "plus", "jamais", "never"))
+POST_DOUBT = stemmed_set(every(lambda words: words.negation.post_doubt))
 # A symptom said to be fading is worth a question, not an alarm ("la rougeur diminue").
-_IMPROVING = stemmed_set(
-    (
-        "diminue",
-        "diminuer",
-        "moins",
-        "mieux",
-        "less",
-        "better",
-        "disparu",
-        "gone",
-        "parti",
-        "partie",
-        "estompe",
-        "fading",
-        "reduit",
-        "reduced",
-        "smaller",
-        "decreasing",
-        "improving",
-        "settled",
-        "passe",
-    )
-)
+_IMPROVING = stemmed_set(every(lambda words: words.negation.improving))
+# Typed words that share a stem with an improving word but are not one: English "less" and the
+# French article "les".
+_NOT_IMPROVING = frozenset(every(lambda words: words.negation.not_improving))
 _NEGATION_WINDOW = 4
 _POST_WINDOW = 3
-
+# Negators only with "ne"/"n'" just before them ("n'ai plus", "ne ... plus"): "plus de" alone may
+# mean more.
+_AFTER_NE = stemmed_set(every(lambda words: words.negation.after_ne))
+_NE = stemmed_set(every(lambda words: words.negation.ne))
+_NE_WINDOW = 2
+# Two words that are no negation unless one of some words follows ("pas mal de fièvre" = quite a
+# lot; "pas mal au mollet" = no pain in the calf).
+_NOT_NEGATING = {
+    (stem(pair.words[0]), stem(pair.words[1])): stemmed_set(pair.negating_before)
+    for pair in every(lambda words: words.negation.not_negating)
+}
 
 # "le mollet va bien", "my calf feels fine": a bare topic said to be fine is not a mention.
-_REASSURING = stemmed_set(("bien", "fine", "ok", "okay", "good", "great", "nickel", "parfait"))
+_REASSURING = stemmed_set(every(lambda words: words.negation.reassuring))
 
 
 def negated_before(tokens: Tokens, start: int, negators: frozenset[str], window: int) -> bool:
@@ -86,11 +61,12 @@ def reassured(tokens: Tokens, start: int) -> bool:
 
 def is_negator(tokens: Tokens, i: int) -> bool:
     word = tokens.words[i]
-    if word == "pas" and i + 1 < len(tokens.words) and tokens.words[i + 1] == "mal":
-        # "pas mal de fièvre" = quite a lot; "pas mal au mollet" = no pain in the calf
-        return i + 2 < len(tokens.words) and tokens.words[i + 2] in ("a", "au", "aux")
-    if word == "plu":  # "plus" stemmed: a negation only in "n'ai plus", "ne ... plus"
-        return any(tokens.words[j] in ("n", "ne") for j in range(max(0, i - 2), i))
+    if i + 1 < len(tokens.words):
+        negating_before = _NOT_NEGATING.get((word, tokens.words[i + 1]))
+        if negating_before is not None:
+            return i + 2 < len(tokens.words) and tokens.words[i + 2] in negating_before
+    if word in _AFTER_NE:
+        return any(tokens.words[j] in _NE for j in range(max(0, i - _NE_WINDOW), i))
     return word in PRE_NEGATORS
 
 
@@ -116,8 +92,11 @@ def post_negated(tokens: Tokens, end: int, covered: list[bool]) -> bool:
 def improving_near(tokens: Tokens, start: int, end: int) -> bool:
     clause = tokens.clause[start]
     for i in (*range(max(0, start - 2), start), *range(end, min(len(tokens.words), end + 3))):
-        # English "less" and the French article "les" share a stem: only the former counts
-        if tokens.clause[i] == clause and tokens.words[i] in _IMPROVING and tokens.raw[i] != "les":
+        if (
+            tokens.clause[i] == clause
+            and tokens.words[i] in _IMPROVING
+            and tokens.raw[i] not in _NOT_IMPROVING
+        ):
             return True
     return False
 

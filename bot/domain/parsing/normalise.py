@@ -13,20 +13,12 @@ from functools import lru_cache
 from unidecode import unidecode
 
 from bot.domain.parsing.results import MAX_CHARS
+from bot.domain.parsing.vocabulary import every
 
+# English "can't", "doesn't", "isnt"... expanded before anything else is read.
 _CONTRACTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), replacement)
-    for pattern, replacement in (
-        (r"\bcan'?t\b", "can not"),
-        (r"\bcannot\b", "can not"),
-        (r"\bwon'?t\b", "will not"),
-        (r"\b(\w+)n't\b", r"\1 not"),
-        # apostrophe-less forms typed on phones ("dont" is left alone: it is a French word)
-        (
-            r"\b(does|did|is|are|was|were|has|have|had|could|would|should|must)nt\b",
-            r"\1 not",
-        ),
-    )
+    (re.compile(contraction.pattern), contraction.replacement)
+    for contraction in every(lambda words: words.contractions)
 )
 
 

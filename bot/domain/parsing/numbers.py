@@ -13,36 +13,66 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from text_to_num import alpha2digit
 
 from bot.domain.parsing.normalise import to_ascii
+from bot.domain.parsing.vocabulary import alternatives, every, every_mapping
+
+#: The languages text2num reads number words in, one after the other.
+TEXT2NUM_LANGUAGES = every(lambda words: (words.text2num,) if words.text2num else ())
 
 # alpha2digit leaves 0, 1 and 2 alone when isolated ("un peu" must stay words); these are
 # handled here, with "un/une/one" accepted only where it cannot be an article.
+_SMALL_NUMBERS = every_mapping(lambda words: words.numbers.small_numbers)
+_ONES = "|".join(re.escape(word) for word, value in _SMALL_NUMBERS.items() if value == 1)
+_NOT_ONES = "|".join(re.escape(word) for word, value in _SMALL_NUMBERS.items() if value != 1)
 _LONE_O = re.compile(r"\bo\b")
-_DENOMINATOR_BEFORE = re.compile(r"(?:/|\bsur|\bout of|\bover)\s*$")
-_ZERO_TWO = re.compile(r"\b(?:zero|deux|two)\b")
-_ONE_ALONE = re.compile(r"^\W*(?:un|une|one)\W*$")
-_ONE_BEFORE = re.compile(r"\b(?:un|une|one)\b(?=\s*(?:/|sur\b|out of\b|ou\b|or\b|-|to\b)\s*\d)")
+_DENOMINATOR_BEFORE = re.compile(
+    r"(?:/|"
+    + alternatives(lambda words: words.numbers.scale_before_number, before=r"\b")
+    + r")\s*$"
+)
+_SMALL_NOT_ONE = re.compile(r"\b(?:" + _NOT_ONES + r")\b")
+_ONE_ALONE = re.compile(r"^\W*(?:" + _ONES + r")\W*$")
+_ONE_BEFORE = re.compile(
+    r"\b(?:"
+    + _ONES
+    + r")\b(?=\s*(?:/|-|"
+    + alternatives(lambda words: words.numbers.one_before, after=r"\b")
+    + r")\s*\d)"
+)
 _ONE_AFTER = re.compile(
-    r"\b(a|dirais|say|about|environ|around|vers)\s+(?:un|une|one)\b(?=\s*(?:[.!,;]|$))"
+    r"\b(" + alternatives(lambda words: words.numbers.one_after) + r")\s+(?:" + _ONES + r")\b"
+    r"(?=\s*(?:[.!,;]|$))"
 )
 _HYPHENATED_WORDS = re.compile(r"\b([a-z]+)-([a-z]+)\b")
 _NUMBER_RE = re.compile(r"(?<![\d.,])\d+(?:[.,]\d+)?(?![\d])")
 _UNIT_AFTER = re.compile(
     # with or without a space: "2 jours", "500mg", "38 deg" (the ° sign), "3 fois"
-    r"^\s*(?:heures?|hours?|hrs?|mn|min|minutes?|jours?|days?|nuits?|nights?|semaines?|sem"
-    r"|weeks?|wks?|mois|months?|ans?|annees?|years?|yrs?|fois|times?|mg|kg|ml|cl|km|cm|mm"
-    r"|deg|degres?|degrees?|pm|am|comprimes?|cachets?|pills?|tablets?|eme|ieme|er|ere)\b"
+    r"^\s*(?:" + alternatives(lambda words: words.numbers.units_after) + r"|mg|kg|ml|cl|km|cm|mm"
+    r"|deg)\b"
     # attached only: "10h", "4e", "2nd", "38c", "3j", "5x", "30%", "10:30"
-    r"|^(?:h|e|nd|rd|st|th|c|f|j|x|g|m)\b|^\s*%|^:\d"
+    r"|^(?:" + alternatives(lambda words: words.numbers.units_attached) + r"|h|c|f|x|g|m)\b"
+    r"|^\s*%|^:\d"
 )
-_UNIT_BEFORE = re.compile(r"(?:\b(?:day|jour|j|d|semaine|week)\s*|[h:+])$")
+_UNIT_BEFORE = re.compile(
+    r"(?:\b" + alternatives(lambda words: words.numbers.units_before) + r"\s*|[h:+])$"
+)
 _COMPARATOR_BEFORE = re.compile(
-    r"(?:\b(?:moins de|less than|under|below|plus de|more than|above|at least|au moins"
-    r"|au dessus de|en dessous de|superieur a|inferieur a)\s*|[<>]\s*)$"
+    r"(?:\b" + alternatives(lambda words: words.numbers.comparators_before) + r"\s*|[<>]\s*)$"
 )
-DENOMINATOR = re.compile(r"^\s*(?:/|sur\b|out of\b|over\b|on\b)\s*(\d+)(?![\d.,])")
-RANGE_LINK = re.compile(r"^\s*(?:-+|a|to|ou|or)\s*$")
-BETWEEN_LINK = re.compile(r"^\s*(?:et|and)\s*$")
-BETWEEN_BEFORE = re.compile(r"\b(?:entre|between|from|de)\s*$")
+_MINUS_BEFORE = re.compile(r"\b" + alternatives(lambda words: words.numbers.minus_before) + r"\s*$")
+DENOMINATOR = re.compile(
+    r"^\s*(?:/|"
+    + alternatives(lambda words: words.numbers.scale_after_score, after=r"\b")
+    + r")\s*(\d+)(?![\d.,])"
+)
+RANGE_LINK = re.compile(
+    r"^\s*(?:-+|" + alternatives(lambda words: words.numbers.range_links) + r")\s*$"
+)
+BETWEEN_LINK = re.compile(
+    r"^\s*" + alternatives(lambda words: words.numbers.between_links) + r"\s*$"
+)
+BETWEEN_BEFORE = re.compile(
+    r"\b" + alternatives(lambda words: words.numbers.between_before) + r"\s*$"
+)
 
 
 def number_text(text: str) -> str:
@@ -55,12 +85,12 @@ def number_text(text: str) -> str:
     # text2num reads a lone "o" as "oh" (zero, as in "o o seven"): "O O" would become "00", a
     # number the patient never gave. Shield it.
     text = _LONE_O.sub("~", text)
-    for language in ("fr", "en"):
+    for language in TEXT2NUM_LANGUAGES:
         try:
             text = alpha2digit(text, language)
         except Exception:  # noqa: S112 — a library hiccup must not lose the answer
             continue
-    text = _ZERO_TWO.sub(lambda m: "0" if m.group(0) == "zero" else "2", text)
+    text = _SMALL_NOT_ONE.sub(lambda m: str(_SMALL_NUMBERS[m.group(0)]), text)
     if _ONE_ALONE.match(text):
         return "1"
     text = _ONE_BEFORE.sub("1", text)
@@ -70,7 +100,7 @@ def number_text(text: str) -> str:
 def _is_number_word_pair(match: re.Match[str]) -> bool:
     """True for "six-sept" (a range) but not "dix-sept" (17, read whole by alpha2digit)."""
     whole = match.group(0)
-    for language in ("fr", "en"):
+    for language in TEXT2NUM_LANGUAGES:
         try:
             if alpha2digit(whole, language) != whole:
                 return False
@@ -81,14 +111,14 @@ def _is_number_word_pair(match: re.Match[str]) -> bool:
 
 
 def _safe_a2d(word: str) -> str:
-    for language in ("fr", "en"):
+    for language in TEXT2NUM_LANGUAGES:
         try:
             converted = str(alpha2digit(word, language))
         except Exception:  # noqa: S112
             continue
         if converted != word:
             return converted
-    return {"zero": "0", "un": "1", "une": "1", "one": "1", "deux": "2", "two": "2"}.get(word, word)
+    return str(_SMALL_NUMBERS[word]) if word in _SMALL_NUMBERS else word
 
 
 def _round_half_up(number: str) -> int | None:
@@ -115,7 +145,7 @@ class Number:
 # Dates are never scores: "10/10/2026", "12.03.26", "le 12/03", "on 10/10".
 DATE_SPAN = re.compile(
     r"\b\d{1,2}([/.-])\d{1,2}\1\d{2,4}\b"  # one separator: "6-7/10" is a range
-    r"|\b(?:le|du|au|depuis|on|since|the)\s+\d{1,2}[/.]\d{1,2}\b"
+    r"|\b" + alternatives(lambda words: words.numbers.date_before) + r"\s+\d{1,2}[/.]\d{1,2}\b"
 )
 
 
@@ -131,7 +161,7 @@ def find_numbers(text: str) -> list[Number]:
         # "-3" is negative; "6-7", "6 - 7" and "6--7" are ranges
         negative = (
             before.endswith("-") and not before.rstrip("-").rstrip()[-1:].isdigit()
-        ) or bool(re.search(r"\b(?:moins|minus)\s*$", before))
+        ) or bool(_MINUS_BEFORE.search(before))
         numbers.append(
             Number(
                 start=match.start(),

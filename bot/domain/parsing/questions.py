@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from rapidfuzz import fuzz, process
 
@@ -11,80 +11,25 @@ from bot.domain.parsing.normalise import plain_words
 from bot.domain.parsing.red_flags import scan_red_flags
 from bot.domain.parsing.results import SKIP, UNCLEAR, Parsed
 from bot.domain.parsing.scale import parse_scale
+from bot.domain.parsing.vocabulary import every
 from bot.domain.parsing.yes_no import parse_yes_no
 from bot.domain.protocol import Question, RedFlag
 
-_SKIP_PHRASES = frozenset(
-    " ".join(plain_words(p))
-    for p in ("passer", "passe", "je passe", "skip", "pass", "suivant", "next", "/skip", "passez")
-)
-_POLITE_SKIP = frozenset(
-    " ".join(plain_words(p)) for p in ("non merci", "no thanks", "no thank you", "non merci bien")
-)
-_NOTHING_TO_ADD = frozenset(
-    " ".join(plain_words(p))
-    for p in (
-        "non",
-        "no",
-        "nope",
-        "nan",
-        "rien",
-        "non rien",
-        "rien a dire",
-        "rien a ajouter",
-        "rien a signaler",
-        "ras",
-        "r a s",
-        "nothing",
-        "nothing else",
-        "nothing to add",
-        "nothing to report",
-        "no nothing",
-        "c est tout",
-        "that s all",
-        "that is all",
-    )
-)
+
+def _plain_phrases(phrases: Iterable[str]) -> frozenset[str]:
+    return frozenset(" ".join(plain_words(p)) for p in phrases)
+
+
+# Skip an optional question ("passer", "skip"); politely too, except a yes/no one ("non merci").
+_SKIP_PHRASES = _plain_phrases(every(lambda words: words.questions.skip))
+_POLITE_SKIP = _plain_phrases(every(lambda words: words.questions.polite_skip))
+# Also skip an optional free-text question ("rien à ajouter", "nothing to add").
+_NOTHING_TO_ADD = _plain_phrases(every(lambda words: words.questions.nothing_to_add))
+# None of a checklist's signs ("aucun de ces signes", "none of these"), read typo-tolerantly.
 _CHECKLIST_NONE = tuple(
-    " ".join(plain_words(p))
-    for p in (
-        "aucun",
-        "aucune",
-        "aucun de ces signes",
-        "aucun de ces signe",
-        "aucun signe",
-        "aucun symptome",
-        "pas de signe",
-        "pas de signes",
-        "rien",
-        "rien de tout ca",
-        "rien de tout cela",
-        "rien de ca",
-        "rien de cela",
-        "non rien",
-        "non aucun",
-        "non aucun signe",
-        "rien a signaler",
-        "ras",
-        "r a s",
-        "tout va bien",
-        "none",
-        "none of these",
-        "none of them",
-        "none of the above",
-        "none of those",
-        "nothing",
-        "no signs",
-        "no symptoms",
-        "all good",
-        "all fine",
-        "non",
-        "no",
-        "nope",
-        "nan",
-    )
+    " ".join(plain_words(p)) for p in every(lambda words: words.questions.checklist_none)
 )
-_CHECKLIST_FILLER = frozenset({"merci", "thank", "thanks", "you", "ok", "okay"})
+_CHECKLIST_FILLER = frozenset(every(lambda words: words.questions.checklist_filler))
 
 
 def _plain(text: str) -> str:

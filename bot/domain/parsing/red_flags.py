@@ -1,4 +1,4 @@
-"""Red flags in free text: every language's phrases, typo-tolerant, negation- and hedge-aware."""
+"""Red flags in free text: phrases of every language, typo-tolerant, negation- and hedge-aware."""
 
 from __future__ import annotations
 

@@ -7,18 +7,22 @@ import re
 from text_to_num import alpha2digit
 
 from bot.domain.parsing.normalise import to_ascii
+from bot.domain.parsing.numbers import TEXT2NUM_LANGUAGES
+from bot.domain.parsing.vocabulary import alternatives
 
 _TEMPERATURE_RE = re.compile(
     r"(?<![\d.,])(?P<int>\d{2,3})(?:(?:[.,]|\s*deg\s*)(?P<dec>\d{1,2})(?![\d.,]))?"
-    r"(?![\d.,]|\s*(?:/|sur\b|out of\b))"
-    r"(?P<half>\s*(?:et demi|and a half))?"
+    r"(?![\d.,]|\s*(?:/|"
+    + alternatives(lambda words: words.temperature.score_after, after=r"\b")
+    + r"))"
+    r"(?P<half>\s*" + alternatives(lambda words: words.temperature.half) + r")?"
     r"(?P<unit>\s*deg(?:re|ree)?s?\b(?:\s*[cf]\b)?|\s*(?:celsius|fahrenheit)\b|c\b|\s*f\b)?"
 )
+# "deg" is the ° sign (see normalise.to_ascii), in every language.
 _FEVER_CONTEXT = re.compile(
-    r"\b(?:fievre|fievreu\w*|fever\w*|temp|temperatures?|thermomet\w*|febrile|degres?"
-    r"|degrees?|deg)\b"
+    r"\b(?:" + alternatives(lambda words: words.temperature.fever_context) + r"|deg)\b"
 )
-_NUMBER_WORD_HINT = re.compile(r"trente|quarante|thirty|forty|hundred|cent\b")
+_NUMBER_WORD_HINT = re.compile(alternatives(lambda words: words.temperature.number_words))
 
 
 def read_temperature(text: str) -> float | None:
@@ -37,7 +41,7 @@ def read_temperature(text: str) -> float | None:
 def _read_temperature(text: str) -> float | None:
     normalized = to_ascii(text)
     if _NUMBER_WORD_HINT.search(normalized):
-        for language in ("fr", "en"):
+        for language in TEXT2NUM_LANGUAGES:
             try:
                 normalized = alpha2digit(normalized, language)
             except Exception:  # noqa: S112

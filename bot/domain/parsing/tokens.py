@@ -9,31 +9,13 @@ import re
 from dataclasses import dataclass, field
 
 from bot.domain.parsing.normalise import expand_contractions, stem, to_ascii
+from bot.domain.parsing.vocabulary import every
 
 # Tokens: numbers (with a decimal part), words, and punctuation that ends a sentence or clause.
 _TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)?|[a-z]+|[.!?;\n]|[,()\[\]/]")
 _SENTENCE_END = frozenset(".!?;\n")
 _CLAUSE_END = frozenset(",()[]/")
-_CONJUNCTIONS = frozenset(
-    stem(w)
-    for w in (
-        "mais",
-        "but",
-        "et",
-        "and",
-        "however",
-        "cependant",
-        "pourtant",
-        "sauf",
-        "except",
-        "although",
-        "though",
-        "whereas",
-        "tandis",
-        "puis",
-        "then",
-    )
-)
+_CONJUNCTIONS = frozenset(stem(w) for w in every(lambda words: words.clauses.conjunctions))
 
 
 @dataclass
@@ -51,7 +33,7 @@ class Tokens:
 
 
 # Conjunctions that join two parts of one description rather than two statements.
-_JOINERS = frozenset(stem(w) for w in ("et", "and", "ou", "or"))
+_JOINERS = frozenset(stem(w) for w in every(lambda words: words.clauses.joiners))
 
 
 def tokenize(text: str) -> Tokens:

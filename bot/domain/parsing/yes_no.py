@@ -8,102 +8,22 @@ from rapidfuzz.distance import OSA
 
 from bot.domain.parsing.normalise import collapse, plain_words
 from bot.domain.parsing.results import UNCLEAR, Parsed
+from bot.domain.parsing.vocabulary import every
 
-_YES_WORDS = frozenset(
-    collapse(w)
-    for w in (
-        "oui",
-        "ouais",
-        "ouai",
-        "ouaip",
-        "ouep",
-        "ui",
-        "yes",
-        "yep",
-        "yeah",
-        "yup",
-        "yea",
-        "ye",
-        "exact",
-        "exactement",
-        "absolument",
-        "affirmatif",
-        "certainement",
-        "evidemment",
-        "effectivement",
-        "sure",
-        "correct",
-        "indeed",
-        "definitely",
-        "certainly",
-        "oki",
-    )
-)
-_NO_WORDS = frozenset(
-    collapse(w) for w in ("non", "nan", "no", "nope", "nop", "nah", "negatif", "nein", "na")
-)
-_SINGLE_YES = frozenset({"y", "o"})
-_SINGLE_NO = frozenset({"n"})
-_YES_PHRASES = (
-    "bien sur",
-    "tout a fait",
-    "of course",
-    "c est ca",
-    "c est exact",
-    "c est vrai",
-    "en effet",
-    "je confirme",
-    "i think so",
-    "je crois que oui",
-    "je pense que oui",
-    "that s right",
-    "it is",
-    "i do",
-)
-_NO_PHRASES = (
-    "pas du tout",
-    "absolument pas",
-    "not at all",
-    "no thanks",
-    "no thank you",
-    "non merci",
-    "je ne pense pas",
-    "je pense pas",
-    "je ne crois pas",
-    "je crois pas",
-    "i do not think so",
-    "do not think so",
-    "certainement pas",
-    "surement pas",
-    "bien sur que non",
-    "of course not",
-    "definitely not",
-    "i do not",
-    "it is not",
-)
+_YES_WORDS = frozenset(collapse(w) for w in every(lambda words: words.yes_no.yes_words))
+_NO_WORDS = frozenset(collapse(w) for w in every(lambda words: words.yes_no.no_words))
+_SINGLE_YES = frozenset(every(lambda words: words.yes_no.single_yes))
+_SINGLE_NO = frozenset(every(lambda words: words.yes_no.single_no))
+# Yes only as the first word (French "si", to a negative question).
+_YES_FIRST = frozenset(every(lambda words: words.yes_no.yes_first_word))
+# Sequences are matched longest first; of one length, in the order of the files (which matters
+# where two can overlap: "pas du tout" / "tout a fait").
+_YES_PHRASES = every(lambda words: words.yes_no.yes_phrases)
+_NO_PHRASES = every(lambda words: words.yes_no.no_phrases)
 # Answers that say "I don't know": always unclear, even if "no" is in them ("no idea").
-_UNSURE_PHRASES = (
-    "no idea",
-    "not sure",
-    "pas sur",
-    "pas certain",
-    "pas certaine",
-    "sais pas",
-    "do not know",
-    "dunno",
-    "maybe",
-    "peut etre",
-    "perhaps",
-    "not really",
-    "pas vraiment",
-    "plus ou moins",
-    "more or less",
-    "oui et non",
-    "yes and no",
-    "i guess",
-)
+_UNSURE_PHRASES = every(lambda words: words.yes_no.unsure_phrases)
 # Real words one typo away from yes/no that must not be read as an answer.
-_NOT_TYPOS = frozenset({"yet", "you", "yen", "out", "our", "oil", "nos", "not", "nov", "ne"})
+_NOT_TYPOS = frozenset(every(lambda words: words.yes_no.not_typos))
 
 
 def _phrase_tokens(phrases: Iterable[str]) -> tuple[tuple[str, ...], ...]:
@@ -150,7 +70,7 @@ def _yes_no(text: str) -> bool | None:
     for index, word in enumerate(words):
         if used[index]:
             continue
-        if word in _YES_WORDS or (word == "si" and index == 0):
+        if word in _YES_WORDS or (word in _YES_FIRST and index == 0):
             yes = True
         elif word in _NO_WORDS:
             no = True
