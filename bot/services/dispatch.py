@@ -73,7 +73,7 @@ from bot.domain.schedule import reminder_times
 from bot.domain.states import CheckInStatus, EpisodeStatus
 from bot.i18n import t
 from bot.metrics import DISPATCHER_LAG, MESSAGES_FAILED, MESSAGES_SENT
-from bot.services import alerts, audit, digest
+from bot.services import alerts, audit, digest, owed
 from bot.services.context import ServiceContext
 from bot.services.conversation import mark_blocked
 from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
@@ -106,6 +106,8 @@ class TickReport:
     reminders: int = 0
     alerts_delivered: int = 0
     released: int = 0
+    #: Messages owed to patients that were still unsent (a crash, a temporary failure).
+    owed: int = 0
 
 
 def process_identity() -> str:
@@ -143,6 +145,7 @@ async def tick(ctx: ServiceContext) -> TickReport:
     """Do everything that is due now."""
     report = TickReport()
     report.released = await _release_stale_claims(ctx)
+    report.owed = await send_owed_messages(ctx)
     while True:
         closed = await _close_expired(ctx)
         report.missed += closed
@@ -174,8 +177,21 @@ async def next_wakeup(ctx: ServiceContext) -> datetime | None:
     async with ctx.sessions() as session:
         candidates = [await next_checkin_event(session), await next_alert_event(session)]
     candidates.append(await digest.next_due(ctx))
+    candidates.append(await owed.next_attempt(ctx))
     present = [c for c in candidates if c is not None]
     return min(present) if present else None
+
+
+async def send_owed_messages(ctx: ServiceContext, *, chat_id: int | None = None) -> int:
+    """Send what is still owed to patients (safety advice first), taking over the rows of a
+    dead process at once (see :mod:`bot.services.owed`)."""
+
+    async def blocked(chat: int) -> None:
+        await mark_blocked(ctx, chat_id=chat)
+
+    return await owed.send_owed(
+        ctx, on_blocked=blocked, chat_id=chat_id, holder_is_dead=holder_is_dead
+    )
 
 
 async def _release_stale_claims(ctx: ServiceContext) -> int:

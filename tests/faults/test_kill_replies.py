@@ -152,7 +152,93 @@ async def test_sigkill_during_replies_loses_no_answer_and_duplicates_none(
         for user in users
     }
     assert max(started.values()) == 1  # a redelivered, already saved answer is not answered twice
+    assert min(started.values()) == 1  # and every patient got the message owed to them
     print(  # the measured bound, for the closing note (pytest -s)
         f"\nSIGKILL: {len(taps)} answers, {len(fetched)} fetched by the killed process, "
         f"{len(in_flight)} confirmed by it, {len(redelivered)} redelivered, {len(lost)} lost"
+    )
+
+
+ADVICE = "Cela doit être vérifié aujourd'hui"
+STARTED = "Votre suivi a commencé"
+
+
+async def _consented(
+    database: h.TestDatabase, server: FakeTelegramServer, tmp_path: Path, users: list[int]
+) -> subprocess.Popen[bytes]:
+    """Enrol ``users``, start the bot, let each consent and give a baseline; the running bot."""
+    settings = h.test_settings(database, server, tmp_path)
+    tokens = []
+    async with offline_context(settings) as ctx:
+        protocol = ctx.protocols.registry.latest("knee-cryoneurolysis")
+        for i, _user in enumerate(users):
+            invitation = await enrolment.enrol(
+                ctx,
+                label=f"F-{i:03d}",
+                procedure_at=datetime.now(h.PARIS) + timedelta(days=1),
+                side=KneeSide.LEFT,
+                indication=Indication.OSTEOARTHRITIS,
+                language="fr",
+                protocol=protocol,
+            )
+            tokens.append(invitation.token)
+    bot = _bot_process(database, server, tmp_path)
+    for user, token in zip(users, tokens, strict=True):
+        server.add_user(user)
+        server.send_text(user, f"/start {token}")
+    for user in users:
+        consent = (await server.wait_for_count(1, chat_id=user, timeout=60))[0]
+        server.press_button(user, consent.message_id, consent.button_data("J'accepte"))
+    for user in users:
+        question = (await server.wait_for_count(2, chat_id=user, timeout=60))[1]
+        server.press_button(user, question.message_id, "b:5")
+    for user in users:
+        await server.wait_for(
+            lambda m, u=user: m.chat_id == u and STARTED in (m.text or ""), timeout=60
+        )
+    return bot
+
+
+def _count(server: FakeTelegramServer, user: int, needle: str) -> int:
+    return sum(needle in (m.text or "") for m in server.sent(user))
+
+
+async def test_sigkill_while_patients_report_a_fever_leaves_nobody_without_the_advice(
+    database: h.TestDatabase, tmp_path: Path
+) -> None:
+    """The advice used to be sent from memory after the commit: a kill between the two left 40
+    of 60 feverish patients without it (and 14 with nothing at all)."""
+    server = FakeTelegramServer(bot_token=TOKEN)
+    await server.start()
+    server.add_group(h.STAFF_CHAT)
+    users = [5000 + i for i in range(PATIENTS)]
+    bot = await _consented(database, server, tmp_path, users)
+    try:
+        for user in users:
+            server.send_text(user, "j'ai 39 de fièvre depuis ce matin")
+        await server.wait_for(lambda m: ADVICE in (m.text or ""), timeout=60)
+        bot.send_signal(signal.SIGKILL)
+        bot.wait(10)
+        before = {user: _count(server, user, ADVICE) for user in users}
+        bot = _bot_process(database, server, tmp_path)
+        for _ in range(600):
+            if all(_count(server, user, ADVICE) for user in users):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # anything the new process would (wrongly) add
+        after = {user: _count(server, user, ADVICE) for user in users}
+        cards = sum("URGENT" in (m.text or "") for m in server.sent(h.STAFF_CHAT) if not m.edits)
+    finally:
+        bot.kill()
+        bot.wait(10)
+        await server.stop()
+    without = [user for user in users if not after[user]]
+    assert without == []
+    assert sum(before.values()) < len(users), "the kill came too late: nothing was tested"
+    duplicates = sum(count - 1 for count in after.values())
+    assert duplicates <= 2 * 64  # at most what the killed process had in flight, sent again
+    assert cards >= 1
+    print(
+        f"\nSIGKILL during fevers: {len(users)} patients, {sum(1 for c in before.values() if c)} "
+        f"advised before the kill, {len(without)} left without advice, {duplicates} duplicates"
     )
