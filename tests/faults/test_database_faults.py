@@ -4,6 +4,7 @@ bot goes on once space is back)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from datetime import datetime
@@ -17,11 +18,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bot.db.models import Answer
+from bot.db.models import Alert, Answer
 from bot.logs import configure_logging
 from tests.conftest import POSTGRES_URL
-from tests.faults.support import ErrorRecorder, advance
-from tests.harness import PARIS, BotHarness, TestDatabase, eventually
+from tests.faults.support import CuttableProxy, ErrorRecorder, advance
+from tests.harness import PARIS, STAFF_CHAT, BotHarness, TestDatabase, eventually, question
 
 pytestmark = pytest.mark.fault
 
@@ -138,3 +139,50 @@ async def test_full_disk_gives_a_clear_error_no_corruption_and_the_bot_goes_on(
 
         await eventually(saved)
         event.remove(engine.sync_engine, "checkout", cap)
+
+
+async def test_a_15_s_database_outage_loses_no_answer_and_no_alert(
+    postgres_database: TestDatabase, tmp_path: Path
+) -> None:
+    """PostgreSQL unreachable for 14 s used to cost every answer sent meanwhile (30/30), each
+    patient got an apology, and a pain of 9 raised no alert: the updates were confirmed to
+    Telegram although nothing was saved. Now they wait, unconfirmed, and are handled once the
+    database is back."""
+    url = make_url(POSTGRES_URL)
+    proxy = await CuttableProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    proxied = TestDatabase(
+        url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        schema=postgres_database.schema,
+    )
+    try:
+        async with BotHarness(proxied, tmp_path) as harness:
+            patients = [
+                await harness.consented_patient(3100 + i, label=f"O-{i:02d}") for i in range(10)
+            ]
+            await advance(harness, EVENING)
+            questions = [await question(patient) for patient in patients]
+            proxy.cut()
+            for i, (patient, asked) in enumerate(zip(patients, questions, strict=True)):
+                patient.tap(asked, "9" if i % 2 else "3")
+            await asyncio.sleep(15)  # the outage
+            proxy.restore()
+            for patient in patients:
+                await patient.until("Noté", timeout=60)
+            await harness.settle(timeout=60)
+            async with harness.ctx.sessions() as session:
+                saved = list(
+                    await session.scalars(
+                        select(Answer.value).where(Answer.question_id == "pain_evening")
+                    )
+                )
+                alerts = list(await session.scalars(select(Alert.rule_id)))
+            cards = [m for m in harness.server.sent(STAFF_CHAT) if "URGENT" in (m.text or "")]
+            apologies = sum(
+                "Désolé, un problème" in text for p in patients for text in p.all_texts()
+            )
+    finally:
+        await proxy.stop()
+    assert sorted(saved) == [3] * 5 + [9] * 5  # 0 lost
+    assert len(alerts) == 5 and len(cards) == 5  # every pain of 9 alerted, once
+    assert apologies == 0
+    print(f"\nDatabase outage 15 s: 10 answers, {10 - len(saved)} lost, {len(cards)} staff cards")
