@@ -1,0 +1,135 @@
+"""Photos, voice notes, videos, stickers, documents, locations, contacts, polls...
+
+Never silently ignored: only the kind and Telegram's file id are kept (never a location's
+coordinates or a shared contact's phone number); photos also get a local copy; media nobody can
+read (voice, video) are forwarded to staff, who must listen."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Episode
+from bot.domain.parsing import Parsed
+from bot.domain.protocol import Indication, Protocol
+from bot.domain.rules import evaluate_unheard_media
+from bot.domain.schedule import day_number
+from bot.domain.states import CONSENT, EpisodeStatus
+from bot.i18n import t
+from bot.services import alerts
+from bot.services.context import ServiceContext
+from bot.services.conversation.answers import answer_question
+from bot.services.conversation.consent import gate
+from bot.services.conversation.evaluation import load_history, save_answer
+from bot.services.conversation.lookups import open_checkin
+from bot.services.conversation.notes import scan_free_text
+from bot.services.conversation.prompts import consent_for, resume
+from bot.services.conversation.turn import Outbox, PhotoCopy
+from bot.services.ports import OutgoingMessage
+
+#: Media nobody can parse: a human must listen (rule ``unheard_media``).
+UNHEARD_KINDS = frozenset({"voice", "video", "video_note", "audio"})
+
+
+async def route_media(
+    session: AsyncSession,
+    ctx: ServiceContext,
+    outbox: Outbox,
+    protocol: Protocol,
+    episode: Episode,
+    *,
+    kind: str,
+    message_id: int | None,
+    file_id: str | None,
+    file_size: int | None,
+    caption: str | None,
+    now: datetime,
+) -> None:
+    lang = episode.language
+    if await gate(session, ctx, outbox, protocol, episode, now):
+        return
+    if episode.awaiting == CONSENT:
+        outbox.say(t(lang, "Please answer the consent question first."))
+        outbox.messages.append(consent_for(ctx, protocol, episode))
+        return
+    checkin = (
+        await open_checkin(session, episode.id) if episode.status == EpisodeStatus.ACTIVE else None
+    )
+    question = None
+    if checkin is not None and episode.awaiting is None:
+        questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
+        if checkin.question_index < len(questions):
+            question = questions[checkin.question_index]
+    if kind == "photo" and question is not None and question.type == "photo":
+        assert checkin is not None
+        answer = await answer_question(
+            session,
+            ctx,
+            outbox,
+            protocol,
+            episode,
+            checkin,
+            question,
+            Parsed(status="ok"),
+            "photo",
+            caption,
+            message_id,
+            now,
+            file_id=file_id,
+        )
+        outbox.messages.insert(
+            0, OutgoingMessage(text=t(lang, "Thank you, the photo has been saved for the team."))
+        )
+        if file_id is not None:
+            outbox.photos.append(PhotoCopy(answer, file_id, file_size))
+        if caption:
+            await scan_free_text(session, ctx, outbox, protocol, episode, caption, now)
+        return
+    saved = save_answer(
+        session,
+        episode,
+        None,
+        None,
+        kind,
+        caption,
+        Parsed(status="ok"),
+        now,
+        message_id,
+        file_id=file_id,
+    )
+    if kind in UNHEARD_KINDS:
+        day = day_number(episode.procedure_at, now, episode.time_zone)
+        findings = evaluate_unheard_media(protocol, await load_history(session, episode), day=day)
+        outbox.alerts.extend(
+            await alerts.raise_findings(session, now=now, episode=episode, findings=findings)
+        )
+        outbox.forward_message_id = message_id
+        outbox.say(
+            t(
+                lang,
+                "I cannot listen to voice or video messages. I have passed it to the team. To be sure nothing is missed, please tap the buttons or type your answer.",
+            )
+        )
+    elif kind == "photo":
+        outbox.say(t(lang, "Thank you, the photo has been saved for the team."))
+        if file_id is not None:
+            outbox.photos.append(PhotoCopy(saved, file_id, file_size))
+    elif question is not None or episode.awaiting is not None:
+        outbox.say(
+            t(
+                lang,
+                "Thank you. I can only read text and buttons: please type your answer or tap a button.",
+            )
+        )
+    else:
+        outbox.say(
+            t(
+                lang,
+                "Thank you. I can only read text: if you want to tell the team something, please type it. If you are worried, call the unit on {phone}.",
+                phone=ctx.unit.unit_phone,
+            )
+        )
+    if caption:
+        await scan_free_text(session, ctx, outbox, protocol, episode, caption, now)
+    await resume(session, ctx, outbox, protocol, episode)
