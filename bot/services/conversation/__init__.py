@@ -45,11 +45,12 @@ from bot.services.conversation.languages import (
 from bot.services.conversation.lookups import already_processed, open_checkin, patient_episode
 from bot.services.conversation.prompts import resume
 from bot.services.conversation.stop import stop_episode
-from bot.services.conversation.turn import Outbox, Reply
+from bot.services.conversation.turn import Outbox, Reply, Turn
 
 __all__ = [
     "Outbox",
     "Reply",
+    "Turn",
     "already_processed",
     "apologise",
     "default_protocol",

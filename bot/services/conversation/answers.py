@@ -6,59 +6,48 @@ unclear answer is saved as unclear and the check-in moves on. Buttons of a check
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import structlog
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Answer, CheckIn, Episode
+from bot.db.models import Answer, CheckIn
 from bot.domain.parsing import SKIP, Parsed, parse_question
-from bot.domain.protocol import Indication, Protocol, Question
+from bot.domain.protocol import Indication, Question
 from bot.domain.rules import Observation
-from bot.domain.schedule import day_number
 from bot.domain.scores import KOOS_JR_ITEMS, koos_jr_interval
 from bot.domain.states import CheckInStatus, EpisodeStatus
 from bot.i18n import format_local, t
-from bot.services.context import ServiceContext
 from bot.services.conversation.clarify import clarifying
 from bot.services.conversation.evaluation import evaluate, save_answer
 from bot.services.conversation.notes import scan_free_text
-from bot.services.conversation.turn import Outbox
+from bot.services.conversation.turn import Turn
 from bot.services.questions import ButtonPress, answer_label, render_question
 
 log = structlog.get_logger(__name__)
-
 
 #: The Answer row holding a check-in's KOOS JR interval score.
 KOOS_SCORE_ID = "koos_jr_score"
 
 
-def parse_typed(protocol: Protocol, question: Question, text: str, language: str) -> Parsed:
+def parse_typed(turn: Turn, question: Question, text: str) -> Parsed:
     """A typed answer to ``question`` (a checklist reads the protocol's red-flag phrases)."""
     return parse_question(
         question,
         text,
-        language=language,
-        red_flags=protocol.red_flags,
-        fever_threshold=protocol.fever_threshold_celsius,
+        language=turn.language,
+        red_flags=turn.protocol.red_flags,
+        fever_threshold=turn.protocol.fever_threshold_celsius,
     )
 
 
 async def answer_question(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    protocol: Protocol,
-    episode: Episode,
+    turn: Turn,
+    *,
     checkin: CheckIn,
     question: Question,
     parsed: Parsed,
     kind: str,
-    raw: str | None,
-    message_id: int | None,
-    now: datetime,
-    *,
+    text: str | None = None,
+    message_id: int | None = None,
     file_id: str | None = None,
 ) -> Answer:
     """Save an answer to the open question, evaluate the rules, ask the next question.
@@ -66,21 +55,20 @@ async def answer_question(
     Not understood: asked again once, with the question's hint and its buttons; a second unclear
     answer is saved as unclear (a red-flag question then alerts for review) and we move on.
     """
-    lang = episode.language
+    protocol, episode, outbox, lang = turn.protocol, turn.episode, turn.outbox, turn.language
+    saved = save_answer(
+        turn,
+        checkin=checkin,
+        question_id=question.id,
+        kind=kind,
+        text=text,
+        parsed=parsed,
+        message_id=message_id,
+        file_id=file_id,
+    )
+    typed = text if kind == "text" else None
     if parsed.status == "unclear" and checkin.reask_count == 0:
         checkin.reask_count = 1
-        saved = save_answer(
-            session,
-            episode,
-            checkin,
-            question.id,
-            kind,
-            raw,
-            parsed,
-            now,
-            message_id,
-            file_id=file_id,
-        )
         hint = (
             question.hint.get(lang)
             if question.hint
@@ -97,17 +85,13 @@ async def answer_question(
                 prefix_text=hint,
             )
         )
-        if raw and kind == "text":
-            await scan_free_text(session, ctx, outbox, protocol, episode, raw, now)
+        if typed:
+            await scan_free_text(turn, text=typed)
         return saved
-    saved = save_answer(
-        session, episode, checkin, question.id, kind, raw, parsed, now, message_id, file_id=file_id
-    )
-    day = day_number(episode.procedure_at, now, episode.time_zone)
     observation = Observation(
         checkin_id=checkin.def_id,
         question_id=question.id,
-        day=day,
+        day=turn.day,
         value=parsed.value,
         flags=parsed.flags,
         unclear=parsed.status == "unclear",
@@ -115,59 +99,64 @@ async def answer_question(
     said = answer_label(question, language=lang, value=parsed.value, option_id=parsed.option_id)
     if said and parsed.status == "ok":
         outbox.say(t(lang, "Noted: {answer}.", answer=said))
-    await evaluate(session, ctx, outbox, protocol, episode, [observation], now)
+    await evaluate(turn, [observation])
     if question.score == "koos_jr":
-        await update_koos_score(session, protocol, episode, checkin, now)
-    if raw and kind == "text":
-        await scan_free_text(
-            session, ctx, outbox, protocol, episode, raw, now, skip_flags=parsed.flags
-        )
+        await update_koos_score(turn, checkin=checkin)
+    if typed:
+        await scan_free_text(turn, text=typed, skip_flags=parsed.flags)
     checkin.question_index += 1
     checkin.reask_count = 0
     checkin.selection = []
     checkin.next_reminder_at = None
     if clarifying(episode):
         return saved
-    questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
-    if checkin.question_index < len(questions):
+    following = turn.current_question(checkin)
+    if following is not None:
         outbox.messages.append(
             render_question(
                 protocol,
-                questions[checkin.question_index],
+                following,
                 language=lang,
                 checkin_id=checkin.id,
                 index=checkin.question_index,
             )
         )
         return saved
+    await _close(turn, checkin=checkin)
+    return saved
+
+
+async def _close(turn: Turn, *, checkin: CheckIn) -> None:
+    """The check-in's last question is answered: say when the next one comes (or that this was
+    the last, which completes the follow-up)."""
+    episode, lang = turn.episode, turn.language
     checkin.status = CheckInStatus.ANSWERED
-    checkin.closed_at = now
-    next_due = await session.scalar(
+    checkin.closed_at = turn.now
+    next_due = await turn.session.scalar(
         select(CheckIn.due_at)
         .where(
             CheckIn.episode_id == episode.id,
             CheckIn.status == CheckInStatus.SCHEDULED,
-            CheckIn.due_at > now,
+            CheckIn.due_at > turn.now,
         )
         .order_by(CheckIn.due_at)
     )
     if next_due is None:
-        outbox.say(t(lang, "Thank you, that is all. This was the last check-in of your follow-up."))
+        turn.outbox.say(
+            t(lang, "Thank you, that is all. This was the last check-in of your follow-up.")
+        )
         episode.status = EpisodeStatus.COMPLETED
     else:
-        outbox.say(
+        turn.outbox.say(
             t(
                 lang,
                 "Thank you, that is all for today. Next check-in: {when}.",
                 when=format_local(next_due, lang, episode.time_zone),
             )
         )
-    return saved
 
 
-async def update_koos_score(
-    session: AsyncSession, protocol: Protocol, episode: Episode, checkin: CheckIn, now: datetime
-) -> None:
+async def update_koos_score(turn: Turn, *, checkin: CheckIn) -> None:
     """When the 7 KOOS JR items of a check-in are answered, store the interval score.
 
     One ``koos_jr_score`` row per check-in: ``value`` is the score rounded half up to an integer
@@ -175,9 +164,10 @@ async def update_koos_score(
     table. The last understood answer of each item counts (a correction replaces the value);
     an item skipped or never understood gives no score (KOOS JR does not impute).
     """
+    session = turn.session
     items = [
         q.id
-        for q in protocol.questions_for(checkin.def_id, Indication(episode.indication))
+        for q in turn.protocol.questions_for(checkin.def_id, Indication(turn.episode.indication))
         if q.score == "koos_jr"
     ]
     if len(items) != KOOS_JR_ITEMS:
@@ -206,59 +196,32 @@ async def update_koos_score(
     )
     if row is None:
         row = save_answer(
-            session,
-            episode,
-            checkin,
-            KOOS_SCORE_ID,
-            "score",
-            None,
-            Parsed(status="ok", value=rounded),
-            now,
-            None,
+            turn,
+            checkin=checkin,
+            question_id=KOOS_SCORE_ID,
+            kind="score",
+            parsed=Parsed(status="ok", value=rounded),
         )
     row.value = rounded
     row.score = score
 
 
 async def answer_button(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    protocol: Protocol,
-    episode: Episode,
+    turn: Turn,
+    *,
     checkin: CheckIn,
     question: Question,
     press: ButtonPress,
     message_id: int | None,
-    now: datetime,
 ) -> str | None:
-    lang = episode.language
+    """A button of the open check-in question; returns the toast (a stale press is refused)."""
+    lang = turn.language
     stale = t(lang, "This question is closed. Thank you!")
     if question.type == "checklist":
         if press.kind == "t":
-            try:
-                flag = question.flags[int(press.value or "")]
-            except (ValueError, IndexError):
-                return stale
-            selection = list(checkin.selection or [])
-            if flag in selection:
-                selection.remove(flag)
-            else:
-                selection.append(flag)
-            checkin.selection = selection
-            rendered = render_question(
-                protocol,
-                question,
-                language=lang,
-                checkin_id=checkin.id,
-                index=checkin.question_index,
-                selection=selection,
+            return _tick(
+                turn, checkin=checkin, question=question, press=press, message_id=message_id
             )
-            if message_id is None:
-                outbox.messages.append(rendered)
-            else:
-                outbox.edits.append((message_id, rendered))
-            return None
         if press.kind not in ("d", "n"):
             return stale
         flags = frozenset(checkin.selection or []) if press.kind == "d" else frozenset()
@@ -267,40 +230,55 @@ async def answer_button(
         parsed = Parsed(
             status="ok", flags=flags, option_id="none" if not flags else None, value=len(flags)
         )
-        await answer_question(
-            session,
-            ctx,
-            outbox,
-            protocol,
-            episode,
-            checkin,
-            question,
-            parsed,
-            "button",
-            None,
-            message_id,
-            now,
-        )
-        return None
-    if press.kind != "a" or press.value is None:
-        return stale
-    parsed_button = _button_value(question, press.value)
-    if parsed_button is None:
-        return stale
+    else:
+        if press.kind != "a" or press.value is None:
+            return stale
+        button = _button_value(question, press.value)
+        if button is None:
+            return stale
+        parsed = button
     await answer_question(
-        session,
-        ctx,
-        outbox,
-        protocol,
-        episode,
-        checkin,
-        question,
-        parsed_button,
-        "button",
-        None,
-        message_id,
-        now,
+        turn,
+        checkin=checkin,
+        question=question,
+        parsed=parsed,
+        kind="button",
+        message_id=message_id,
     )
+    return None
+
+
+def _tick(
+    turn: Turn,
+    *,
+    checkin: CheckIn,
+    question: Question,
+    press: ButtonPress,
+    message_id: int | None,
+) -> str | None:
+    """Tick or untick one sign of a checklist: the message is edited in place."""
+    try:
+        flag = question.flags[int(press.value or "")]
+    except (ValueError, IndexError):
+        return t(turn.language, "This question is closed. Thank you!")
+    selection = list(checkin.selection or [])
+    if flag in selection:
+        selection.remove(flag)
+    else:
+        selection.append(flag)
+    checkin.selection = selection
+    rendered = render_question(
+        turn.protocol,
+        question,
+        language=turn.language,
+        checkin_id=checkin.id,
+        index=checkin.question_index,
+        selection=selection,
+    )
+    if message_id is None:
+        turn.outbox.messages.append(rendered)
+    else:
+        turn.outbox.edits.append((message_id, rendered))
     return None
 
 

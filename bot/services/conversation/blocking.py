@@ -4,26 +4,19 @@ Silence is clinical data: a blocked bot raises the ``blocked`` rule for staff.""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.db.models import Episode
 from bot.domain.rules import History, evaluate_blocked
 from bot.services import alerts, audit
 from bot.services.context import ServiceContext
 from bot.services.conversation.evaluation import load_history
 from bot.services.conversation.lookups import live_episode
-from bot.services.conversation.turn import Outbox
+from bot.services.conversation.turn import Outbox, Turn
 
 
-def unblock(session: AsyncSession, episode: Episode, now: datetime) -> None:
+def unblock(turn: Turn) -> None:
     """A patient who writes has unblocked the bot: sending may resume (audited)."""
-    if episode.blocked_at is not None:
-        episode.blocked_at = None
-        audit.record(
-            session, at=now, actor="patient", action="bot_unblocked", episode_id=episode.id
-        )
+    if turn.episode.blocked_at is not None:
+        turn.episode.blocked_at = None
+        turn.audit("bot_unblocked", actor="patient")
 
 
 async def mark_blocked(ctx: ServiceContext, *, chat_id: int) -> None:

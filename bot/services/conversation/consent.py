@@ -6,17 +6,13 @@ before the check-ins are planned. :func:`gate` is what every incoming message pa
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import CheckIn, Episode, Patient
+from bot.db.models import CheckIn, Episode
 from bot.domain.protocol import Protocol
-from bot.domain.states import BASELINE, CONSENT, CheckInStatus, EpisodeStatus
+from bot.domain.states import BASELINE, CONSENT, RUNNING, CheckInStatus, EpisodeStatus
 from bot.errors import EnrolmentError
 from bot.i18n import format_local, t
-from bot.services import audit
 from bot.services.context import ServiceContext
 from bot.services.conversation.blocking import unblock
 from bot.services.conversation.prompts import (
@@ -27,7 +23,7 @@ from bot.services.conversation.prompts import (
     resume,
 )
 from bot.services.conversation.stop import stop_episode
-from bot.services.conversation.turn import Outbox
+from bot.services.conversation.turn import Outbox, Turn
 from bot.services.enrolment import link_chat, plan_episode
 from bot.services.questions import scale_rows
 
@@ -38,68 +34,41 @@ def consent_outdated(ctx: ServiceContext, protocol: Protocol, episode: Episode) 
     return episode.consent_version is None or episode.consent_version < required
 
 
-async def gate(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    protocol: Protocol,
-    episode: Episode,
-    now: datetime,
-) -> bool:
+async def gate(turn: Turn) -> bool:
     """What every incoming message passes first; True when it was fully handled here.
 
     A refused follow-up stores nothing; a blocked bot that hears from the patient is unblocked;
     a consent text newer than the one accepted is asked again before anything else.
     """
+    ctx, episode = turn.ctx, turn.episode
     if episode.status == EpisodeStatus.REFUSED:
-        outbox.say(refused_text(ctx, episode.language))
+        turn.outbox.say(refused_text(ctx, turn.language))
         return True
-    unblock(session, episode, now)
+    unblock(turn)
     if (
-        episode.status in (EpisodeStatus.ACTIVE, EpisodeStatus.PAUSED)
+        episode.status in RUNNING
         and episode.awaiting != CONSENT
-        and consent_outdated(ctx, protocol, episode)
+        and consent_outdated(ctx, turn.protocol, episode)
     ):
         episode.awaiting = CONSENT
-        audit.record(
-            session,
-            at=now,
-            actor="system",
-            action="consent_renewal_asked",
-            episode_id=episode.id,
-            consent_version=current_protocol(ctx, protocol).consent.version,
+        turn.audit(
+            "consent_renewal_asked",
+            consent_version=current_protocol(ctx, turn.protocol).consent.version,
         )
-        outbox.messages.append(consent_for(ctx, protocol, episode))
+        turn.outbox.messages.append(consent_for(turn))
         return True
     return False
 
 
-async def answer_consent(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    protocol: Protocol,
-    episode: Episode,
-    accepted: bool,
-    now: datetime,
-) -> None:
+async def answer_consent(turn: Turn, *, accepted: bool) -> None:
     """Consent given or refused; a renewal (newer consent text) keeps the follow-up's place."""
-    lang = episode.language
-    version = current_protocol(ctx, protocol).consent.version
-    renewal = episode.status in (EpisodeStatus.ACTIVE, EpisodeStatus.PAUSED)
-    patient = await session.get(Patient, episode.patient_id)
-    label = patient.label if patient is not None else "?"
+    episode, outbox, lang = turn.episode, turn.outbox, turn.language
+    version = current_protocol(turn.ctx, turn.protocol).consent.version
+    renewal = episode.status in RUNNING
     if not accepted:
-        audit.record(
-            session,
-            at=now,
-            actor="patient",
-            action="consent_refused",
-            episode_id=episode.id,
-            consent_version=version,
-        )
+        turn.audit("consent_refused", actor="patient", consent_version=version)
         if renewal:
-            await stop_episode(session, episode, now, reason="consent_refused")
+            await stop_episode(turn, reason="consent_refused")
         else:
             episode.status = EpisodeStatus.REFUSED
         episode.awaiting = None
@@ -109,67 +78,51 @@ async def answer_consent(
                 "Understood: you will not receive any follow-up messages. If you change your mind, ask the unit for a new link. Take care!",
             )
         )
-        outbox.staff_notices.append(t("fr", "ℹ️ {label} refused the follow-up.", label=label))
+        outbox.staff_notices.append(
+            t("fr", "ℹ️ {label} refused the follow-up.", label=turn.patient.label)
+        )
         return
     episode.consent_version = version
     if episode.consented_at is None:
-        episode.consented_at = now
-    audit.record(
-        session,
-        at=now,
-        actor="patient",
-        action="consent_given",
-        episode_id=episode.id,
-        consent_version=version,
-    )
+        episode.consented_at = turn.now
+    turn.audit("consent_given", actor="patient", consent_version=version)
     if renewal:
         episode.awaiting = None
         outbox.say(t(lang, "Thank you, your follow-up goes on."))
-        await resume(session, ctx, outbox, protocol, episode)
+        await resume(turn)
         return
     if episode.baseline_pain is None:
         episode.awaiting = BASELINE
         outbox.say(
-            t(lang, "Thank you.") + " " + protocol.baseline_question.get(lang),
+            t(lang, "Thank you.") + " " + turn.protocol.baseline_question.get(lang),
             scale_rows("b:", 0, 10),
         )
         return
-    await start_follow_up(session, ctx, outbox, episode, now)
+    await start_follow_up(turn)
 
 
-async def set_baseline(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    episode: Episode,
-    value: int,
-    now: datetime,
-) -> None:
-    episode.baseline_pain = value
-    episode.baseline_source = "patient"
-    outbox.say(t(episode.language, "Noted: {value}/10.", value=value))
-    await start_follow_up(session, ctx, outbox, episode, now)
+async def set_baseline(turn: Turn, *, value: int) -> None:
+    """The patient's own pain before the procedure: the last step before the check-ins."""
+    turn.episode.baseline_pain = value
+    turn.episode.baseline_source = "patient"
+    turn.outbox.say(t(turn.language, "Noted: {value}/10.", value=value))
+    await start_follow_up(turn)
 
 
-async def start_follow_up(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    episode: Episode,
-    now: datetime,
-) -> None:
+async def start_follow_up(turn: Turn) -> None:
+    """Plan the check-ins and tell the patient when the first one comes."""
+    session, episode, lang = turn.session, turn.episode, turn.language
     episode.status = EpisodeStatus.ACTIVE
     episode.awaiting = None
-    await plan_episode(session, ctx, episode)
+    await plan_episode(session, turn.ctx, episode)
     await session.flush()
     next_due = await session.scalar(
         select(CheckIn.due_at)
         .where(CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED)
         .order_by(CheckIn.due_at)
     )
-    lang = episode.language
     if next_due is not None:
-        outbox.say(
+        turn.outbox.say(
             t(
                 lang,
                 "Your follow-up has started. Next check-in: {when}.",
@@ -177,18 +130,15 @@ async def start_follow_up(
             )
         )
     else:
-        outbox.say(t(lang, "Your follow-up has started."))
-    ctx.on_schedule_changed()
+        turn.outbox.say(t(lang, "Your follow-up has started."))
+    turn.ctx.on_schedule_changed()
 
 
-async def greet_known(
-    session: AsyncSession, ctx: ServiceContext, outbox: Outbox, episode: Episode
-) -> None:
+async def greet_known(turn: Turn) -> None:
     """``/start`` from an enrolled patient: say where they are, ask what we wait for."""
-    lang = episode.language
-    protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+    episode, outbox, lang = turn.episode, turn.outbox, turn.language
     if episode.status == EpisodeStatus.REFUSED:
-        outbox.say(refused_text(ctx, lang))
+        outbox.say(refused_text(turn.ctx, lang))
     elif episode.status == EpisodeStatus.STOPPED:
         outbox.say(
             t(
@@ -201,21 +151,21 @@ async def greet_known(
             t(
                 lang,
                 "Your follow-up is complete. Thank you! If you are worried, call the unit on {phone}.",
-                phone=ctx.unit.unit_phone,
+                phone=turn.ctx.unit.unit_phone,
             )
         )
     elif episode.awaiting == CONSENT:
-        outbox.messages.append(consent_for(ctx, protocol, episode))
+        outbox.messages.append(consent_for(turn))
     else:
         outbox.say(t(lang, "You are already enrolled. Type /help to see what I can do."))
-        await resume(session, ctx, outbox, protocol, episode)
+        await resume(turn)
 
 
-async def enrol_chat(
-    ctx: ServiceContext, outbox: Outbox, *, token: str, chat_id: int, language: str
-) -> None:
+async def enrol_chat(ctx: ServiceContext, outbox: Outbox, *, token: str, language: str) -> None:
+    """Link the chat to the invitation ``token`` names and ask for consent (its own
+    transaction: it runs after the update's has committed)."""
     try:
-        episode = await link_chat(ctx, token=token, chat_id=chat_id)
+        episode = await link_chat(ctx, token=token, chat_id=outbox.chat_id)
     except EnrolmentError as exc:
         messages = {
             "unknown": t(
@@ -235,4 +185,6 @@ async def enrol_chat(
         return
     async with ctx.sessions() as session:
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-    outbox.messages.append(consent_message(ctx, current_protocol(ctx, protocol), episode.language))
+    outbox.messages.append(
+        consent_message(ctx, protocol=current_protocol(ctx, protocol), language=episode.language)
+    )

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import EnrolmentToken, Episode
-from bot.domain.protocol import Protocol
+from bot.db.models import EnrolmentToken
 from bot.domain.states import FOLLOW_UP_OVER, LIVE_STATUSES, EpisodeStatus
 from bot.i18n import t
 from bot.services.context import ServiceContext
@@ -19,11 +16,11 @@ from bot.services.conversation.languages import guess_language, unknown_chat_tex
 from bot.services.conversation.lookups import already_processed, patient_episode
 from bot.services.conversation.media import route_media
 from bot.services.conversation.routing import route_button, route_edit, route_text
-from bot.services.conversation.turn import Outbox, Reply
+from bot.services.conversation.turn import Outbox, Reply, Turn
 from bot.services.enrolment import hash_token
 from bot.services.questions import decode
 
-Route = Callable[[AsyncSession, Outbox, Protocol, Episode, datetime], Awaitable[None]]
+Route = Callable[[Turn], Awaitable[None]]
 
 
 async def _handle_update(
@@ -46,10 +43,20 @@ async def _handle_update(
         if found is None:
             outbox.say(unknown_chat_text(ctx, language_code))
         else:
-            episode = found[1]
+            patient, episode = found
             language = episode.language
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            await route(session, outbox, protocol, episode, now)
+            await route(
+                Turn(
+                    session=session,
+                    ctx=ctx,
+                    outbox=outbox,
+                    protocol=protocol,
+                    patient=patient,
+                    episode=episode,
+                    now=now,
+                )
+            )
     await finish(ctx, outbox, language)
 
 
@@ -86,10 +93,22 @@ async def handle_start(
         elif found is None or found[1].status == EpisodeStatus.INVITED:
             outbox.say(unknown_chat_text(ctx, language_code))
         else:
-            await greet_known(session, ctx, outbox, found[1])
+            patient, episode = found
+            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+            await greet_known(
+                Turn(
+                    session=session,
+                    ctx=ctx,
+                    outbox=outbox,
+                    protocol=protocol,
+                    patient=patient,
+                    episode=episode,
+                    now=now,
+                )
+            )
     if link:
         assert token is not None
-        await enrol_chat(ctx, outbox, token=token, chat_id=chat_id, language=language)
+        await enrol_chat(ctx, outbox, token=token, language=language)
     await flush(ctx, outbox)
 
 
@@ -104,10 +123,8 @@ async def handle_text(
 ) -> None:
     """A typed message: an answer to what we wait for, or a note read for red flags."""
 
-    async def route(
-        session: AsyncSession, outbox: Outbox, protocol: Protocol, episode: Episode, now: datetime
-    ) -> None:
-        await route_text(session, ctx, outbox, protocol, episode, text, message_id, now)
+    async def route(turn: Turn) -> None:
+        await route_text(turn, text=text, message_id=message_id)
 
     await _handle_update(
         ctx, chat_id=chat_id, update_id=update_id, language_code=language_code, route=route
@@ -125,10 +142,8 @@ async def handle_edit(
 ) -> None:
     """An edited message: saved as a correction of what it edited, re-read for red flags."""
 
-    async def route(
-        session: AsyncSession, outbox: Outbox, protocol: Protocol, episode: Episode, now: datetime
-    ) -> None:
-        await route_edit(session, ctx, outbox, protocol, episode, text, message_id, now)
+    async def route(turn: Turn) -> None:
+        await route_edit(turn, text=text, message_id=message_id)
 
     await _handle_update(
         ctx, chat_id=chat_id, update_id=update_id, language_code=language_code, route=route
@@ -157,11 +172,20 @@ async def handle_button(
             return Reply(
                 toast=t(guess_language(ctx, language_code), "This button is no longer active.")
             )
-        episode = found[1]
+        patient, episode = found
         if press is None or episode.status in (EpisodeStatus.REFUSED, *FOLLOW_UP_OVER):
             return Reply(toast=t(episode.language, "This question is closed. Thank you!"))
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-        toast = await route_button(session, ctx, outbox, protocol, episode, press, message_id, now)
+        turn = Turn(
+            session=session,
+            ctx=ctx,
+            outbox=outbox,
+            protocol=protocol,
+            patient=patient,
+            episode=episode,
+            now=now,
+        )
+        toast = await route_button(turn, press=press, message_id=message_id)
     await store_photos(ctx, outbox)
     await flush(ctx, outbox)
     return Reply(toast=toast)
@@ -183,21 +207,14 @@ async def handle_media(
     silently ignored. Only the kind and Telegram's file id are kept (never a location's
     coordinates or a shared contact's phone number); photos also get a local copy."""
 
-    async def route(
-        session: AsyncSession, outbox: Outbox, protocol: Protocol, episode: Episode, now: datetime
-    ) -> None:
+    async def route(turn: Turn) -> None:
         await route_media(
-            session,
-            ctx,
-            outbox,
-            protocol,
-            episode,
+            turn,
             kind=kind,
             message_id=message_id,
             file_id=file_id,
             file_size=file_size,
             caption=caption,
-            now=now,
         )
 
     await _handle_update(

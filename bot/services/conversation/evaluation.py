@@ -4,55 +4,50 @@ Alerts are written in the answer's transaction; the patient gets the safety advi
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Answer, CheckIn, Episode
 from bot.domain.parsing import Parsed
-from bot.domain.protocol import Indication, Protocol
+from bot.domain.protocol import Indication
 from bot.domain.rules import Finding, History, Observation, evaluate_answers, most_severe
-from bot.domain.schedule import day_number
 from bot.metrics import ANSWERS_SAVED
-from bot.services import alerts, audit
-from bot.services.context import ServiceContext
-from bot.services.conversation.turn import Outbox
+from bot.services import alerts
+from bot.services.conversation.turn import Turn
 
 log = structlog.get_logger(__name__)
 
 
 def save_answer(
-    session: AsyncSession,
-    episode: Episode,
-    checkin: CheckIn | None,
-    question_id: str | None,
-    kind: str,
-    raw: str | None,
-    parsed: Parsed,
-    now: datetime,
-    message_id: int | None,
+    turn: Turn,
     *,
+    kind: str,
+    parsed: Parsed,
+    text: str | None = None,
+    question_id: str | None = None,
+    checkin: CheckIn | None = None,
+    message_id: int | None = None,
     flags: frozenset[str] | None = None,
     file_id: str | None = None,
 ) -> Answer:
+    """Keep what the patient said, with its raw text, as one answer row of this turn."""
     answer = Answer(
-        episode_id=episode.id,
+        episode_id=turn.episode.id,
         checkin_id=checkin.id if checkin else None,
         question_id=question_id,
         kind=kind,
-        raw_text=raw,
+        raw_text=text,
         value=parsed.value,
         option_id=parsed.option_id,
         flags=sorted(flags if flags is not None else parsed.flags),
         status=parsed.status,
-        day=day_number(episode.procedure_at, now, episode.time_zone),
+        day=turn.day,
         file_id=file_id,
         telegram_message_id=message_id,
-        created_at=now,
+        created_at=turn.now,
     )
-    session.add(answer)
+    turn.session.add(answer)
     ANSWERS_SAVED.labels(kind=kind).inc()
     return answer
 
@@ -67,6 +62,7 @@ def _observation_question(answer: Answer) -> str | None:
 
 
 async def load_history(session: AsyncSession, episode: Episode) -> History:
+    """Everything the episode's patient said so far, as the rules read it."""
     rows = await session.execute(
         select(Answer, CheckIn.def_id)
         .outerjoin(CheckIn, Answer.checkin_id == CheckIn.id)
@@ -94,47 +90,30 @@ async def load_history(session: AsyncSession, episode: Episode) -> History:
     )
 
 
-async def escalate(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    protocol: Protocol,
-    episode: Episode,
-    findings: list[Finding],
-    now: datetime,
-) -> None:
+async def escalate(turn: Turn, findings: list[Finding]) -> None:
     """Open alerts and give the patient safety advice at once (never waiting for staff)."""
     if not findings:
         return
-    touched = await alerts.raise_findings(session, now=now, episode=episode, findings=findings)
+    ctx, episode = turn.ctx, turn.episode
+    touched = await alerts.raise_findings(
+        turn.session, now=turn.now, episode=episode, findings=findings
+    )
     for alert in touched:
-        alerts.schedule_escalation(alert, now=now, after=ctx.unit.reescalate_after)
-    outbox.alerts.extend(touched)
+        alerts.schedule_escalation(alert, now=turn.now, after=ctx.unit.reescalate_after)
+    turn.outbox.alerts.extend(touched)
     severity = most_severe(findings)
     if severity is not None:
-        outbox.say(alerts.safety_advice(protocol, severity, language=episode.language, ctx=ctx))
-        audit.record(
-            session,
-            at=now,
-            actor="system",
-            action="safety_advice_sent",
-            episode_id=episode.id,
-            severity=severity.value,
+        turn.outbox.say(
+            alerts.safety_advice(turn.protocol, severity, language=turn.language, ctx=ctx)
         )
+        turn.audit("safety_advice_sent", severity=severity.value)
     log.info("findings", episode_id=episode.id, count=len(findings))
 
 
-async def evaluate(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    protocol: Protocol,
-    episode: Episode,
-    new: list[Observation],
-    now: datetime,
-) -> list[Finding]:
-    await session.flush()
-    history = await load_history(session, episode)
-    findings = evaluate_answers(protocol, history, new)
-    await escalate(session, ctx, outbox, protocol, episode, findings, now)
+async def evaluate(turn: Turn, new: list[Observation]) -> list[Finding]:
+    """Read the new observations against the rules (with the whole history) and escalate."""
+    await turn.session.flush()
+    history = await load_history(turn.session, turn.episode)
+    findings = evaluate_answers(turn.protocol, history, new)
+    await escalate(turn, findings)
     return findings

@@ -6,26 +6,18 @@ read (voice, video) are forwarded to staff, who must listen."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.db.models import Episode
 from bot.domain.parsing import Parsed
-from bot.domain.protocol import Indication, Protocol
 from bot.domain.rules import evaluate_unheard_media
-from bot.domain.schedule import day_number
 from bot.domain.states import CONSENT, EpisodeStatus
 from bot.i18n import t
 from bot.services import alerts
-from bot.services.context import ServiceContext
 from bot.services.conversation.answers import answer_question
 from bot.services.conversation.consent import gate
 from bot.services.conversation.evaluation import load_history, save_answer
 from bot.services.conversation.lookups import open_checkin
 from bot.services.conversation.notes import scan_free_text
 from bot.services.conversation.prompts import consent_for, resume
-from bot.services.conversation.turn import Outbox, PhotoCopy
+from bot.services.conversation.turn import PhotoCopy, Turn
 from bot.services.ports import OutgoingMessage
 
 #: Media nobody can parse: a human must listen (rule ``unheard_media``).
@@ -33,49 +25,40 @@ UNHEARD_KINDS = frozenset({"voice", "video", "video_note", "audio"})
 
 
 async def route_media(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    protocol: Protocol,
-    episode: Episode,
+    turn: Turn,
     *,
     kind: str,
     message_id: int | None,
     file_id: str | None,
     file_size: int | None,
     caption: str | None,
-    now: datetime,
 ) -> None:
-    lang = episode.language
-    if await gate(session, ctx, outbox, protocol, episode, now):
+    """A message that is not text: the photo a question asks for, or saved and acknowledged."""
+    episode, outbox, lang = turn.episode, turn.outbox, turn.language
+    if await gate(turn):
         return
     if episode.awaiting == CONSENT:
         outbox.say(t(lang, "Please answer the consent question first."))
-        outbox.messages.append(consent_for(ctx, protocol, episode))
+        outbox.messages.append(consent_for(turn))
         return
     checkin = (
-        await open_checkin(session, episode.id) if episode.status == EpisodeStatus.ACTIVE else None
+        await open_checkin(turn.session, episode.id)
+        if episode.status == EpisodeStatus.ACTIVE
+        else None
     )
     question = None
     if checkin is not None and episode.awaiting is None:
-        questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
-        if checkin.question_index < len(questions):
-            question = questions[checkin.question_index]
+        question = turn.current_question(checkin)
     if kind == "photo" and question is not None and question.type == "photo":
         assert checkin is not None
         answer = await answer_question(
-            session,
-            ctx,
-            outbox,
-            protocol,
-            episode,
-            checkin,
-            question,
-            Parsed(status="ok"),
-            "photo",
-            caption,
-            message_id,
-            now,
+            turn,
+            checkin=checkin,
+            question=question,
+            parsed=Parsed(status="ok"),
+            kind="photo",
+            text=caption,
+            message_id=message_id,
             file_id=file_id,
         )
         outbox.messages.insert(
@@ -84,25 +67,23 @@ async def route_media(
         if file_id is not None:
             outbox.photos.append(PhotoCopy(answer, file_id, file_size))
         if caption:
-            await scan_free_text(session, ctx, outbox, protocol, episode, caption, now)
+            await scan_free_text(turn, text=caption)
         return
     saved = save_answer(
-        session,
-        episode,
-        None,
-        None,
-        kind,
-        caption,
-        Parsed(status="ok"),
-        now,
-        message_id,
+        turn,
+        kind=kind,
+        text=caption,
+        parsed=Parsed(status="ok"),
+        message_id=message_id,
         file_id=file_id,
     )
     if kind in UNHEARD_KINDS:
-        day = day_number(episode.procedure_at, now, episode.time_zone)
-        findings = evaluate_unheard_media(protocol, await load_history(session, episode), day=day)
+        history = await load_history(turn.session, episode)
+        findings = evaluate_unheard_media(turn.protocol, history, day=turn.day)
         outbox.alerts.extend(
-            await alerts.raise_findings(session, now=now, episode=episode, findings=findings)
+            await alerts.raise_findings(
+                turn.session, now=turn.now, episode=episode, findings=findings
+            )
         )
         outbox.forward_message_id = message_id
         outbox.say(
@@ -127,9 +108,9 @@ async def route_media(
             t(
                 lang,
                 "Thank you. I can only read text: if you want to tell the team something, please type it. If you are worried, call the unit on {phone}.",
-                phone=ctx.unit.unit_phone,
+                phone=turn.ctx.unit.unit_phone,
             )
         )
     if caption:
-        await scan_free_text(session, ctx, outbox, protocol, episode, caption, now)
-    await resume(session, ctx, outbox, protocol, episode)
+        await scan_free_text(turn, text=caption)
+    await resume(turn)

@@ -4,76 +4,56 @@ A red flag read for certain alerts; a doubtful one gets a yes/no question (:mod:
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.db.models import Episode
 from bot.domain.parsing import Parsed, scan_red_flags
 from bot.domain.protocol import Protocol
 from bot.domain.rules import Observation
-from bot.domain.schedule import day_number
 from bot.domain.states import FOLLOW_UP_OVER, Awaiting
 from bot.i18n import t
-from bot.services.context import ServiceContext
 from bot.services.conversation.clarify import clarifying
 from bot.services.conversation.evaluation import evaluate, save_answer
 from bot.services.conversation.prompts import clarify_question, resume
-from bot.services.conversation.turn import Outbox
+from bot.services.conversation.turn import Turn
 
 
 async def save_note(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    protocol: Protocol,
-    episode: Episode,
+    turn: Turn,
+    *,
     text: str,
     message_id: int | None,
-    now: datetime,
-    *,
     kind: str = "note",
     skip_flags: frozenset[str] = frozenset(),
 ) -> None:
     """A message outside any question: saved for staff, read for red flags, acknowledged."""
-    lang = episode.language
-    save_answer(session, episode, None, None, kind, text, Parsed(status="ok"), now, message_id)
-    found_flags = await scan_free_text(
-        session, ctx, outbox, protocol, episode, text, now, skip_flags=skip_flags
-    )
-    if found_flags:
+    lang, phone = turn.language, turn.ctx.unit.unit_phone
+    save_answer(turn, kind=kind, text=text, parsed=Parsed(status="ok"), message_id=message_id)
+    if await scan_free_text(turn, text=text, skip_flags=skip_flags):
         return
-    if episode.status in FOLLOW_UP_OVER:
-        outbox.say(
+    if turn.episode.status in FOLLOW_UP_OVER:
+        turn.outbox.say(
             t(
                 lang,
                 "Your follow-up has ended, but your message has been saved and the team will read it. If you are worried, call the unit on {phone}.",
-                phone=ctx.unit.unit_phone,
+                phone=phone,
             )
         )
         return
-    outbox.say(
+    turn.outbox.say(
         t(
             lang,
             "Thank you, your message has been saved and the team will read it. If you are worried, call the unit on {phone}.",
-            phone=ctx.unit.unit_phone,
+            phone=phone,
         )
     )
-    await resume(session, ctx, outbox, protocol, episode)
+    await resume(turn)
 
 
 async def scan_free_text(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    protocol: Protocol,
-    episode: Episode,
-    text: str,
-    now: datetime,
-    *,
-    skip_flags: frozenset[str] = frozenset(),
+    turn: Turn, *, text: str, skip_flags: frozenset[str] = frozenset()
 ) -> bool:
-    """Read free text for red flags: certain ones alert, a doubtful one gets a yes/no question."""
+    """Read free text for red flags: certain ones alert, a doubtful one gets a yes/no question.
+
+    True when the patient was told something (safety advice, or the yes/no question)."""
+    protocol, episode = turn.protocol, turn.episode
     mentions = scan_red_flags(
         text, protocol.red_flags, fever_threshold=protocol.fever_threshold_celsius
     )
@@ -83,36 +63,18 @@ async def scan_free_text(
         for m in mentions
         if m.certainty == "doubtful" and m.flag not in certain and m.flag not in skip_flags
     ]
-    day = day_number(episode.procedure_at, now, episode.time_zone)
     said = False
     if certain:
-        save_answer(
-            session,
-            episode,
-            None,
-            None,
-            "text_flags",
-            None,
-            Parsed(status="ok"),
-            now,
-            None,
-            flags=certain,
+        save_answer(turn, kind="text_flags", parsed=Parsed(status="ok"), flags=certain)
+        observation = Observation(
+            checkin_id=None, question_id=None, day=turn.day, value=None, flags=certain
         )
-        findings = await evaluate(
-            session,
-            ctx,
-            outbox,
-            protocol,
-            episode,
-            [Observation(checkin_id=None, question_id=None, day=day, value=None, flags=certain)],
-            now,
-        )
-        said = bool(findings)
+        said = bool(await evaluate(turn, [observation]))
     if doubtful and not clarifying(episode):
         flag = doubtful[0]
         episode.awaiting = Awaiting.clarify(flag)
         episode.reask_count = 0
-        outbox.messages.append(clarify_question(protocol, flag, episode.language))
+        turn.outbox.messages.append(clarify_question(turn, flag))
         said = True
     return said
 

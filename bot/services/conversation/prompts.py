@@ -5,15 +5,12 @@ at hand."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.db.models import Episode
-from bot.domain.protocol import Indication, Protocol
-from bot.domain.states import BASELINE, CONSENT, EpisodeStatus
+from bot.domain.protocol import Protocol
+from bot.domain.states import BASELINE, CONSENT, RUNNING
 from bot.i18n import t
 from bot.services.context import ServiceContext
 from bot.services.conversation.lookups import open_checkin
-from bot.services.conversation.turn import Outbox
+from bot.services.conversation.turn import Turn
 from bot.services.ports import Button, OutgoingMessage
 from bot.services.questions import render_question, scale_rows
 
@@ -27,7 +24,7 @@ def current_protocol(ctx: ServiceContext, protocol: Protocol) -> Protocol:
 
 
 def consent_message(
-    ctx: ServiceContext, protocol: Protocol, language: str, *, renewal: bool = False
+    ctx: ServiceContext, *, protocol: Protocol, language: str, renewal: bool = False
 ) -> OutgoingMessage:
     """Welcome naming the unit, what will be asked and when, and the consent buttons.
 
@@ -63,17 +60,18 @@ def consent_message(
     )
 
 
-def consent_for(ctx: ServiceContext, protocol: Protocol, episode: Episode) -> OutgoingMessage:
+def consent_for(turn: Turn) -> OutgoingMessage:
     """The consent question for this patient: a renewal once the follow-up is running."""
     return consent_message(
-        ctx,
-        current_protocol(ctx, protocol),
-        episode.language,
-        renewal=episode.status in (EpisodeStatus.ACTIVE, EpisodeStatus.PAUSED),
+        turn.ctx,
+        protocol=current_protocol(turn.ctx, turn.protocol),
+        language=turn.language,
+        renewal=turn.episode.status in RUNNING,
     )
 
 
 def refused_text(ctx: ServiceContext, language: str) -> str:
+    """What a patient who declined the follow-up is told, whatever they send."""
     return t(
         language,
         "You declined the follow-up, so I do not keep your messages. If you are worried, call the unit on {phone}. If you have changed your mind, ask the unit for a new link.",
@@ -81,10 +79,10 @@ def refused_text(ctx: ServiceContext, language: str) -> str:
     )
 
 
-def clarify_question(
-    protocol: Protocol, flag: str, language: str, prefix: str = ""
-) -> OutgoingMessage:
-    question = protocol.red_flags[flag].question.get(language)
+def clarify_question(turn: Turn, flag: str, *, prefix: str = "") -> OutgoingMessage:
+    """The yes/no question that confirms or rules out ``flag``."""
+    language = turn.language
+    question = turn.protocol.red_flags[flag].question.get(language)
     return OutgoingMessage(
         text=f"{prefix}\n{question}" if prefix else question,
         buttons=(
@@ -96,38 +94,30 @@ def clarify_question(
     )
 
 
-async def resume(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    protocol: Protocol,
-    episode: Episode,
-) -> None:
+async def resume(turn: Turn) -> None:
     """After an interruption (a note, a photo, a clarification, /language): ask again what we
     are waiting for, so the buttons are always at hand."""
-    lang = episode.language
+    episode, protocol, outbox = turn.episode, turn.protocol, turn.outbox
     awaiting = episode.awaiting
     if awaiting == CONSENT:
-        outbox.messages.append(consent_for(ctx, protocol, episode))
+        outbox.messages.append(consent_for(turn))
         return
     if awaiting == BASELINE:
-        outbox.say(protocol.baseline_question.get(lang), scale_rows("b:", 0, 10))
+        outbox.say(protocol.baseline_question.get(turn.language), scale_rows("b:", 0, 10))
         return
     if awaiting is not None and awaiting.flag is not None:
-        outbox.messages.append(clarify_question(protocol, awaiting.flag, lang))
+        outbox.messages.append(clarify_question(turn, awaiting.flag))
         return
-    if episode.status not in (EpisodeStatus.ACTIVE, EpisodeStatus.PAUSED):
+    if episode.status not in RUNNING:
         return
-    checkin = await open_checkin(session, episode.id)
-    if checkin is None:
-        return
-    questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
-    if checkin.question_index < len(questions):
+    checkin = await open_checkin(turn.session, episode.id)
+    question = turn.current_question(checkin) if checkin is not None else None
+    if checkin is not None and question is not None:
         outbox.messages.append(
             render_question(
                 protocol,
-                questions[checkin.question_index],
-                language=lang,
+                question,
+                language=turn.language,
                 checkin_id=checkin.id,
                 index=checkin.question_index,
                 selection=checkin.selection,

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Answer, CheckIn, EnrolmentToken, Episode
+from bot.db.models import Answer, CheckIn, EnrolmentToken
 from bot.domain.states import CheckInStatus, EpisodeStatus
-from bot.services import audit
+from bot.services.conversation.turn import Turn
 
 
-async def stop_episode(
-    session: AsyncSession, episode: Episode, now: datetime, *, reason: str
-) -> None:
-    """The patient ends the follow-up (``/stop``, or a newer consent refused): every remaining
-    check-in is cancelled, answers are kept, unused links expire (as a staff stop does)."""
+async def stop_episode(turn: Turn, *, reason: str) -> None:
+    """Every remaining check-in is cancelled, answers are kept, unused links expire (as a staff
+    stop does)."""
+    session, episode, now = turn.session, turn.episode, turn.now
     episode.status = EpisodeStatus.STOPPED
     episode.stopped_at = now
     episode.paused_at = None
@@ -49,11 +45,4 @@ async def stop_episode(
         checkin.status_reason = reason
         checkin.closed_at = now
         checkin.next_reminder_at = None
-    audit.record(
-        session,
-        at=now,
-        actor="patient",
-        action="follow_up_stopped",
-        episode_id=episode.id,
-        reason=reason,
-    )
+    turn.audit("follow_up_stopped", actor="patient", reason=reason)
