@@ -23,21 +23,13 @@ from bot.domain.states import FOLLOW_UP_OVER, CheckInStatus, EpisodeStatus
 from bot.i18n import format_local, t, tn
 from bot.services import erasure
 from bot.services.context import ServiceContext
-from bot.services.conversation import (
-    Outbox,
-    Reply,
-    Turn,
-    already_processed,
-    flush,
-    guess_language,
-    interface_languages,
-    open_checkin,
-    patient_episode,
-    resume,
-    stop_episode,
-    unblock,
-    unknown_chat_text,
-)
+from bot.services.conversation import envelope
+from bot.services.conversation.blocking import unblock
+from bot.services.conversation.languages import interface_languages, unknown_chat_text
+from bot.services.conversation.lookups import open_checkin
+from bot.services.conversation.prompts import resume
+from bot.services.conversation.stop import stop_episode
+from bot.services.conversation.turn import Outbox, Reply, Turn
 from bot.services.ports import Button, OutgoingMessage
 from bot.services.questions import decode
 
@@ -100,31 +92,24 @@ async def handle_command(
 ) -> None:
     """One of :data:`COMMANDS` (or ``"unknown"``) typed by a patient; strangers are told how to
     enrol."""
-    outbox = Outbox(chat_id)
-    now = ctx.clock.now()
-    async with ctx.sessions.begin() as session:
-        if await already_processed(session, update_id, now):
-            return
-        found = await patient_episode(session, chat_id)
-        if found is None:
-            if command == "help":
-                outbox.say(help_text(ctx, guess_language(ctx, language_code)))
-            outbox.say(unknown_chat_text(ctx, language_code))
-        else:
-            patient, episode = found
-            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            turn = Turn(
-                session=session,
-                ctx=ctx,
-                outbox=outbox,
-                protocol=protocol,
-                patient=patient,
-                episode=episode,
-                now=now,
-            )
-            unblock(turn)
-            await _run(turn, command=command)
-    await flush(ctx, outbox)
+
+    def stranger(outbox: Outbox, language: str) -> None:
+        if command == "help":
+            outbox.say(help_text(ctx, language))
+        outbox.say(unknown_chat_text(language))
+
+    async def route(turn: Turn) -> None:
+        unblock(turn)
+        await _run(turn, command=command)
+
+    await envelope.run(
+        ctx,
+        chat_id=chat_id,
+        update_id=update_id,
+        language_code=language_code,
+        route=route,
+        stranger=stranger,
+    )
 
 
 async def _run(turn: Turn, *, command: str) -> None:
@@ -368,35 +353,22 @@ async def handle_button(
     language_code: str | None = None,
 ) -> Reply:
     """The buttons of the commands: confirm /stop or /delete, choose a language."""
-    outbox = Outbox(chat_id)
-    now = ctx.clock.now()
     press = decode(data)
-    async with ctx.sessions.begin() as session:
-        if await already_processed(session, update_id, now):
-            return Reply()
-        found = await patient_episode(session, chat_id)
-        if found is None:
-            return Reply(
-                toast=t(guess_language(ctx, language_code), "This button is no longer active.")
-            )
-        patient, episode = found
-        lang = episode.language
-        stale = t(lang, "This question is closed. Thank you!")
+
+    async def route(turn: Turn) -> None:
         if press is None or press.value is None:
-            return Reply(toast=stale)
-        protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-        turn = Turn(
-            session=session,
-            ctx=ctx,
-            outbox=outbox,
-            protocol=protocol,
-            patient=patient,
-            episode=episode,
-            now=now,
-        )
-        toast = await _press(turn, kind=press.kind, value=press.value)
-    await flush(ctx, outbox)
-    return Reply(toast=toast)
+            turn.outbox.toast = t(turn.language, "This question is closed. Thank you!")
+        else:
+            turn.outbox.toast = await _press(turn, kind=press.kind, value=press.value)
+
+    return await envelope.run(
+        ctx,
+        chat_id=chat_id,
+        update_id=update_id,
+        language_code=language_code,
+        route=route,
+        stranger=envelope.inactive_button,
+    )
 
 
 async def _press(turn: Turn, *, kind: str, value: str) -> str | None:

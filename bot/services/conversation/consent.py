@@ -6,15 +6,25 @@ before the check-ins are planned. :func:`gate` is what every incoming message pa
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy import select
 
-from bot.db.models import CheckIn, Episode
+from bot.db.models import CheckIn, EnrolmentToken, Episode
 from bot.domain.protocol import Protocol
-from bot.domain.states import BASELINE, CONSENT, RUNNING, CheckInStatus, EpisodeStatus
+from bot.domain.states import (
+    BASELINE,
+    CONSENT,
+    LIVE_STATUSES,
+    RUNNING,
+    CheckInStatus,
+    EpisodeStatus,
+)
 from bot.errors import EnrolmentError
 from bot.i18n import format_local, t
 from bot.services.context import ServiceContext
 from bot.services.conversation.blocking import unblock
+from bot.services.conversation.languages import unknown_chat_text
 from bot.services.conversation.prompts import (
     consent_for,
     consent_message,
@@ -24,7 +34,7 @@ from bot.services.conversation.prompts import (
 )
 from bot.services.conversation.stop import stop_episode
 from bot.services.conversation.turn import Outbox, Turn
-from bot.services.enrolment import link_chat, plan_episode
+from bot.services.enrolment import hash_token, link_chat, plan_episode
 from bot.services.questions import scale_rows
 
 
@@ -134,7 +144,51 @@ async def start_follow_up(turn: Turn) -> None:
     turn.ctx.on_schedule_changed()
 
 
-async def greet_known(turn: Turn) -> None:
+async def start(turn: Turn, *, token: str | None, telegram_language: str) -> None:
+    """``/start [token]`` from a chat we know: link it to a new invitation, or say where the
+    patient is. ``telegram_language`` is for an invitation not opened yet."""
+    episode = turn.episode
+    if (
+        token
+        and episode.status in LIVE_STATUSES
+        and episode.status != EpisodeStatus.INVITED
+        and await _is_own_link(turn, token)
+    ):
+        token = None  # the patient opened their own link again
+    if token:
+        link_after_commit(turn.ctx, turn.outbox, token=token, language=turn.language)
+    elif episode.status == EpisodeStatus.INVITED:
+        turn.outbox.say(unknown_chat_text(telegram_language))
+    else:
+        await _greet(turn)
+
+
+async def _is_own_link(turn: Turn, token: str) -> bool:
+    own = await turn.session.scalar(
+        select(EnrolmentToken.id).where(
+            EnrolmentToken.token_hash == hash_token(token),
+            EnrolmentToken.episode_id == turn.episode.id,
+        )
+    )
+    return own is not None
+
+
+def start_unknown_chat(
+    outbox: Outbox, language: str, *, ctx: ServiceContext, token: str | None
+) -> None:
+    """``/start [token]`` from a chat we do not know: link it, or say how to enrol."""
+    if token:
+        link_after_commit(ctx, outbox, token=token, language=language)
+    else:
+        outbox.say(unknown_chat_text(language))
+
+
+def link_after_commit(ctx: ServiceContext, outbox: Outbox, *, token: str, language: str) -> None:
+    """Linking takes a transaction of its own (the invitation's row is claimed there)."""
+    outbox.after_commit.append(partial(_link, ctx, outbox, token=token, language=language))
+
+
+async def _greet(turn: Turn) -> None:
     """``/start`` from an enrolled patient: say where they are, ask what we wait for."""
     episode, outbox, lang = turn.episode, turn.outbox, turn.language
     if episode.status == EpisodeStatus.REFUSED:
@@ -161,9 +215,8 @@ async def greet_known(turn: Turn) -> None:
         await resume(turn)
 
 
-async def enrol_chat(ctx: ServiceContext, outbox: Outbox, *, token: str, language: str) -> None:
-    """Link the chat to the invitation ``token`` names and ask for consent (its own
-    transaction: it runs after the update's has committed)."""
+async def _link(ctx: ServiceContext, outbox: Outbox, *, token: str, language: str) -> None:
+    """Link the chat to the invitation ``token`` names and ask for consent, or say why not."""
     try:
         episode = await link_chat(ctx, token=token, chat_id=outbox.chat_id)
     except EnrolmentError as exc:

@@ -51,6 +51,13 @@ async def apologise(ctx: ServiceContext, *, chat_id: int, language: str) -> None
     await flush(ctx, outbox)
 
 
+async def deliver(ctx: ServiceContext, outbox: Outbox) -> None:
+    """The update's transaction has committed: run what needed it, then send what was queued."""
+    for step in outbox.after_commit:
+        await step()
+    await flush(ctx, outbox)
+
+
 async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
     """Send queued patient messages, then alerts and notices to staff (never the other way
     round: safety advice first)."""
@@ -104,30 +111,29 @@ async def _send_with_retries(ctx: ServiceContext, chat_id: int, message: Outgoin
             await asyncio.sleep(wait)
 
 
-async def store_photos(ctx: ServiceContext, outbox: Outbox) -> None:
-    """Keep a local copy of each photo (within MEDIA_MAX_BYTES); the file id is always kept."""
-    for item in outbox.photos:
-        answer_id, episode_id = item.answer.id, item.answer.episode_id
-        limit = ctx.unit.media_max_bytes
-        if item.file_size is not None and item.file_size > limit:
-            log.info("photo_not_copied", answer_id=answer_id, reason="too_big")
-            continue
-        try:
-            data = await ctx.messenger.download(item.file_id)
-        except DeliveryError as exc:
-            log.warning("photo_download_failed", answer_id=answer_id, error=type(exc).__name__)
-            continue
-        if len(data) > limit:
-            log.info("photo_not_copied", answer_id=answer_id, reason="too_big")
-            continue
-        path = (
-            Path(ctx.unit.media_dir) / f"episode-{episode_id}" / f"answer-{answer_id}.{_ext(data)}"
-        )
-        await asyncio.to_thread(_write_file, path, data)
-        async with ctx.sessions.begin() as session:
-            row = await session.get(Answer, answer_id)
-            if row is not None:
-                row.file_path = str(path)
+async def keep_photo(
+    ctx: ServiceContext, *, answer: Answer, file_id: str, file_size: int | None
+) -> None:
+    """Keep a local copy of a photo (within MEDIA_MAX_BYTES); the file id is always kept."""
+    answer_id, episode_id = answer.id, answer.episode_id
+    limit = ctx.unit.media_max_bytes
+    if file_size is not None and file_size > limit:
+        log.info("photo_not_copied", answer_id=answer_id, reason="too_big")
+        return
+    try:
+        data = await ctx.messenger.download(file_id)
+    except DeliveryError as exc:
+        log.warning("photo_download_failed", answer_id=answer_id, error=type(exc).__name__)
+        return
+    if len(data) > limit:
+        log.info("photo_not_copied", answer_id=answer_id, reason="too_big")
+        return
+    path = Path(ctx.unit.media_dir) / f"episode-{episode_id}" / f"answer-{answer_id}.{_ext(data)}"
+    await asyncio.to_thread(_write_file, path, data)
+    async with ctx.sessions.begin() as session:
+        row = await session.get(Answer, answer_id)
+        if row is not None:
+            row.file_path = str(path)
 
 
 def _ext(data: bytes) -> str:
@@ -143,11 +149,3 @@ def _write_file(path: Path, data: bytes) -> None:
     temporary = path.with_suffix(path.suffix + ".part")
     temporary.write_bytes(data)
     temporary.replace(path)
-
-
-async def finish(ctx: ServiceContext, outbox: Outbox, language: str) -> None:
-    """Commit is done: copy photos, make sure the patient hears back, send everything."""
-    await store_photos(ctx, outbox)
-    if outbox.silent:
-        outbox.say(t(language, "Thank you, noted."))
-    await flush(ctx, outbox)

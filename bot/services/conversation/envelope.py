@@ -1,63 +1,84 @@
-"""The conversation's entry points, one per kind of update, and the transaction around each."""
+"""The one envelope of every patient update, and the conversation's entry points.
+
+Every update (``/start``, a command, a button, a text, an edit, a photo or a voice note) is:
+skip it if its update id was handled before → find the chat's patient and episode → build the
+:class:`~.turn.Turn` → run its route, all in one transaction → after the commit, run what
+needed the commit and send what was queued. A crash never leaves an answer half-saved, and a
+failure to send never loses one. The kinds of update differ only in their route and in what a
+chat we do not know is told (:data:`Stranger`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
-from sqlalchemy import select
-
-from bot.db.models import EnrolmentToken
-from bot.domain.states import FOLLOW_UP_OVER, LIVE_STATUSES, EpisodeStatus
 from bot.i18n import t
 from bot.services.context import ServiceContext
-from bot.services.conversation.consent import enrol_chat, greet_known
-from bot.services.conversation.delivery import finish, flush, store_photos
+from bot.services.conversation.consent import start, start_unknown_chat
+from bot.services.conversation.delivery import deliver
 from bot.services.conversation.languages import guess_language, unknown_chat_text
 from bot.services.conversation.lookups import already_processed, patient_episode
 from bot.services.conversation.media import route_media
 from bot.services.conversation.routing import route_button, route_edit, route_text
 from bot.services.conversation.turn import Outbox, Reply, Turn
-from bot.services.enrolment import hash_token
 from bot.services.questions import decode
 
+#: What an update does for an enrolled patient, inside the transaction.
 Route = Callable[[Turn], Awaitable[None]]
+#: What a chat with no patient (never enrolled, or erased) is told, in its Telegram language.
+Stranger = Callable[[Outbox, str], None]
 
 
-async def _handle_update(
+async def run(
     ctx: ServiceContext,
     *,
     chat_id: int,
     update_id: int | None,
     language_code: str | None,
     route: Route,
-) -> None:
-    """The envelope of every patient message: skip a redelivered update, find the patient,
-    route in one transaction, then send what was queued (after the commit)."""
+    stranger: Stranger,
+) -> Reply:
+    """Handle one update: ``route`` for a known patient, ``stranger`` for anyone else."""
     outbox = Outbox(chat_id)
     now = ctx.clock.now()
-    language = guess_language(ctx, language_code)
     async with ctx.sessions.begin() as session:
         if await already_processed(session, update_id, now):
-            return
+            return Reply()
         found = await patient_episode(session, chat_id)
         if found is None:
-            outbox.say(unknown_chat_text(ctx, language_code))
+            stranger(outbox, guess_language(ctx, language_code))
         else:
             patient, episode = found
-            language = episode.language
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            await route(
-                Turn(
-                    session=session,
-                    ctx=ctx,
-                    outbox=outbox,
-                    protocol=protocol,
-                    patient=patient,
-                    episode=episode,
-                    now=now,
-                )
+            turn = Turn(
+                session=session,
+                ctx=ctx,
+                outbox=outbox,
+                protocol=protocol,
+                patient=patient,
+                episode=episode,
+                now=now,
             )
-    await finish(ctx, outbox, language)
+            await route(turn)
+    await deliver(ctx, outbox)
+    return Reply(toast=outbox.toast)
+
+
+def how_to_enrol(outbox: Outbox, language: str) -> None:
+    """A message from someone not enrolled: how to enrol."""
+    outbox.say(unknown_chat_text(language))
+
+
+def inactive_button(outbox: Outbox, language: str) -> None:
+    """A button pressed in a chat with no patient (erased since, or never enrolled)."""
+    outbox.toast = t(language, "This button is no longer active.")
+
+
+def _never_silent(turn: Turn) -> None:
+    """Every message gets an answer: one that was only saved is acknowledged."""
+    if turn.outbox.silent:
+        turn.outbox.say(t(turn.language, "Thank you, noted."))
 
 
 async def handle_start(
@@ -69,47 +90,14 @@ async def handle_start(
     language_code: str | None,
 ) -> None:
     """``/start <token>``: link the chat and ask for consent, or explain why not."""
-    outbox = Outbox(chat_id)
-    now = ctx.clock.now()
-    language = guess_language(ctx, language_code)
-    link = False
-    async with ctx.sessions.begin() as session:
-        if await already_processed(session, update_id, now):
-            return
-        found = await patient_episode(session, chat_id)
-        if found is not None:
-            language = found[1].language
-        if token and found is not None and found[1].status in LIVE_STATUSES:
-            own = await session.scalar(
-                select(EnrolmentToken.id).where(
-                    EnrolmentToken.token_hash == hash_token(token),
-                    EnrolmentToken.episode_id == found[1].id,
-                )
-            )
-            if own is not None and found[1].status != EpisodeStatus.INVITED:
-                token = None  # the patient opened their own link again
-        if token:
-            link = True
-        elif found is None or found[1].status == EpisodeStatus.INVITED:
-            outbox.say(unknown_chat_text(ctx, language_code))
-        else:
-            patient, episode = found
-            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            await greet_known(
-                Turn(
-                    session=session,
-                    ctx=ctx,
-                    outbox=outbox,
-                    protocol=protocol,
-                    patient=patient,
-                    episode=episode,
-                    now=now,
-                )
-            )
-    if link:
-        assert token is not None
-        await enrol_chat(ctx, outbox, token=token, language=language)
-    await flush(ctx, outbox)
+    await run(
+        ctx,
+        chat_id=chat_id,
+        update_id=update_id,
+        language_code=language_code,
+        route=partial(start, token=token, telegram_language=guess_language(ctx, language_code)),
+        stranger=partial(start_unknown_chat, ctx=ctx, token=token),
+    )
 
 
 async def handle_text(
@@ -125,9 +113,15 @@ async def handle_text(
 
     async def route(turn: Turn) -> None:
         await route_text(turn, text=text, message_id=message_id)
+        _never_silent(turn)
 
-    await _handle_update(
-        ctx, chat_id=chat_id, update_id=update_id, language_code=language_code, route=route
+    await run(
+        ctx,
+        chat_id=chat_id,
+        update_id=update_id,
+        language_code=language_code,
+        route=route,
+        stranger=how_to_enrol,
     )
 
 
@@ -144,51 +138,16 @@ async def handle_edit(
 
     async def route(turn: Turn) -> None:
         await route_edit(turn, text=text, message_id=message_id)
+        _never_silent(turn)
 
-    await _handle_update(
-        ctx, chat_id=chat_id, update_id=update_id, language_code=language_code, route=route
+    await run(
+        ctx,
+        chat_id=chat_id,
+        update_id=update_id,
+        language_code=language_code,
+        route=route,
+        stranger=how_to_enrol,
     )
-
-
-async def handle_button(
-    ctx: ServiceContext,
-    *,
-    chat_id: int,
-    data: str,
-    update_id: int | None,
-    message_id: int | None,
-    language_code: str | None = None,
-) -> Reply:
-    """A button press from a patient; stale and forged presses are refused politely."""
-    outbox = Outbox(chat_id)
-    now = ctx.clock.now()
-    press = decode(data)
-    toast: str | None = None
-    async with ctx.sessions.begin() as session:
-        if await already_processed(session, update_id, now):
-            return Reply()
-        found = await patient_episode(session, chat_id)
-        if found is None:
-            return Reply(
-                toast=t(guess_language(ctx, language_code), "This button is no longer active.")
-            )
-        patient, episode = found
-        if press is None or episode.status in (EpisodeStatus.REFUSED, *FOLLOW_UP_OVER):
-            return Reply(toast=t(episode.language, "This question is closed. Thank you!"))
-        protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-        turn = Turn(
-            session=session,
-            ctx=ctx,
-            outbox=outbox,
-            protocol=protocol,
-            patient=patient,
-            episode=episode,
-            now=now,
-        )
-        toast = await route_button(turn, press=press, message_id=message_id)
-    await store_photos(ctx, outbox)
-    await flush(ctx, outbox)
-    return Reply(toast=toast)
 
 
 async def handle_media(
@@ -204,8 +163,7 @@ async def handle_media(
     language_code: str | None = None,
 ) -> None:
     """Photos, voice notes, videos, stickers, documents, locations, contacts, polls...: never
-    silently ignored. Only the kind and Telegram's file id are kept (never a location's
-    coordinates or a shared contact's phone number); photos also get a local copy."""
+    silently ignored (see :mod:`.media`)."""
 
     async def route(turn: Turn) -> None:
         await route_media(
@@ -216,7 +174,38 @@ async def handle_media(
             file_size=file_size,
             caption=caption,
         )
+        _never_silent(turn)
 
-    await _handle_update(
-        ctx, chat_id=chat_id, update_id=update_id, language_code=language_code, route=route
+    await run(
+        ctx,
+        chat_id=chat_id,
+        update_id=update_id,
+        language_code=language_code,
+        route=route,
+        stranger=how_to_enrol,
+    )
+
+
+async def handle_button(
+    ctx: ServiceContext,
+    *,
+    chat_id: int,
+    data: str,
+    update_id: int | None,
+    message_id: int | None,
+    language_code: str | None = None,
+) -> Reply:
+    """A button press from a patient; stale and forged presses are refused politely."""
+    press = decode(data)
+
+    async def route(turn: Turn) -> None:
+        turn.outbox.toast = await route_button(turn, press=press, message_id=message_id)
+
+    return await run(
+        ctx,
+        chat_id=chat_id,
+        update_id=update_id,
+        language_code=language_code,
+        route=route,
+        stranger=inactive_button,
     )

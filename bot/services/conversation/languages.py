@@ -31,9 +31,9 @@ def guess_language(ctx: ServiceContext, language_code: str | None) -> str:
     return normalise_language(language_code, interface_languages(default_protocol(ctx)))
 
 
-def unknown_chat_text(ctx: ServiceContext, language_code: str | None) -> str:
-    """What someone who is not enrolled is told, in their Telegram language."""
+def unknown_chat_text(language: str) -> str:
+    """What someone who is not enrolled is told (in their Telegram language)."""
     return t(
-        guess_language(ctx, language_code),
+        language,
         "Hello! To start your follow-up, please open the link or scan the QR code the unit gave you.",
     )

@@ -6,6 +6,9 @@ read (voice, video) are forwarded to staff, who must listen."""
 
 from __future__ import annotations
 
+from functools import partial
+
+from bot.db.models import Answer
 from bot.domain.parsing import Parsed
 from bot.domain.rules import evaluate_unheard_media
 from bot.domain.states import CONSENT, EpisodeStatus
@@ -13,11 +16,12 @@ from bot.i18n import t
 from bot.services import alerts
 from bot.services.conversation.answers import answer_question
 from bot.services.conversation.consent import gate
+from bot.services.conversation.delivery import keep_photo
 from bot.services.conversation.evaluation import load_history, save_answer
 from bot.services.conversation.lookups import open_checkin
 from bot.services.conversation.notes import scan_free_text
 from bot.services.conversation.prompts import consent_for, resume
-from bot.services.conversation.turn import PhotoCopy, Turn
+from bot.services.conversation.turn import Turn
 from bot.services.ports import OutgoingMessage
 
 #: Media nobody can parse: a human must listen (rule ``unheard_media``).
@@ -65,7 +69,7 @@ async def route_media(
             0, OutgoingMessage(text=t(lang, "Thank you, the photo has been saved for the team."))
         )
         if file_id is not None:
-            outbox.photos.append(PhotoCopy(answer, file_id, file_size))
+            _keep_photo(turn, answer=answer, file_id=file_id, file_size=file_size)
         if caption:
             await scan_free_text(turn, text=caption)
         return
@@ -95,7 +99,7 @@ async def route_media(
     elif kind == "photo":
         outbox.say(t(lang, "Thank you, the photo has been saved for the team."))
         if file_id is not None:
-            outbox.photos.append(PhotoCopy(saved, file_id, file_size))
+            _keep_photo(turn, answer=saved, file_id=file_id, file_size=file_size)
     elif question is not None or episode.awaiting is not None:
         outbox.say(
             t(
@@ -114,3 +118,10 @@ async def route_media(
     if caption:
         await scan_free_text(turn, text=caption)
     await resume(turn)
+
+
+def _keep_photo(turn: Turn, *, answer: Answer, file_id: str, file_size: int | None) -> None:
+    """Copy the photo into MEDIA_DIR once the answer row is committed (it gets the path)."""
+    turn.outbox.after_commit.append(
+        partial(keep_photo, turn.ctx, answer=answer, file_id=file_id, file_size=file_size)
+    )

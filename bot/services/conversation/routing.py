@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from bot.db.models import CheckIn
 from bot.domain.parsing import Parsed, parse_scale, parse_yes_no
-from bot.domain.states import BASELINE, CONSENT, FOLLOW_UP_OVER, Awaiting, CheckInStatus
+from bot.domain.states import (
+    BASELINE,
+    CONSENT,
+    FOLLOW_UP_OVER,
+    Awaiting,
+    CheckInStatus,
+    EpisodeStatus,
+)
 from bot.i18n import t
 from bot.services.conversation.answers import answer_button, answer_question, parse_typed
 from bot.services.conversation.clarify import clarified
@@ -98,11 +105,15 @@ async def route_edit(turn: Turn, *, text: str, message_id: int | None) -> None:
         await route_text(turn, text=text, message_id=message_id)
 
 
-async def route_button(turn: Turn, *, press: ButtonPress, message_id: int | None) -> str | None:
+async def route_button(
+    turn: Turn, *, press: ButtonPress | None, message_id: int | None
+) -> str | None:
     """A button press: consent, baseline, a red flag's yes/no or a check-in answer. Returns the
-    toast: a press that no longer fits what we wait for is refused politely."""
+    toast: a press that no longer fits what we wait for (or a forged one) is refused politely."""
     episode, lang = turn.episode, turn.language
     stale = t(lang, "This question is closed. Thank you!")
+    if press is None or episode.status in (EpisodeStatus.REFUSED, *FOLLOW_UP_OVER):
+        return stale
     if press.kind == "c":
         if episode.awaiting != CONSENT:
             return stale

@@ -7,27 +7,19 @@ transaction has committed. Use cases take a turn plus keyword-only arguments.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Alert, Answer, CheckIn, Episode, Patient
+from bot.db.models import Alert, CheckIn, Episode, Patient
 from bot.domain.protocol import Indication, Protocol, Question
 from bot.domain.schedule import day_number
 from bot.services import audit
 from bot.services.context import ServiceContext
 from bot.services.ports import Button, OutgoingMessage
-
-
-@dataclass
-class PhotoCopy:
-    """A photo to download after the commit, into MEDIA_DIR (the answer row gets its path)."""
-
-    answer: Answer
-    file_id: str
-    file_size: int | None
 
 
 @dataclass
@@ -40,8 +32,12 @@ class Outbox:
     #: Messages to edit in place (checklist ticks), as (message id, new content).
     edits: list[tuple[int, OutgoingMessage]] = field(default_factory=list)
     forward_message_id: int | None = None
-    photos: list[PhotoCopy] = field(default_factory=list)
     staff_notices: list[str] = field(default_factory=list)
+    #: Work that needs the committed rows or a transaction of its own (copy a photo, link a
+    #: chat), run in order once the update's transaction has committed, before sending.
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: The short answer to a button press, shown by the adapter (None: no toast).
+    toast: str | None = None
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         """Queue a message to the patient."""
