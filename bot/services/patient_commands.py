@@ -17,27 +17,19 @@ from zoneinfo import ZoneInfo
 import structlog
 from babel import Locale
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Alert, Answer, AuditEvent, CheckIn, Episode, Patient
+from bot.db.models import Alert, Answer, AuditEvent, CheckIn, Episode
 from bot.domain.states import FOLLOW_UP_OVER, CheckInStatus, EpisodeStatus
 from bot.i18n import format_local, t, tn
-from bot.services import audit, erasure
+from bot.services import erasure
 from bot.services.context import ServiceContext
-from bot.services.conversation import (
-    Outbox,
-    Reply,
-    already_processed,
-    flush,
-    guess_language,
-    interface_languages,
-    open_checkin,
-    patient_episode,
-    resume,
-    stop_episode,
-    unblock,
-    unknown_chat_text,
-)
+from bot.services.conversation import envelope
+from bot.services.conversation.blocking import unblock
+from bot.services.conversation.languages import interface_languages, unknown_chat_text
+from bot.services.conversation.lookups import open_checkin
+from bot.services.conversation.prompts import resume
+from bot.services.conversation.stop import stop_episode
+from bot.services.conversation.turn import Outbox, Reply, Turn
 from bot.services.ports import Button, OutgoingMessage
 from bot.services.questions import decode
 
@@ -100,44 +92,45 @@ async def handle_command(
 ) -> None:
     """One of :data:`COMMANDS` (or ``"unknown"``) typed by a patient; strangers are told how to
     enrol."""
-    outbox = Outbox(chat_id)
-    now = ctx.clock.now()
-    async with ctx.sessions.begin() as session:
-        if await already_processed(session, update_id, now):
-            return
-        found = await patient_episode(session, chat_id)
-        if found is None:
-            if command == "help":
-                outbox.say(help_text(ctx, guess_language(ctx, language_code)))
-            outbox.say(unknown_chat_text(ctx, language_code))
-        else:
-            patient, episode = found
-            unblock(session, episode, now)
-            await _run(session, ctx, outbox, patient, episode, command, now)
-    await flush(ctx, outbox)
+
+    def stranger(outbox: Outbox, language: str) -> None:
+        if command == "help":
+            outbox.say(help_text(ctx, language))
+        outbox.say(unknown_chat_text(language))
+
+    async def route(turn: Turn) -> None:
+        unblock(turn)
+        await _run(turn, command=command)
+
+    await envelope.run(
+        ctx,
+        chat_id=chat_id,
+        update_id=update_id,
+        language_code=language_code,
+        route=route,
+        stranger=stranger,
+    )
 
 
-async def _run(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    patient: Patient,
-    episode: Episode,
-    command: str,
-    now: datetime,
-) -> None:
-    lang = episode.language
+async def _run(turn: Turn, *, command: str) -> None:
+    """One command of an enrolled patient (whatever the follow-up's state)."""
+    ctx, patient, episode, outbox, lang = (
+        turn.ctx,
+        turn.patient,
+        turn.episode,
+        turn.outbox,
+        turn.language,
+    )
     if command == "help":
         outbox.say(help_text(ctx, lang))
     elif command == "next":
-        await _next(session, ctx, outbox, episode, now)
+        await _next(turn)
     elif command == "language":
-        protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
         outbox.say(
             t(lang, "Which language do you prefer?"),
             tuple(
                 (Button(language_name(code), f"l:{code}"),)
-                for code in interface_languages(protocol)
+                for code in interface_languages(turn.protocol)
             ),
         )
     elif command == "stop":
@@ -163,10 +156,8 @@ async def _run(
             ),
         )
     elif command == "mydata":
-        document = await _my_data(session, patient, now)
-        audit.record(
-            session, at=now, actor="patient", action="data_copy_sent", episode_id=episode.id
-        )
+        document = await _my_data(turn)
+        turn.audit("data_copy_sent", actor="patient")
         outbox.messages.append(
             OutgoingMessage(
                 text=t(lang, "Here is a copy of everything the follow-up stores about you."),
@@ -176,7 +167,7 @@ async def _run(
         )
     elif command == "delete":
         if patient.erasure_requested_at is not None:
-            outbox.say(_already_requested(lang, patient, episode))
+            outbox.say(_already_requested(turn))
             return
         outbox.say(
             t(
@@ -194,30 +185,36 @@ async def _run(
         outbox.say(t(lang, "Sorry, I do not know this command.") + "\n\n" + help_text(ctx, lang))
 
 
-def _already_requested(language: str, patient: Patient, episode: Episode) -> str:
-    assert patient.erasure_requested_at is not None
+def _already_requested(turn: Turn) -> str:
+    """When the patient's erasure request was recorded (they asked again)."""
+    requested = turn.patient.erasure_requested_at
+    assert requested is not None
     return t(
-        language,
+        turn.language,
         "Your request to delete your data was already recorded on {date}. The team will tell you when it is done.",
-        date=format_local(patient.erasure_requested_at, language, episode.time_zone),
+        date=format_local(requested, turn.language, turn.episode.time_zone),
     )
 
 
-async def _next(
-    session: AsyncSession, ctx: ServiceContext, outbox: Outbox, episode: Episode, now: datetime
-) -> None:
+async def _next(turn: Turn) -> None:
     """When the next check-in is, in the patient's language and time zone."""
-    lang = episode.language
+    session, episode, outbox, lang, now = (
+        turn.session,
+        turn.episode,
+        turn.outbox,
+        turn.language,
+        turn.now,
+    )
     if episode.status in FOLLOW_UP_OVER or episode.status == EpisodeStatus.REFUSED:
         outbox.say(t(lang, "Your follow-up is not running: you will not receive any questions."))
         return
     if episode.status != EpisodeStatus.ACTIVE:
         outbox.say(t(lang, "Your follow-up has not started yet."))
-        await _resume(session, ctx, outbox, episode)
+        await resume(turn)
         return
     if await open_checkin(session, episode.id) is not None:
         outbox.say(t(lang, "A check-in is waiting for your answers:"))
-        await _resume(session, ctx, outbox, episode)
+        await resume(turn)
         return
     due = await session.scalar(
         select(CheckIn.due_at)
@@ -246,19 +243,13 @@ async def _next(
     )
 
 
-async def _resume(
-    session: AsyncSession, ctx: ServiceContext, outbox: Outbox, episode: Episode
-) -> None:
-    protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-    await resume(session, ctx, outbox, protocol, episode)
-
-
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-async def _my_data(session: AsyncSession, patient: Patient, now: datetime) -> bytes:
+async def _my_data(turn: Turn) -> bytes:
     """Everything stored about the patient, as readable JSON (staff names are left out)."""
+    session, patient, now = turn.session, turn.patient, turn.now
     episodes = list(
         await session.scalars(
             select(Episode).where(Episode.patient_id == patient.id).order_by(Episode.id)
@@ -362,52 +353,39 @@ async def handle_button(
     language_code: str | None = None,
 ) -> Reply:
     """The buttons of the commands: confirm /stop or /delete, choose a language."""
-    outbox = Outbox(chat_id)
-    now = ctx.clock.now()
     press = decode(data)
-    async with ctx.sessions.begin() as session:
-        if await already_processed(session, update_id, now):
-            return Reply()
-        found = await patient_episode(session, chat_id)
-        if found is None:
-            return Reply(
-                toast=t(guess_language(ctx, language_code), "This button is no longer active.")
-            )
-        patient, episode = found
-        lang = episode.language
-        stale = t(lang, "This question is closed. Thank you!")
+
+    async def route(turn: Turn) -> None:
         if press is None or press.value is None:
-            return Reply(toast=stale)
-        toast = await _press(session, ctx, outbox, patient, episode, press.kind, press.value, now)
-    await flush(ctx, outbox)
-    return Reply(toast=toast)
+            turn.outbox.toast = t(turn.language, "This question is closed. Thank you!")
+        else:
+            turn.outbox.toast = await _press(turn, kind=press.kind, value=press.value)
+
+    return await envelope.run(
+        ctx,
+        chat_id=chat_id,
+        update_id=update_id,
+        language_code=language_code,
+        route=route,
+        stranger=envelope.inactive_button,
+    )
 
 
-async def _press(
-    session: AsyncSession,
-    ctx: ServiceContext,
-    outbox: Outbox,
-    patient: Patient,
-    episode: Episode,
-    kind: str,
-    value: str,
-    now: datetime,
-) -> str | None:
-    lang = episode.language
+async def _press(turn: Turn, *, kind: str, value: str) -> str | None:
+    """A command's button: choose a language, confirm /stop or /delete. Returns the toast."""
+    ctx, patient, episode, outbox, lang = (
+        turn.ctx,
+        turn.patient,
+        turn.episode,
+        turn.outbox,
+        turn.language,
+    )
     stale = t(lang, "This question is closed. Thank you!")
     if kind == "l":
-        protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-        if value not in interface_languages(protocol):
+        if value not in interface_languages(turn.protocol):
             return stale
         episode.language = value
-        audit.record(
-            session,
-            at=now,
-            actor="patient",
-            action="language_changed",
-            episode_id=episode.id,
-            language=value,
-        )
+        turn.audit("language_changed", actor="patient", language=value)
         outbox.say(
             t(
                 value,
@@ -415,7 +393,7 @@ async def _press(
                 language=language_name(value),
             )
         )
-        await resume(session, ctx, outbox, protocol, episode)
+        await resume(turn)
         return None
     if kind == "x":
         if episode.status not in (
@@ -426,9 +404,9 @@ async def _press(
             return t(lang, "Your follow-up is not running: you will not receive any questions.")
         if value != "y":
             outbox.say(t(lang, "Good, your follow-up goes on."))
-            await _resume(session, ctx, outbox, episode)
+            await resume(turn)
             return None
-        await stop_episode(session, episode, now, reason="patient_stop")
+        await stop_episode(turn, reason="patient_stop")
         outbox.say(
             t(
                 lang,
@@ -444,10 +422,12 @@ async def _press(
     if kind == "e":
         if value != "y":
             outbox.say(t(lang, "Understood, nothing will be deleted."))
-            await _resume(session, ctx, outbox, episode)
+            await resume(turn)
             return None
-        if not erasure.record_request(session, patient=patient, episode_id=episode.id, now=now):
-            outbox.say(_already_requested(lang, patient, episode))
+        if not erasure.record_request(
+            turn.session, patient=patient, episode_id=episode.id, now=turn.now
+        ):
+            outbox.say(_already_requested(turn))
             return None
         outbox.say(
             t(

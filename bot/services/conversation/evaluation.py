@@ -1,0 +1,119 @@
+"""Saving what the patient said, reading it against the protocol's rules, escalating findings.
+
+Alerts are written in the answer's transaction; the patient gets the safety advice at once."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Answer, CheckIn, Episode
+from bot.domain.parsing import Parsed
+from bot.domain.protocol import Indication
+from bot.domain.rules import Finding, History, Observation, evaluate_answers, most_severe
+from bot.metrics import ANSWERS_SAVED
+from bot.services import alerts
+from bot.services.conversation.turn import Turn
+
+log = structlog.get_logger(__name__)
+
+
+def save_answer(
+    turn: Turn,
+    *,
+    kind: str,
+    parsed: Parsed,
+    text: str | None = None,
+    question_id: str | None = None,
+    checkin: CheckIn | None = None,
+    message_id: int | None = None,
+    flags: frozenset[str] | None = None,
+    file_id: str | None = None,
+) -> Answer:
+    """Keep what the patient said, with its raw text, as one answer row of this turn."""
+    answer = Answer(
+        episode_id=turn.episode.id,
+        checkin_id=checkin.id if checkin else None,
+        question_id=question_id,
+        kind=kind,
+        raw_text=text,
+        value=parsed.value,
+        option_id=parsed.option_id,
+        flags=sorted(flags if flags is not None else parsed.flags),
+        status=parsed.status,
+        day=turn.day,
+        file_id=file_id,
+        telegram_message_id=message_id,
+        created_at=turn.now,
+    )
+    turn.session.add(answer)
+    ANSWERS_SAVED.labels(kind=kind).inc()
+    return answer
+
+
+def _observation_question(answer: Answer) -> str | None:
+    """The question id as the rules know it (a clarification is its red flag's yes/no question)."""
+    if answer.kind == "note" or answer.question_id is None:
+        return None
+    if answer.question_id.startswith("clarify_"):
+        return answer.question_id.removeprefix("clarify_")
+    return answer.question_id
+
+
+async def load_history(session: AsyncSession, episode: Episode) -> History:
+    """Everything the episode's patient said so far, as the rules read it."""
+    rows = await session.execute(
+        select(Answer, CheckIn.def_id)
+        .outerjoin(CheckIn, Answer.checkin_id == CheckIn.id)
+        .where(Answer.episode_id == episode.id)
+        .order_by(Answer.created_at, Answer.id)
+    )
+    observations = []
+    for answer, def_id in rows:
+        if answer.status == "skip" or answer.question_id == "baseline":
+            continue
+        observations.append(
+            Observation(
+                checkin_id=def_id,
+                question_id=_observation_question(answer),
+                day=answer.day,
+                value=answer.value,
+                flags=frozenset(answer.flags or ()),
+                unclear=answer.status == "unclear",
+            )
+        )
+    return History(
+        indication=Indication(episode.indication),
+        baseline=episode.baseline_pain,
+        observations=tuple(observations),
+    )
+
+
+async def escalate(turn: Turn, findings: list[Finding]) -> None:
+    """Open alerts and give the patient safety advice at once (never waiting for staff)."""
+    if not findings:
+        return
+    ctx, episode = turn.ctx, turn.episode
+    touched = await alerts.raise_findings(
+        turn.session, now=turn.now, episode=episode, findings=findings
+    )
+    for alert in touched:
+        alerts.schedule_escalation(alert, now=turn.now, after=ctx.unit.reescalate_after)
+    turn.outbox.alerts.extend(touched)
+    severity = most_severe(findings)
+    if severity is not None:
+        turn.outbox.say(
+            alerts.safety_advice(turn.protocol, severity, language=turn.language, ctx=ctx)
+        )
+        turn.audit("safety_advice_sent", severity=severity.value)
+    log.info("findings", episode_id=episode.id, count=len(findings))
+
+
+async def evaluate(turn: Turn, new: list[Observation]) -> list[Finding]:
+    """Read the new observations against the rules (with the whole history) and escalate."""
+    await turn.session.flush()
+    history = await load_history(turn.session, turn.episode)
+    findings = evaluate_answers(turn.protocol, history, new)
+    await escalate(turn, findings)
+    return findings
