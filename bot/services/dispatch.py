@@ -38,12 +38,10 @@ crash: the bound the crash test asserts.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import psutil
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,6 +72,7 @@ from bot.domain.states import CheckInStatus, EpisodeStatus
 from bot.i18n import t
 from bot.metrics import DISPATCHER_LAG, MESSAGES_FAILED, MESSAGES_SENT
 from bot.services import alerts, audit, digest, owed
+from bot.services.claims import holder_is_dead
 from bot.services.context import ServiceContext
 from bot.services.conversation import mark_blocked
 from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
@@ -108,37 +107,6 @@ class TickReport:
     released: int = 0
     #: Messages owed to patients that were still unsent (a crash, a temporary failure).
     owed: int = 0
-
-
-def process_identity() -> str:
-    """``host:pid:start`` of this process, the ``claimed_by`` of its claims.
-
-    The start time tells a dead holder from a live process that got the same pid later (pid 1
-    in a restarted container), so a restarted bot releases its predecessor's claims at once.
-    """
-    me = psutil.Process()
-    return f"{socket.gethostname()}:{me.pid}:{int(me.create_time())}"
-
-
-def holder_is_dead(holder: str) -> bool:
-    """True when ``holder`` (a :func:`process_identity`) was a process of this host that is gone.
-
-    Holders on other hosts cannot be checked: their claims wait for :data:`STALE_CLAIM`.
-    """
-    parts = holder.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname():
-        return False
-    try:
-        pid, started = int(parts[1]), int(parts[2])
-    except ValueError:
-        return False
-    try:
-        process = psutil.Process(pid)
-        return process.status() == psutil.STATUS_ZOMBIE or int(process.create_time()) != started
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.Error:  # not ours to inspect: let STALE_CLAIM decide
-        return False
 
 
 async def tick(ctx: ServiceContext) -> TickReport:
@@ -189,9 +157,7 @@ async def send_owed_messages(ctx: ServiceContext, *, chat_id: int | None = None)
     async def blocked(chat: int) -> None:
         await mark_blocked(ctx, chat_id=chat)
 
-    return await owed.send_owed(
-        ctx, on_blocked=blocked, chat_id=chat_id, holder_is_dead=holder_is_dead
-    )
+    return await owed.send_owed(ctx, on_blocked=blocked, chat_id=chat_id)
 
 
 async def _release_stale_claims(ctx: ServiceContext) -> int:

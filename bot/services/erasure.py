@@ -24,8 +24,13 @@ import structlog
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Answer, AuditEvent, Base, Patient
-from bot.db.queries.patients import anonymise_chat_actor, patient_by_label, stored_file_paths
+from bot.db.models import Answer, AuditEvent, Base, OwedMessage, Patient
+from bot.db.queries.patients import (
+    anonymise_chat_actor,
+    delete_owed_to_chat,
+    patient_by_label,
+    stored_file_paths,
+)
 from bot.errors import UsageError
 from bot.services import audit
 from bot.services.context import ServiceContext
@@ -96,6 +101,10 @@ async def erase(ctx: ServiceContext, *, label: str, actor: str = "cli") -> Erasu
         rows = await _delete(session, doomed)
         if patient.chat_id is not None:
             await anonymise_chat_actor(session, chat_id=patient.chat_id)
+            # Messages owed before the chat was linked to an episode carry only the chat id.
+            rows[OwedMessage.__tablename__] = rows.get(OwedMessage.__tablename__, 0) + (
+                await delete_owed_to_chat(session, chat_id=patient.chat_id)
+            )
         patient.chat_id = None
         patient.erased_at = now
         # Files go before the commit: if the commit then failed, running erase again finishes it.

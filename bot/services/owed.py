@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import OwedMessage
 from bot.metrics import MESSAGES_FAILED
+from bot.services import claims
 from bot.services.context import ServiceContext
 from bot.services.ports import (
     Button,
@@ -111,7 +112,7 @@ async def send_owed(
     on_blocked: OnBlocked,
     chat_id: int | None = None,
     limit: int = 200,
-    holder_is_dead: Callable[[str], bool] = lambda _holder: False,
+    holder_is_dead: Callable[[str], bool] = claims.holder_is_dead,
 ) -> int:
     """Send what is still owed (to ``chat_id``, or to everyone); the number sent.
 
@@ -270,6 +271,7 @@ async def _retry_later(
             )
         )
     log.warning("owed_message_retry", owed_id=row.id, attempts=attempts)
+    ctx.on_schedule_changed()  # the dispatcher wakes for the retry, not at its next safety tick
 
 
 async def _drop_chat(ctx: ServiceContext, chat_id: int, *, reason: str) -> None:

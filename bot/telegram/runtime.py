@@ -23,7 +23,7 @@ from bot.db.models import StaffMember
 from bot.db.session import create_engine, make_sessionmaker, upgrade_database
 from bot.errors import ProtocolError
 from bot.protocols import ProtocolRegistry, default_schedules_dir
-from bot.services import dead_letters, dispatch
+from bot.services import claims, dead_letters
 from bot.services.context import ProtocolStore, ServiceContext, UnitSettings
 from bot.telegram.app import build_application, new_requests, start_waker
 from bot.telegram.http import AiohttpRequest
@@ -150,7 +150,7 @@ class BotRuntime:
             clock=clock,
             unit=placeholder,
             protocols=store,
-            process_id=dispatch.process_identity(),
+            process_id=claims.process_identity(),
         )
 
         async def staff_ids() -> set[int]:

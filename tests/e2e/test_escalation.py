@@ -230,6 +230,10 @@ async def test_safety_advice_survives_a_429_on_the_patient_chat(harness: BotHarn
     question = await patient.until("douleur")
     harness.server.inject_fault("429", chat_id=1008, count=1, retry_after=1)
     patient.tap(question, "9")
+    await harness.settle()
+    # The message owed to the patient waits for Telegram's retry_after; the dispatcher (woken
+    # for it in production, ticked here) sends it.
+    await harness.advance_to(EVENING + timedelta(seconds=5))
     advice = await patient.until("15 (SAMU)")
     assert "01 23 45 67 89" in (advice.text or "")
     assert any("Noté : 9/10" in text for text in patient.all_texts())

@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from bot.db.models import Alert, CheckIn, Episode
-from bot.services import dispatch
+from bot.services import claims, dispatch
 from tests.harness import BotHarness, eventually
 from tests.services.population import populate
 
@@ -82,13 +82,13 @@ async def test_claims_of_a_dead_local_process_are_released_at_once(harness: BotH
 
 def test_holder_identity_tells_live_dead_and_foreign_processes() -> None:
     host = socket.gethostname()
-    assert not dispatch.holder_is_dead(dispatch.process_identity())
+    assert not claims.holder_is_dead(claims.process_identity())
     # Same pid, other start time: the pid was reused (a restarted container's pid 1).
-    assert dispatch.holder_is_dead(f"{host}:{os.getpid()}:1")
-    assert dispatch.holder_is_dead(f"{host}:{_dead_pid()}:1")
-    assert not dispatch.holder_is_dead(f"not-{host}:1:1")
-    assert not dispatch.holder_is_dead("main")
-    assert not dispatch.holder_is_dead(f"{host}:pid:start")
+    assert claims.holder_is_dead(f"{host}:{os.getpid()}:1")
+    assert claims.holder_is_dead(f"{host}:{_dead_pid()}:1")
+    assert not claims.holder_is_dead(f"not-{host}:1:1")
+    assert not claims.holder_is_dead("main")
+    assert not claims.holder_is_dead(f"{host}:pid:start")
 
 
 async def test_a_retry_waits_for_retry_at_and_the_waker_does_not_spin(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Answer, AuditEvent, EnrolmentToken, Episode, Patient
+from bot.db.models import Answer, AuditEvent, EnrolmentToken, Episode, OwedMessage, Patient
 from bot.db.queries._locking import locking
 from bot.domain.states import LIVE_STATUSES
 
@@ -79,3 +79,13 @@ async def anonymise_chat_actor(session: AsyncSession, *, chat_id: int) -> None:
         .values(actor="chat:erased")
         .execution_options(synchronize_session=False)
     )
+
+
+async def delete_owed_to_chat(session: AsyncSession, *, chat_id: int) -> int:
+    """Erase the messages owed to a chat (sent or not): they quote the chat id and its texts."""
+    result = await session.execute(
+        delete(OwedMessage)
+        .where(OwedMessage.chat_id == chat_id)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

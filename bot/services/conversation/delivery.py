@@ -1,8 +1,11 @@
 """Sending what a turn queued, once its transaction has committed.
 
-Patient messages go first (the safety advice must never wait for staff), then alerts and notices
-to staff. Temporary failures of a patient message are retried a few times; photos are copied
-into MEDIA_DIR before anything is sent."""
+The text messages a turn owes the patient are written as ``owed_messages`` rows **in the
+update's own transaction** (:func:`owe_queued`), then sent after the commit
+(:mod:`bot.services.owed`): a crash in between loses nothing, the next tick (or the redelivered
+update) sends them. Patient messages go first (the safety advice must never wait for staff),
+then alerts and notices to staff. Temporary failures are retried by the owed-message rows, the
+one retry layer; photos are copied into MEDIA_DIR before anything is sent."""
 
 from __future__ import annotations
 
@@ -10,10 +13,11 @@ import asyncio
 from pathlib import Path
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Answer
 from bot.i18n import t
-from bot.services import alerts
+from bot.services import alerts, owed
 from bot.services.context import ServiceContext
 from bot.services.conversation.blocking import mark_blocked
 from bot.services.conversation.turn import Outbox
@@ -22,7 +26,6 @@ from bot.services.ports import (
     OutgoingMessage,
     RecipientBlocked,
     SentRef,
-    TemporaryFailure,
 )
 
 log = structlog.get_logger(__name__)
@@ -51,11 +54,58 @@ async def apologise(ctx: ServiceContext, *, chat_id: int, language: str) -> None
     await flush(ctx, outbox)
 
 
+def _owable(message: OutgoingMessage) -> bool:
+    """Text with buttons is kept until sent; a file (a /mydata export) is sent directly."""
+    return message.photo is None and message.document is None
+
+
+async def owe_queued(
+    session: AsyncSession,
+    ctx: ServiceContext,
+    outbox: Outbox,
+    *,
+    episode_id: int | None,
+) -> None:
+    """Write the text messages queued so far as owed rows, in the caller's transaction."""
+    queued = [m for m in outbox.messages if _owable(m)]
+    if not queued:
+        return
+    urgent = any(alert.severity in ("urgent", "emergency") for alert in outbox.alerts)
+    now = ctx.clock.now()
+    rows = [
+        owed.owe(
+            session,
+            chat_id=outbox.chat_id,
+            message=message,
+            episode_id=episode_id,
+            now=now,
+            claimed_by=ctx.process_id,
+            urgent=urgent,
+        )
+        for message in queued
+    ]
+    await session.flush()
+    outbox.owed_ids.extend(row.id for row in rows)
+    outbox.messages = [m for m in outbox.messages if not _owable(m)]
+
+
 async def deliver(ctx: ServiceContext, outbox: Outbox) -> None:
     """The update's transaction has committed: run what needed it, then send what was queued."""
     for step in outbox.after_commit:
         await step()
+    if any(_owable(m) for m in outbox.messages):  # queued after the commit (a linked chat)
+        async with ctx.sessions.begin() as session:
+            await owe_queued(session, ctx, outbox, episode_id=None)
     await flush(ctx, outbox)
+
+
+async def send_still_owed(ctx: ServiceContext, *, chat_id: int) -> None:
+    """A redelivered update was handled before: send what its first handling still owes."""
+
+    async def blocked(chat: int) -> None:
+        await mark_blocked(ctx, chat_id=chat)
+
+    await owed.send_owed(ctx, on_blocked=blocked, chat_id=chat_id)
 
 
 async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
@@ -66,15 +116,18 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
             await ctx.messenger.edit(SentRef(outbox.chat_id, message_id), message)
         except DeliveryError as exc:
             log.warning("patient_edit_failed", error=type(exc).__name__)
+
+    async def blocked(chat: int) -> None:
+        await mark_blocked(ctx, chat_id=chat)
+
+    await owed.send_claimed(ctx, outbox.owed_ids, on_blocked=blocked)
     for message in outbox.messages:
         try:
-            await _send_with_retries(ctx, outbox.chat_id, message)
+            await ctx.messenger.send(outbox.chat_id, message)
         except RecipientBlocked:
             await mark_blocked(ctx, chat_id=outbox.chat_id)
             break
         except DeliveryError as exc:
-            # Keep going: the next message may be the safety advice. Staff alerts are stored
-            # and retried on their own, so a patient message lost here never hides a finding.
             log.warning("patient_message_failed", error=type(exc).__name__)
     if outbox.alerts:
         await alerts.deliver_pending(ctx)
@@ -88,27 +141,6 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
             log.warning("forward_failed", error=type(exc).__name__)
     for notice in outbox.staff_notices:
         await notify_staff(ctx, notice)
-
-
-#: Waits before retrying a patient message that hit a temporary failure (429, 5xx, network).
-PATIENT_RETRY_DELAYS = (1.0, 2.0, 5.0)
-
-
-#: A 429 asking to wait longer than this is not waited for in the handler.
-PATIENT_RETRY_MAX_WAIT = 30.0
-
-
-async def _send_with_retries(ctx: ServiceContext, chat_id: int, message: OutgoingMessage) -> None:
-    """Send a reply, retrying temporary failures a few times (honouring Telegram's retry_after)."""
-    for delay in (*PATIENT_RETRY_DELAYS, None):
-        try:
-            await ctx.messenger.send(chat_id, message)
-            return
-        except TemporaryFailure as exc:
-            wait = max(delay or 0.0, exc.retry_after or 0.0)
-            if delay is None or wait > PATIENT_RETRY_MAX_WAIT:
-                raise
-            await asyncio.sleep(wait)
 
 
 async def keep_photo(

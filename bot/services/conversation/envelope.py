@@ -16,7 +16,7 @@ from functools import partial
 from bot.i18n import t
 from bot.services.context import ServiceContext
 from bot.services.conversation.consent import start, start_unknown_chat
-from bot.services.conversation.delivery import deliver
+from bot.services.conversation.delivery import deliver, owe_queued, send_still_owed
 from bot.services.conversation.languages import guess_language, unknown_chat_text
 from bot.services.conversation.lookups import already_processed, patient_episode
 from bot.services.conversation.media import route_media
@@ -43,12 +43,12 @@ async def run(
     outbox = Outbox(chat_id)
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        if await already_processed(session, update_id, now):
-            return Reply()
-        found = await patient_episode(session, chat_id)
-        if found is None:
+        redelivered = await already_processed(session, update_id, now)
+        found = None if redelivered else await patient_episode(session, chat_id)
+        if found is None and not redelivered:
             stranger(outbox, guess_language(ctx, language_code))
-        else:
+            await owe_queued(session, ctx, outbox, episode_id=None)
+        elif found is not None:
             patient, episode = found
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
             turn = Turn(
@@ -61,6 +61,11 @@ async def run(
                 now=now,
             )
             await route(turn)
+            await owe_queued(session, ctx, outbox, episode_id=episode.id)
+    if redelivered:
+        # Handled before (Telegram sent it again): only what that handling still owes.
+        await send_still_owed(ctx, chat_id=chat_id)
+        return Reply()
     await deliver(ctx, outbox)
     return Reply(toast=outbox.toast)
 

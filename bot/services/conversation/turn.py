@@ -38,6 +38,8 @@ class Outbox:
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: The short answer to a button press, shown by the adapter (None: no toast).
     toast: str | None = None
+    #: The ``owed_messages`` rows this update wrote (sent after the commit, in order).
+    owed_ids: list[int] = field(default_factory=list)
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         """Queue a message to the patient."""
@@ -46,7 +48,7 @@ class Outbox:
     @property
     def silent(self) -> bool:
         """True when nothing would reach the patient (the caller must then say something)."""
-        return not self.messages and not self.edits
+        return not self.messages and not self.edits and not self.owed_ids
 
 
 @dataclass

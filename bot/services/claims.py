@@ -1,0 +1,43 @@
+"""Who holds a claim on a row (a check-in being sent, a message owed), and whether it is dead.
+
+A claim is ``host:pid:start``. When its holder is a process of this host that is gone (or whose
+pid now belongs to a younger process), its claims are taken over at once instead of waiting for
+them to go stale: a restarted bot sends what its killed predecessor was sending.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import psutil
+
+
+def process_identity() -> str:
+    """``host:pid:start`` of this process, the ``claimed_by`` of its claims.
+
+    The start time tells a dead holder from a live process that got the same pid later (pid 1
+    in a restarted container), so a restarted bot releases its predecessor's claims at once.
+    """
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{int(me.create_time())}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when ``holder`` (a :func:`process_identity`) was a process of this host that is gone.
+
+    Holders on other hosts cannot be checked: their claims wait for :data:`STALE_CLAIM`.
+    """
+    parts = holder.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname():
+        return False
+    try:
+        pid, started = int(parts[1]), int(parts[2])
+    except ValueError:
+        return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() == psutil.STATUS_ZOMBIE or int(process.create_time()) != started
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # not ours to inspect: let STALE_CLAIM decide
+        return False
