@@ -18,7 +18,7 @@ Rules:
 - a temporary failure (429, 5xx, network) reschedules the chat's next message with backoff,
   honouring Telegram's ``retry_after``: this is the one retry layer for patient messages;
 - a blocked bot drops what is owed to that chat (and the caller's ``on_blocked`` alerts staff);
-  a message Telegram refuses for good is dropped after :data:`MAX_ATTEMPTS`, and logged;
+  a message Telegram rejects for good is dropped after :data:`MAX_ATTEMPTS`, and logged;
 - a crash after Telegram took a message and before ``sent_at`` was written sends it again:
   at least once, never lost.
 """
@@ -256,7 +256,7 @@ async def _retry_later(
             await session.execute(
                 update(OwedMessage)
                 .where(OwedMessage.id == row.id)
-                .values(dropped_at=now, drop_reason="refused", attempts=attempts, claimed_by=None)
+                .values(dropped_at=now, drop_reason="rejected", attempts=attempts, claimed_by=None)
             )
             log.error("owed_message_dropped", owed_id=row.id, attempts=attempts)
             return
