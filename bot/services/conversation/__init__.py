@@ -30,6 +30,7 @@ text and its red flags), :mod:`.corrections` (edited messages), :mod:`.media`, :
 from bot.services.conversation.blocking import mark_blocked, unblock
 from bot.services.conversation.delivery import apologise, flush
 from bot.services.conversation.envelope import (
+    already_processed,
     handle_button,
     handle_edit,
     handle_media,
@@ -42,7 +43,6 @@ from bot.services.conversation.languages import (
     interface_languages,
     unknown_chat_text,
 )
-from bot.services.conversation.lookups import already_processed, open_checkin, patient_episode
 from bot.services.conversation.prompts import resume
 from bot.services.conversation.stop import stop_episode
 from bot.services.conversation.turn import Outbox, Reply, Turn
@@ -63,8 +63,6 @@ __all__ = [
     "handle_text",
     "interface_languages",
     "mark_blocked",
-    "open_checkin",
-    "patient_episode",
     "resume",
     "stop_episode",
     "unblock",
