@@ -16,17 +16,15 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from babel import Locale
-from sqlalchemy import select
 
-from bot.db.models import Alert, Answer, AuditEvent, CheckIn, Episode
-from bot.domain.states import FOLLOW_UP_OVER, CheckInStatus, EpisodeStatus
+from bot.db.queries import episodes
+from bot.domain.states import FOLLOW_UP_OVER, EpisodeStatus
 from bot.i18n import format_local, t, tn
 from bot.services import erasure
 from bot.services.context import ServiceContext
 from bot.services.conversation import envelope
 from bot.services.conversation.blocking import unblock
 from bot.services.conversation.languages import interface_languages, unknown_chat_text
-from bot.services.conversation.lookups import open_checkin
 from bot.services.conversation.prompts import resume
 from bot.services.conversation.stop import stop_episode
 from bot.services.conversation.turn import Outbox, Reply, Turn
@@ -212,15 +210,11 @@ async def _next(turn: Turn) -> None:
         outbox.say(t(lang, "Your follow-up has not started yet."))
         await resume(turn)
         return
-    if await open_checkin(session, episode.id) is not None:
+    if await episodes.open_checkin(session, episode_id=episode.id) is not None:
         outbox.say(t(lang, "A check-in is waiting for your answers:"))
         await resume(turn)
         return
-    due = await session.scalar(
-        select(CheckIn.due_at)
-        .where(CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED)
-        .order_by(CheckIn.due_at)
-    )
+    due = await episodes.next_checkin_due(session, episode_id=episode.id)
     if due is None:
         outbox.say(t(lang, "There are no more check-ins planned."))
         return
@@ -250,11 +244,6 @@ def _iso(moment: datetime | None) -> str | None:
 async def _my_data(turn: Turn) -> bytes:
     """Everything stored about the patient, as readable JSON (staff names are left out)."""
     session, patient, now = turn.session, turn.patient, turn.now
-    episodes = list(
-        await session.scalars(
-            select(Episode).where(Episode.patient_id == patient.id).order_by(Episode.id)
-        )
-    )
     data: dict[str, Any] = {
         "generated_at": now.isoformat(),
         "patient": {
@@ -265,13 +254,11 @@ async def _my_data(turn: Turn) -> bytes:
         },
         "episodes": [],
     }
-    for episode in episodes:
-        checkins = await session.scalars(
-            select(CheckIn).where(CheckIn.episode_id == episode.id).order_by(CheckIn.due_at)
-        )
+    for episode in await episodes.episodes_of_patient(session, patient_id=patient.id):
+        record = await episodes.episode_record(session, episode_id=episode.id)
         def_of = {}
         checkin_rows = []
-        for checkin in checkins:
+        for checkin in record.checkins:
             def_of[checkin.id] = checkin.def_id
             checkin_rows.append(
                 {
@@ -281,19 +268,6 @@ async def _my_data(turn: Turn) -> bytes:
                     "closed_at": _iso(checkin.closed_at),
                 }
             )
-        answers = await session.scalars(
-            select(Answer)
-            .where(Answer.episode_id == episode.id)
-            .order_by(Answer.created_at, Answer.id)
-        )
-        alerts = await session.scalars(
-            select(Alert).where(Alert.episode_id == episode.id).order_by(Alert.created_at)
-        )
-        events = await session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.episode_id == episode.id)
-            .order_by(AuditEvent.at, AuditEvent.id)
-        )
         data["episodes"].append(
             {
                 "procedure_at": _iso(episode.procedure_at),
@@ -324,7 +298,7 @@ async def _my_data(turn: Turn) -> bytes:
                         "telegram_file_id": answer.file_id,
                         "local_copy_kept": answer.file_path is not None,
                     }
-                    for answer in answers
+                    for answer in record.answers
                 ],
                 "alerts": [
                     {
@@ -335,9 +309,11 @@ async def _my_data(turn: Turn) -> bytes:
                         "acknowledged_at": _iso(alert.acknowledged_at),
                         "resolved_at": _iso(alert.resolved_at),
                     }
-                    for alert in alerts
+                    for alert in record.alerts
                 ],
-                "events": [{"at": _iso(event.at), "action": event.action} for event in events],
+                "events": [
+                    {"at": _iso(event.at), "action": event.action} for event in record.events
+                ],
             }
         )
     return json.dumps(data, ensure_ascii=False, indent=2).encode()

@@ -18,18 +18,20 @@ Episode statuses seen here: ``consent`` (linked, waiting for consent), ``active`
 stopped or completed follow-up who writes is still read: the message is saved as a note and a red
 flag still alerts the staff, because a patient who writes wants to be read.
 
-The package, one job a module: :mod:`.envelope` (every update's transaction, and the entry
-points), :mod:`.routing` (what a text, an edit or a button is an answer to), :mod:`.consent`
-(start, link, consent, baseline), :mod:`.answers` (a check-in question answered),
-:mod:`.evaluation` (save, evaluate the rules, escalate), :mod:`.clarify`, :mod:`.notes` (free
-text and its red flags), :mod:`.corrections` (edited messages), :mod:`.media`, :mod:`.prompts`
-(what we ask, and asking it again), :mod:`.stop`, :mod:`.blocking`, :mod:`.languages`,
-:mod:`.delivery` (sending what was queued, after the commit) and :mod:`.turn` (the outbox).
+The package, one job a module: :mod:`.envelope` (the one envelope of every update, and the
+entry points), :mod:`.turn` (the Turn a use case takes, and its outbox), :mod:`.routing` (what
+a text, an edit or a button is an answer to), :mod:`.consent` (start, link, consent,
+baseline), :mod:`.answers` (a check-in question answered), :mod:`.evaluation` (save, evaluate
+the rules, escalate), :mod:`.clarify`, :mod:`.notes` (free text and its red flags),
+:mod:`.corrections` (edited messages), :mod:`.media`, :mod:`.prompts` (what we ask, and asking
+it again), :mod:`.stop`, :mod:`.blocking`, :mod:`.languages` and :mod:`.delivery` (what was
+queued, after the commit). Their SQL is in :mod:`bot.db.queries` (episodes, updates, answers).
 """
 
 from bot.services.conversation.blocking import mark_blocked, unblock
 from bot.services.conversation.delivery import apologise, flush
 from bot.services.conversation.envelope import (
+    already_processed,
     handle_button,
     handle_edit,
     handle_media,
@@ -42,7 +44,6 @@ from bot.services.conversation.languages import (
     interface_languages,
     unknown_chat_text,
 )
-from bot.services.conversation.lookups import already_processed, open_checkin, patient_episode
 from bot.services.conversation.prompts import resume
 from bot.services.conversation.stop import stop_episode
 from bot.services.conversation.turn import Outbox, Reply, Turn
@@ -63,8 +64,6 @@ __all__ = [
     "handle_text",
     "interface_languages",
     "mark_blocked",
-    "open_checkin",
-    "patient_episode",
     "resume",
     "stop_episode",
     "unblock",

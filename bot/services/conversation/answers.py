@@ -7,9 +7,9 @@ unclear answer is saved as unclear and the check-in moves on. Buttons of a check
 from __future__ import annotations
 
 import structlog
-from sqlalchemy import select
 
 from bot.db.models import Answer, CheckIn
+from bot.db.queries import answers, episodes
 from bot.domain.parsing import SKIP, Parsed, parse_question
 from bot.domain.protocol import Indication, Question
 from bot.domain.rules import Observation
@@ -132,15 +132,7 @@ async def _close(turn: Turn, *, checkin: CheckIn) -> None:
     episode, lang = turn.episode, turn.language
     checkin.status = CheckInStatus.ANSWERED
     checkin.closed_at = turn.now
-    next_due = await turn.session.scalar(
-        select(CheckIn.due_at)
-        .where(
-            CheckIn.episode_id == episode.id,
-            CheckIn.status == CheckInStatus.SCHEDULED,
-            CheckIn.due_at > turn.now,
-        )
-        .order_by(CheckIn.due_at)
-    )
+    next_due = await episodes.next_checkin_due(turn.session, episode_id=episode.id, after=turn.now)
     if next_due is None:
         turn.outbox.say(
             t(lang, "Thank you, that is all. This was the last check-in of your follow-up.")
@@ -173,15 +165,7 @@ async def update_koos_score(turn: Turn, *, checkin: CheckIn) -> None:
     if len(items) != KOOS_JR_ITEMS:
         return
     await session.flush()
-    rows = await session.scalars(
-        select(Answer)
-        .where(
-            Answer.checkin_id == checkin.id,
-            Answer.question_id.in_(items),
-            Answer.status == "ok",
-        )
-        .order_by(Answer.created_at, Answer.id)
-    )
+    rows = await answers.understood_answers(session, checkin_id=checkin.id, question_ids=items)
     latest = {row.question_id: row.value for row in rows}
     try:
         score = koos_jr_interval([latest.get(item) for item in items])
@@ -191,9 +175,7 @@ async def update_koos_score(turn: Turn, *, checkin: CheckIn) -> None:
     if score is None:
         return
     rounded = int(score + 0.5)
-    row = await session.scalar(
-        select(Answer).where(Answer.checkin_id == checkin.id, Answer.question_id == KOOS_SCORE_ID)
-    )
+    row = await answers.answer_to(session, checkin_id=checkin.id, question_id=KOOS_SCORE_ID)
     if row is None:
         row = save_answer(
             turn,

@@ -4,11 +4,12 @@ Silence is clinical data: a blocked bot raises the ``blocked`` rule for staff.""
 
 from __future__ import annotations
 
+from bot.db.queries import episodes
 from bot.domain.rules import History, evaluate_blocked
+from bot.domain.states import LIVE_STATUSES
 from bot.services import alerts, audit
 from bot.services.context import ServiceContext
 from bot.services.conversation.evaluation import load_history
-from bot.services.conversation.lookups import live_episode
 from bot.services.conversation.turn import Outbox, Turn
 
 
@@ -24,8 +25,8 @@ async def mark_blocked(ctx: ServiceContext, *, chat_id: int) -> None:
     now = ctx.clock.now()
     outbox = Outbox(chat_id)
     async with ctx.sessions.begin() as session:
-        found = await live_episode(session, chat_id)
-        if found is None:
+        found = await episodes.patient_episode(session, chat_id=chat_id)
+        if found is None or found[1].status not in LIVE_STATUSES:
             return
         _patient, episode = found
         if episode.blocked_at is not None:

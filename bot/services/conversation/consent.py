@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from sqlalchemy import select
-
-from bot.db.models import CheckIn, EnrolmentToken, Episode
+from bot.db.models import Episode
+from bot.db.queries import episodes
 from bot.domain.protocol import Protocol
 from bot.domain.states import (
     BASELINE,
     CONSENT,
     LIVE_STATUSES,
     RUNNING,
-    CheckInStatus,
     EpisodeStatus,
 )
 from bot.errors import EnrolmentError
@@ -126,11 +124,7 @@ async def start_follow_up(turn: Turn) -> None:
     episode.awaiting = None
     await plan_episode(session, turn.ctx, episode)
     await session.flush()
-    next_due = await session.scalar(
-        select(CheckIn.due_at)
-        .where(CheckIn.episode_id == episode.id, CheckIn.status == CheckInStatus.SCHEDULED)
-        .order_by(CheckIn.due_at)
-    )
+    next_due = await episodes.next_checkin_due(session, episode_id=episode.id)
     if next_due is not None:
         turn.outbox.say(
             t(
@@ -152,25 +146,17 @@ async def start(turn: Turn, *, token: str | None, telegram_language: str) -> Non
         token
         and episode.status in LIVE_STATUSES
         and episode.status != EpisodeStatus.INVITED
-        and await _is_own_link(turn, token)
+        and await episodes.is_episode_link(
+            turn.session, episode_id=episode.id, token_hash=hash_token(token)
+        )
     ):
         token = None  # the patient opened their own link again
     if token:
-        link_after_commit(turn.ctx, turn.outbox, token=token, language=turn.language)
+        _link_after_commit(turn.ctx, turn.outbox, token=token, language=turn.language)
     elif episode.status == EpisodeStatus.INVITED:
         turn.outbox.say(unknown_chat_text(telegram_language))
     else:
         await _greet(turn)
-
-
-async def _is_own_link(turn: Turn, token: str) -> bool:
-    own = await turn.session.scalar(
-        select(EnrolmentToken.id).where(
-            EnrolmentToken.token_hash == hash_token(token),
-            EnrolmentToken.episode_id == turn.episode.id,
-        )
-    )
-    return own is not None
 
 
 def start_unknown_chat(
@@ -178,13 +164,14 @@ def start_unknown_chat(
 ) -> None:
     """``/start [token]`` from a chat we do not know: link it, or say how to enrol."""
     if token:
-        link_after_commit(ctx, outbox, token=token, language=language)
+        _link_after_commit(ctx, outbox, token=token, language=language)
     else:
         outbox.say(unknown_chat_text(language))
 
 
-def link_after_commit(ctx: ServiceContext, outbox: Outbox, *, token: str, language: str) -> None:
-    """Linking takes a transaction of its own (the invitation's row is claimed there)."""
+def _link_after_commit(ctx: ServiceContext, outbox: Outbox, *, token: str, language: str) -> None:
+    """Link once the update's transaction has committed: linking claims the invitation in a
+    transaction of its own."""
     outbox.after_commit.append(partial(_link, ctx, outbox, token=token, language=language))
 
 

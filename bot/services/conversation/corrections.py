@@ -5,9 +5,8 @@ correction is re-read for red flags that were not in the original and evaluated 
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from bot.db.models import Answer, CheckIn
+from bot.db.models import CheckIn
+from bot.db.queries import answers
 from bot.domain.parsing import parse_scale
 from bot.domain.protocol import Protocol, Question
 from bot.domain.rules import Observation
@@ -27,13 +26,13 @@ async def correct(turn: Turn, *, text: str, message_id: int | None) -> bool:
     """An edited message saved as a correction of what it edited; False when it is not a
     correction of anything and must be read as a new message."""
     protocol, episode = turn.protocol, turn.episode
-    original = None
-    if message_id is not None:
-        original = await turn.session.scalar(
-            select(Answer)
-            .where(Answer.episode_id == episode.id, Answer.telegram_message_id == message_id)
-            .order_by(Answer.id.desc())
+    original = (
+        await answers.answer_from_message(
+            turn.session, episode_id=episode.id, message_id=message_id
         )
+        if message_id is not None
+        else None
+    )
     if original is None:
         # Nothing of ours came from that message (sent before enrolment, or a command):
         # read it as a new message.

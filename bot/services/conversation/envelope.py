@@ -11,18 +11,30 @@ chat we do not know is told (:data:`Stranger`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from functools import partial
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.queries import episodes, updates
 from bot.i18n import t
 from bot.services.context import ServiceContext
 from bot.services.conversation.consent import start, start_unknown_chat
 from bot.services.conversation.delivery import deliver, owe_queued, send_still_owed
 from bot.services.conversation.languages import guess_language, unknown_chat_text
-from bot.services.conversation.lookups import already_processed, patient_episode
 from bot.services.conversation.media import route_media
 from bot.services.conversation.routing import route_button, route_edit, route_text
 from bot.services.conversation.turn import Outbox, Reply, Turn
 from bot.services.questions import decode
+
+
+async def already_processed(session: AsyncSession, update_id: int | None, now: datetime) -> bool:
+    """True when Telegram delivered this update before; otherwise it is recorded now, so a
+    webhook retry or a redelivery after a restart is handled once (staff commands too)."""
+    return update_id is not None and await updates.already_processed(
+        session, update_id=update_id, now=now
+    )
+
 
 #: What an update does for an enrolled patient, inside the transaction.
 Route = Callable[[Turn], Awaitable[None]]
@@ -44,7 +56,7 @@ async def run(
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
         redelivered = await already_processed(session, update_id, now)
-        found = None if redelivered else await patient_episode(session, chat_id)
+        found = None if redelivered else await episodes.patient_episode(session, chat_id=chat_id)
         if found is None and not redelivered:
             stranger(outbox, guess_language(ctx, language_code))
             await owe_queued(session, ctx, outbox, episode_id=None)

@@ -5,10 +5,10 @@ Alerts are written in the answer's transaction; the patient gets the safety advi
 from __future__ import annotations
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Answer, CheckIn, Episode
+from bot.db.queries import answers
 from bot.domain.parsing import Parsed
 from bot.domain.protocol import Indication
 from bot.domain.rules import Finding, History, Observation, evaluate_answers, most_severe
@@ -63,14 +63,8 @@ def _observation_question(answer: Answer) -> str | None:
 
 async def load_history(session: AsyncSession, episode: Episode) -> History:
     """Everything the episode's patient said so far, as the rules read it."""
-    rows = await session.execute(
-        select(Answer, CheckIn.def_id)
-        .outerjoin(CheckIn, Answer.checkin_id == CheckIn.id)
-        .where(Answer.episode_id == episode.id)
-        .order_by(Answer.created_at, Answer.id)
-    )
     observations = []
-    for answer, def_id in rows:
+    for answer, def_id in await answers.answers_with_checkin(session, episode_id=episode.id):
         if answer.status == "skip" or answer.question_id == "baseline":
             continue
         observations.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import partial
 
 from bot.db.models import Answer
+from bot.db.queries import episodes
 from bot.domain.parsing import Parsed
 from bot.domain.rules import evaluate_unheard_media
 from bot.domain.states import CONSENT, EpisodeStatus
@@ -18,7 +19,6 @@ from bot.services.conversation.answers import answer_question
 from bot.services.conversation.consent import gate
 from bot.services.conversation.delivery import keep_photo
 from bot.services.conversation.evaluation import load_history, save_answer
-from bot.services.conversation.lookups import open_checkin
 from bot.services.conversation.notes import scan_free_text
 from bot.services.conversation.prompts import consent_for, resume
 from bot.services.conversation.turn import Turn
@@ -46,7 +46,7 @@ async def route_media(
         outbox.messages.append(consent_for(turn))
         return
     checkin = (
-        await open_checkin(turn.session, episode.id)
+        await episodes.open_checkin(turn.session, episode_id=episode.id)
         if episode.status == EpisodeStatus.ACTIVE
         else None
     )

@@ -5,11 +5,11 @@ at hand."""
 
 from __future__ import annotations
 
+from bot.db.queries import episodes
 from bot.domain.protocol import Protocol
 from bot.domain.states import BASELINE, CONSENT, RUNNING
 from bot.i18n import t
 from bot.services.context import ServiceContext
-from bot.services.conversation.lookups import open_checkin
 from bot.services.conversation.turn import Turn
 from bot.services.ports import Button, OutgoingMessage
 from bot.services.questions import render_question, scale_rows
@@ -110,7 +110,7 @@ async def resume(turn: Turn) -> None:
         return
     if episode.status not in RUNNING:
         return
-    checkin = await open_checkin(turn.session, episode.id)
+    checkin = await episodes.open_checkin(turn.session, episode_id=episode.id)
     question = turn.current_question(checkin) if checkin is not None else None
     if checkin is not None and question is not None:
         outbox.messages.append(

@@ -7,6 +7,7 @@ the open check-in question; anything else is a note for staff (:mod:`.notes`).
 from __future__ import annotations
 
 from bot.db.models import CheckIn
+from bot.db.queries import episodes
 from bot.domain.parsing import Parsed, parse_scale, parse_yes_no
 from bot.domain.states import (
     BASELINE,
@@ -22,7 +23,6 @@ from bot.services.conversation.clarify import clarified
 from bot.services.conversation.consent import answer_consent, gate, set_baseline
 from bot.services.conversation.corrections import correct
 from bot.services.conversation.evaluation import save_answer
-from bot.services.conversation.lookups import open_checkin
 from bot.services.conversation.notes import save_note, scan_free_text
 from bot.services.conversation.prompts import consent_for, current_protocol
 from bot.services.conversation.turn import Turn
@@ -83,7 +83,7 @@ async def route_text(turn: Turn, *, text: str, message_id: int | None) -> None:
         )
         await clarified(turn, flag=flag, parsed=parsed)
         return
-    checkin = await open_checkin(turn.session, episode.id)
+    checkin = await episodes.open_checkin(turn.session, episode_id=episode.id)
     question = turn.current_question(checkin) if checkin is not None else None
     if checkin is not None and question is not None:
         await answer_question(

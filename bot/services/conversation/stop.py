@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from bot.db.models import Answer, CheckIn, EnrolmentToken
+from bot.db.queries import answers, episodes
 from bot.domain.states import CheckInStatus, EpisodeStatus
 from bot.services.conversation.turn import Turn
 
@@ -17,29 +15,12 @@ async def stop_episode(turn: Turn, *, reason: str) -> None:
     episode.stopped_at = now
     episode.paused_at = None
     episode.awaiting = None
-    tokens = await session.scalars(
-        select(EnrolmentToken).where(
-            EnrolmentToken.episode_id == episode.id, EnrolmentToken.used_at.is_(None)
-        )
-    )
-    for token in tokens:
-        token.expires_at = min(token.expires_at, now)
-    checkins = await session.scalars(
-        select(CheckIn).where(
-            CheckIn.episode_id == episode.id,
-            CheckIn.status.in_(
-                (CheckInStatus.SCHEDULED, CheckInStatus.SENDING, CheckInStatus.AWAITING)
-            ),
-        )
-    )
-    for checkin in checkins:
+    for link in await episodes.unused_links(session, episode_id=episode.id):
+        link.expires_at = min(link.expires_at, now)
+    for checkin in await episodes.unfinished_checkins(session, episode_id=episode.id):
         if checkin.status == CheckInStatus.AWAITING:
-            answered = await session.scalar(
-                select(Answer.id).where(Answer.checkin_id == checkin.id, Answer.status != "unclear")
-            )
-            checkin.status = (
-                CheckInStatus.PARTIAL if answered is not None else CheckInStatus.CANCELLED
-            )
+            answered = await answers.has_understood_answer(session, checkin_id=checkin.id)
+            checkin.status = CheckInStatus.PARTIAL if answered else CheckInStatus.CANCELLED
         else:
             checkin.status = CheckInStatus.CANCELLED
         checkin.status_reason = reason
