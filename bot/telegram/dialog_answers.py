@@ -13,6 +13,7 @@ from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.services import staff_answers, staff_dialogs
+from bot.telegram.patient import readable
 from bot.telegram.staff_access import StaffAccess
 
 #: The callback data of dialog buttons: ``se:``, ``sn:`` or ``sx:`` and the dialog's id.
@@ -53,7 +54,7 @@ class DialogAnswers:
             chat_id=chat.id,
             user_id=user.id,
             user_name=user.full_name,
-            text=message.text,
+            text=readable(message.text),
         )
         await self._access.show(chat.id, reply)
         raise ApplicationHandlerStop

@@ -72,6 +72,12 @@ def media_of(message: Message) -> tuple[str, str | None, int | None]:
     return "other", None, None
 
 
+def readable(text: str | None) -> str:
+    """A patient's text as it is saved: without U+0000, which PostgreSQL cannot store in a text
+    column (a client can send it; the fuzz test did), and which no one types on purpose."""
+    return (text or "").replace("\x00", "")
+
+
 async def apologise_for(ctx: ServiceContext, update: Update) -> None:
     """A bug must not look like silence to a patient: once the intake gives up on their update
     (intake.py), apologise and give the unit's number."""
@@ -200,7 +206,7 @@ class PatientHandlers:
         await conversation.handle_text(
             self._ctx,
             chat_id=update.effective_chat.id,
-            text=message.text or "",
+            text=readable(message.text),
             update_id=update.update_id,
             message_id=message.message_id,
             language_code=user.language_code if user else None,
@@ -211,7 +217,7 @@ class PatientHandlers:
         message = update.effective_message
         assert message is not None and update.effective_chat is not None
         user = update.effective_user
-        text = message.text or message.caption
+        text = readable(message.text or message.caption)
         if text:
             await conversation.handle_edit(
                 self._ctx,
@@ -238,7 +244,7 @@ class PatientHandlers:
             message_id=message.message_id,
             file_id=file_id,
             file_size=file_size,
-            caption=message.caption,
+            caption=readable(message.caption) or None,
             language_code=user.language_code if user else None,
         )
 

@@ -117,3 +117,17 @@ async def test_a_429_on_the_staff_chat_does_not_delay_another_patients_reply(
         harness.server.clear_faults()
     assert delay < 2.0, f"the other patient waited {delay:.1f} s"
     print(f"\n429 on the staff chat: another patient's reply took {delay * 1000:.0f} ms")
+
+
+async def test_a_text_with_a_nul_character_is_saved_on_every_database(harness: BotHarness) -> None:
+    """PostgreSQL refuses U+0000 in text: 16 fuzzed answers were lost that way."""
+    patient = await harness.consented_patient()
+    patient.say("le genou\x00 va bien")
+    await patient.next()
+
+    async def saved() -> None:
+        async with harness.ctx.sessions() as session:
+            texts = list(await session.scalars(select(Answer.raw_text)))
+        assert "le genou va bien" in texts
+
+    await eventually(saved)
