@@ -40,6 +40,9 @@ EXPECTED = {
     "WEBHOOK_LISTEN": "host:port to listen on for the webhook, like 0.0.0.0:8443",
     "RECEIVE_UPDATES": "true or false",
     "ALLOW_UNAPPROVED_PROTOCOL": "true or false",
+    "ENABLED_PROTOCOLS": "comma-separated protocol ids (the id: of each file), or empty for all",
+    "TELEGRAM_PROXY_URL": "an http:// proxy URL like http://proxy.example:3128 (socks is not "
+    "supported: use an HTTP proxy), or empty",
     "SCHEDULES_DIR": "a folder holding the protocol files (*.yaml)",
     "TOKEN_TTL_DAYS": "a whole number of days (1-90)",
     "REESCALATE_AFTER_MINUTES": "a whole number of minutes (1-240)",
@@ -76,6 +79,8 @@ class Settings(BaseSettings):
     webhook_listen: str = "0.0.0.0:8443"
     receive_updates: bool = True
     allow_unapproved_protocol: bool = False
+    enabled_protocols: Annotated[tuple[str, ...], NoDecode] = ()
+    telegram_proxy_url: str | None = None
     schedules_dir: Path | None = None
     token_ttl_days: int = Field(default=7, ge=1, le=90)
     reescalate_after_minutes: int = Field(default=15, ge=1, le=240)
@@ -141,6 +146,25 @@ class Settings(BaseSettings):
             if not all(re.fullmatch(r"\d+", part) for part in parts):
                 raise ValueError("malformed")
             return tuple(int(part) for part in parts)
+        return value
+
+    @field_validator("enabled_protocols", mode="before")
+    @classmethod
+    def _protocol_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = tuple(part.strip() for part in value.split(",") if part.strip())
+            if not all(re.fullmatch(r"[a-z0-9][a-z0-9-]*", part) for part in parts):
+                raise ValueError("malformed")
+            return parts
+        return value
+
+    @field_validator("telegram_proxy_url", mode="before")
+    @classmethod
+    def _proxy(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or None
+            if value is not None and not re.fullmatch(r"https?://[^\s/]+/?", value):
+                raise ValueError("malformed")
         return value
 
     @field_validator("staff_chat_id", "oncall_chat_id", mode="before")

@@ -13,3 +13,8 @@ def line(text: str = "") -> None:
 def error(text: str) -> None:
     """Print a one-line error on stderr."""
     print(f"error: {text}", file=sys.stderr, flush=True)
+
+
+def warning(text: str) -> None:
+    """Print a one-line warning on stderr (something to fix that does not stop the command)."""
+    print(f"warning: {text}", file=sys.stderr, flush=True)

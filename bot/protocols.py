@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from bot.domain.protocol import Protocol, check_protocol, format_location
-from bot.errors import ProtocolError
+from bot.errors import ConfigError, ProtocolError
 
 DEFAULT_PROTOCOL_ID = "knee-cryoneurolysis"
 
@@ -113,6 +113,8 @@ class ProtocolRegistry:
     def __init__(self, protocols: list[Protocol]) -> None:
         self._by_key: dict[tuple[str, int], Protocol] = {}
         self._latest: dict[str, Protocol] = {}
+        #: The ids staff may enrol with; None: every loaded one (see :meth:`enable_only`).
+        self._enabled: frozenset[str] | None = None
         for protocol in protocols:
             self.add(protocol)
 
@@ -139,9 +141,34 @@ class ProtocolRegistry:
         """A precise version, when loaded."""
         return self._by_key.get((protocol_id, version))
 
+    def enable_only(self, protocol_ids: tuple[str, ...]) -> None:
+        """ENABLED_PROTOCOLS: only these ids can be enrolled (and need a physician's approval);
+        the others stay loaded, so a proposal can sit on disk and old follow-ups keep theirs."""
+        unknown = [pid for pid in protocol_ids if pid not in self._latest]
+        if unknown:
+            raise ConfigError(
+                f"ENABLED_PROTOCOLS names {', '.join(unknown)}, which no protocol file has as its "
+                f"id: use some of {', '.join(sorted(self._latest))}"
+            )
+        self._enabled = frozenset(protocol_ids) if protocol_ids else None
+
     def ids(self) -> list[str]:
-        """The protocol ids known."""
+        """The protocol ids that can be enrolled (ENABLED_PROTOCOLS, else every loaded one)."""
+        return sorted(pid for pid in self._latest if self.is_enabled(pid))
+
+    def loaded_ids(self) -> list[str]:
+        """Every protocol id loaded, enabled or not."""
         return sorted(self._latest)
+
+    def is_enabled(self, protocol_id: str) -> bool:
+        """True when staff may enrol a patient with this protocol."""
+        return protocol_id in self._latest and (
+            self._enabled is None or protocol_id in self._enabled
+        )
+
+    def enrollable(self) -> list[Protocol]:
+        """The latest version of every protocol that can be enrolled: what must be approved."""
+        return [self._latest[pid] for pid in self.ids()]
 
     def all(self) -> list[Protocol]:
         """Every loaded version."""

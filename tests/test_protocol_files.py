@@ -266,11 +266,12 @@ def test_run_refuses_an_unapproved_protocol_unless_allowed(tmp_path: Path) -> No
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
         "error: knee-cryoneurolysis v1: approved_by: not approved by a physician: fill "
-        "approved_by and approved_on, or set ALLOW_UNAPPROVED_PROTOCOL=true for testing"
+        "approved_by and approved_on, leave knee-cryoneurolysis out of ENABLED_PROTOCOLS, or "
+        "set ALLOW_UNAPPROVED_PROTOCOL=true for testing"
     ]
 
-    # Allowed, or approved: the protocol passes, and the bot stops only because nobody answers
-    # at the Bot API address (one clear line, exit 1).
+    # Allowed, or approved: the protocol passes, and the bot stops only because its preflight
+    # finds nobody answering at the Bot API address (one line naming the setting, exit 2).
     allowed = _run_bot(tmp_path, SCHEDULES_DIR=str(schedules), ALLOW_UNAPPROVED_PROTOCOL="true")
     raw["approved_by"], raw["approved_on"] = "Dr Martin", "2026-11-20"
     approved_dir = tmp_path / "approved"
@@ -279,8 +280,8 @@ def test_run_refuses_an_unapproved_protocol_unless_allowed(tmp_path: Path) -> No
     # never changes silently (approving it means a new version, or a fresh database).
     approved = _run_bot(approved_dir, SCHEDULES_DIR=str(approved_dir / "schedules"))
     for result in (allowed, approved):
-        assert result.returncode == 1, result.stderr
-        assert "did not answer at start" in result.stderr.strip().splitlines()[0]
+        assert result.returncode == 2, result.stderr
+        assert "error: TELEGRAM_API_BASE_URL: cannot reach" in result.stderr
         assert "approved" not in result.stderr
         assert "Traceback" not in result.stderr
 

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the bot (the sandbox when no token is set)")
     run.add_argument("--webhook", action="store_true", help="receive updates by webhook")
+    commands.add_parser(
+        "doctor", help="check the production settings against Telegram (run does it at start)"
+    )
     commands.add_parser("demo", help="play the sandbox script once and exit")
     bench = commands.add_parser("bench", help="benchmarks against the fake Telegram server")
     bench.add_argument("--quick", action="store_true", help="1,000-check-in burst, SQLite only")
@@ -226,6 +229,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
             return await run_sandbox(settings, keep_running=True, stop=_stop_event())
         return await commands.run_bot(settings, stop=_stop_event(), webhook=args.webhook)
+    if args.command == "doctor":
+        return await commands.doctor(settings)
     if args.command == "demo":
         from bot.sandbox.demo import run_sandbox
 

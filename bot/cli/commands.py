@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,11 +21,12 @@ from bot import output
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.db.models import Episode, Patient, StaffMember
+from bot.db.queries.facts import stored_username
 from bot.db.session import create_engine, current_revision, make_sessionmaker, upgrade_database
 from bot.domain.protocol import Indication, KneeSide
 from bot.domain.schedule import plan_checkins
 from bot.domain.states import CheckInStatus
-from bot.errors import BotError, UsageError
+from bot.errors import BotError, ConfigError, UsageError
 from bot.i18n import available_languages, format_local, t, tn
 from bot.protocols import ProtocolRegistry, load_protocol_file
 from bot.services import audit as audit_service
@@ -32,7 +34,8 @@ from bot.services import enrolment, erasure
 from bot.services import followup as followup_service
 from bot.services.context import ProtocolStore, ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, SentRef
-from bot.telegram.runtime import BotRuntime, load_registry, unit_settings
+from bot.telegram.doctor import Findings, diagnose, fetch_username
+from bot.telegram.runtime import SANDBOX_BOT_USERNAME, BotRuntime, load_registry, unit_settings
 
 #: The command line speaks English (the staff chat speaks the unit's language).
 CLI_LANGUAGE = "en"
@@ -121,7 +124,8 @@ async def offline_context(
             sessions=sessions,
             messenger=OfflineMessenger(),
             clock=clock,
-            unit=unit_settings(settings, settings.bot_username or "cryo_followup_bot"),
+            # Only enroll prints a link: it sets the bot's real @username (_bot_username).
+            unit=unit_settings(settings, settings.bot_username or SANDBOX_BOT_USERNAME),
             protocols=store,
             process_id="cli",
         )
@@ -167,6 +171,14 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
     from bot.telegram.webhook import plan_webhook
 
     plan = plan_webhook(settings) if webhook else None
+    load_registry(settings, require_approval=True)  # a bad protocol file: its own lines
+    findings = await diagnose(settings, starting=True)
+    _print_problems(findings)
+    if findings.blocking:
+        raise ConfigError(
+            f"not started: {len(findings.blocking)} problem(s) above would lose alerts "
+            "(`python -m bot doctor` checks again)"
+        )
     runtime = await BotRuntime.create(settings)
     ops: OpsServer | None = None
     try:
@@ -196,6 +208,47 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
     return 0
 
 
+async def doctor(settings: Settings) -> int:
+    """Check everything a production start needs; exit 2 when a problem would lose an alert,
+    1 when only warnings remain."""
+    findings = await diagnose(settings)
+    _print_problems(findings)
+    if findings.problems:
+        output.line(
+            f"{len(findings.blocking)} problem(s) that would lose alerts, "
+            f"{len(findings.problems) - len(findings.blocking)} warning(s)"
+        )
+        return 2 if findings.blocking else 1
+    output.line(f"ready: {'; '.join(findings.checked)}")
+    return 0
+
+
+def _print_problems(findings: Findings) -> None:
+    for problem in findings.problems:
+        (output.error if problem.loses_alerts else output.warning)(problem.line())
+
+
+async def _bot_username(ctx: ServiceContext, settings: Settings) -> str:
+    """The @username for enrolment links: BOT_USERNAME, else the one getMe returned at the
+    bot's last start (stored), else getMe now; the sandbox's bot without a token."""
+    if settings.bot_username is not None:
+        return settings.bot_username
+    if settings.sandbox:
+        return SANDBOX_BOT_USERNAME
+    async with ctx.sessions() as session:
+        stored = await stored_username(session, token=settings.telegram_bot_token)
+    if stored is not None:
+        return stored
+    try:
+        return await fetch_username(settings)
+    except TelegramError as exc:
+        raise BotError(
+            f"the bot's @username is unknown (the bot never started with this token and getMe "
+            f"failed: {type(exc).__name__}): set BOT_USERNAME, or check TELEGRAM_BOT_TOKEN and "
+            "the network"
+        ) from None
+
+
 async def enroll(settings: Settings, args: argparse.Namespace) -> int:
     """Create the episode and print the single-use deep link (and a QR code if asked).
 
@@ -205,11 +258,11 @@ async def enroll(settings: Settings, args: argparse.Namespace) -> int:
     from bot.cli import check_time_zone, parse_local_datetime
 
     registry = load_registry(settings, require_approval=False)
-    try:
-        protocol = registry.latest(args.protocol)
-    except KeyError:
+    if not registry.is_enabled(args.protocol):
         known = ", ".join(registry.ids())
-        raise UsageError(f"--protocol {args.protocol!r} is unknown (known: {known})") from None
+        why = "not in ENABLED_PROTOCOLS" if args.protocol in registry.loaded_ids() else "unknown"
+        raise UsageError(f"--protocol {args.protocol!r} is {why} (enabled: {known})")
+    protocol = registry.latest(args.protocol)
     zone = check_time_zone(args.timezone, "--timezone") if args.timezone else settings.timezone
     procedure_at = parse_local_datetime(args.procedure_at, zone)
     enrolment.check_enrolment(
@@ -224,6 +277,7 @@ async def enroll(settings: Settings, args: argparse.Namespace) -> int:
     if args.qr is not None:
         _check_writable(args.qr, "--qr")
     async with offline_context(settings, registry=registry) as ctx:
+        ctx.unit = replace(ctx.unit, bot_username=await _bot_username(ctx, settings))
         try:
             invitation = await enrolment.enrol(
                 ctx,

@@ -427,3 +427,14 @@ class UnitMessage(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class BotFact(Base):
+    """Something the running bot learnt and one-shot commands need without asking Telegram:
+    the bot's @username as getMe returned it at the last start (for enrolment links)."""
+
+    __tablename__ = "bot_facts"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime]

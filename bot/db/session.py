@@ -102,3 +102,13 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await connection.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
+
+
+def migration_revisions() -> tuple[str, list[str]]:
+    """(the head revision of this code, every revision it knows), read from the migration files."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    assert head is not None, "the migrations folder has no head revision"
+    return head, [rev.revision for rev in script.walk_revisions()]

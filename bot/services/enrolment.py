@@ -153,6 +153,8 @@ async def enrol(
         time_zone=zone,
         now=now,
     )
+    if not ctx.protocols.registry.is_enabled(protocol.id):
+        raise UsageError(f"protocol {protocol.id} is not enabled (ENABLED_PROTOCOLS)")
     token = secrets.token_urlsafe(32)
     async with ctx.sessions.begin() as session:
         protocol_row = await ctx.protocols.row_for(session, protocol, ctx.clock)

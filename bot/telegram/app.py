@@ -37,6 +37,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.config import Settings
 from bot.services.context import ServiceContext
 from bot.telegram import alert_buttons, dialog_answers, patient
 from bot.telegram.http import AiohttpRequest
@@ -51,12 +52,24 @@ log = structlog.get_logger(__name__)
 STAFF_GROUP = -1
 
 
-def new_requests() -> tuple[AiohttpRequest, AiohttpRequest]:
-    """The HTTP backends for API calls and for getUpdates long-polling."""
+def new_requests(
+    proxy: str | None = None, *, trust_env: bool = True
+) -> tuple[AiohttpRequest, AiohttpRequest]:
+    """The HTTP backends for API calls and for getUpdates long-polling: through ``proxy``
+    (TELEGRAM_PROXY_URL) when given, else the environment's proxy unless ``trust_env`` is off
+    (the sandbox's server is on loopback: a proxy would not reach it)."""
     return (
-        AiohttpRequest(connection_pool_size=128, pool_timeout=30),
-        AiohttpRequest(connection_pool_size=2, read_timeout=35),
+        AiohttpRequest(connection_pool_size=128, pool_timeout=30, proxy=proxy, trust_env=trust_env),
+        AiohttpRequest(connection_pool_size=2, read_timeout=35, proxy=proxy, trust_env=trust_env),
     )
+
+
+def settings_requests(settings: Settings) -> tuple[AiohttpRequest, AiohttpRequest]:
+    """:func:`new_requests` as the settings ask: real Telegram through the hospital's proxy,
+    the sandbox direct."""
+    if settings.sandbox:
+        return new_requests(trust_env=False)
+    return new_requests(settings.telegram_proxy_url)
 
 
 def build_application(

@@ -8,7 +8,9 @@ connection for readability on each request, which costs O(connections) system ca
 
 The contract is PTB's :class:`~telegram.request.BaseRequest`: same timeouts, and failures mapped
 to ``TimedOut`` / ``NetworkError`` exactly as PTB's own ``HTTPXRequest`` does, so retries and the
-sender's error mapping are unchanged.
+sender's error mapping are unchanged. Proxies as with PTB's stock transport: ``HTTPS_PROXY`` /
+``HTTP_PROXY`` / ``NO_PROXY`` from the environment (most hospital networks reach the internet
+only through one), or an explicit ``proxy`` (TELEGRAM_PROXY_URL), which wins over them.
 """
 
 from __future__ import annotations
@@ -16,10 +18,16 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from telegram._utils.defaultvalue import DefaultValue
-from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+
+def _given(value: object, default: float | None) -> float | None:
+    """A timeout PTB passed explicitly, else ours: PTB marks "not given" with a default-value
+    sentinel (``BaseRequest.DEFAULT_NONE`` or another of its kind), never a number or None."""
+    if value is None or isinstance(value, int | float):
+        return None if value is None else float(value)
+    return default
 
 
 class AiohttpRequest(BaseRequest):
@@ -34,6 +42,8 @@ class AiohttpRequest(BaseRequest):
         connect_timeout: float | None = 5.0,
         pool_timeout: float | None = 1.0,
         media_write_timeout: float | None = 20.0,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         self._pool_size = connection_pool_size
         self._read = read_timeout
@@ -41,6 +51,8 @@ class AiohttpRequest(BaseRequest):
         self._connect = connect_timeout
         self._pool = pool_timeout
         self._media_write = media_write_timeout
+        self._proxy = proxy
+        self._trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -54,6 +66,7 @@ class AiohttpRequest(BaseRequest):
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size),
                 headers={"User-Agent": self.USER_AGENT},
+                trust_env=self._trust_env,  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY
             )
 
     async def shutdown(self) -> None:
@@ -66,23 +79,19 @@ class AiohttpRequest(BaseRequest):
         url: str,
         method: str,
         request_data: RequestData | None = None,
-        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        read_timeout: object = BaseRequest.DEFAULT_NONE,
+        write_timeout: object = BaseRequest.DEFAULT_NONE,
+        connect_timeout: object = BaseRequest.DEFAULT_NONE,
+        pool_timeout: object = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         """Send one Bot API request; returns (status, body) for PTB to decode."""
         if self._session is None or self._session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data.multipart_data if request_data else None
-        read = self._read if isinstance(read_timeout, DefaultValue) else read_timeout
-        connect = self._connect if isinstance(connect_timeout, DefaultValue) else connect_timeout
-        pool = self._pool if isinstance(pool_timeout, DefaultValue) else pool_timeout
-        write = (
-            (self._media_write if files else self._write)
-            if isinstance(write_timeout, DefaultValue)
-            else write_timeout
-        )
+        read = _given(read_timeout, self._read)
+        connect = _given(connect_timeout, self._connect)
+        pool = _given(pool_timeout, self._pool)
+        write = _given(write_timeout, self._media_write if files else self._write)
         # aiohttp's "connect" covers waiting for a pooled connection and opening one.
         acquire = None if connect is None or pool is None else connect + pool
         timeout = aiohttp.ClientTimeout(
@@ -103,7 +112,9 @@ class AiohttpRequest(BaseRequest):
             else:
                 body = request_data.json_parameters
         try:
-            async with self._session.request(method, url, data=body, timeout=timeout) as resp:
+            async with self._session.request(
+                method, url, data=body, timeout=timeout, proxy=self._proxy
+            ) as resp:
                 return resp.status, await resp.read()
         except TimeoutError as err:
             raise TimedOut from err

@@ -20,12 +20,14 @@ from telegram.ext import Application
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db.models import StaffMember
+from bot.db.queries.facts import remember_username
 from bot.db.session import create_engine, make_sessionmaker, upgrade_database
+from bot.domain.protocol import Protocol
 from bot.errors import ProtocolError
 from bot.protocols import ProtocolRegistry, default_schedules_dir
 from bot.services import claims, dead_letters
 from bot.services.context import ProtocolStore, ServiceContext, UnitSettings
-from bot.telegram.app import build_application, new_requests, start_waker
+from bot.telegram.app import build_application, settings_requests, start_waker
 from bot.telegram.http import AiohttpRequest
 from bot.telegram.intake import UpdateIntake, raw_json
 from bot.telegram.jobs import DispatcherWaker
@@ -36,6 +38,9 @@ from bot.telegram.staff_commands import publish_staff_commands
 from bot.telegram.webhook import WebhookPlan, WebhookServer
 
 log = structlog.get_logger(__name__)
+
+#: The fake server's bot: the sandbox's enrolment links open it (bot.sandbox.fake_api).
+SANDBOX_BOT_USERNAME = "cryo_followup_bot"
 
 
 def unit_settings(settings: Settings, bot_username: str) -> UnitSettings:
@@ -58,22 +63,24 @@ def unit_settings(settings: Settings, bot_username: str) -> UnitSettings:
 
 
 def load_registry(settings: Settings, *, require_approval: bool) -> ProtocolRegistry:
-    """Load schedules/; refuse unapproved protocols unless explicitly allowed."""
+    """Load SCHEDULES_DIR, keep ENABLED_PROTOCOLS enrollable; refuse an unapproved enabled
+    protocol unless explicitly allowed (one left out of ENABLED_PROTOCOLS blocks nothing)."""
     registry = ProtocolRegistry.from_dir(settings.schedules_dir or default_schedules_dir())
+    registry.enable_only(settings.enabled_protocols)
     if require_approval and not settings.allow_unapproved_protocol:
-        for protocol in registry.all():
+        for protocol in registry.enrollable():
             if not protocol.approved:
-                raise ProtocolError(
-                    f"{protocol.id} v{protocol.version}",
-                    [
-                        (
-                            "approved_by",
-                            "not approved by a physician: fill approved_by and "
-                            "approved_on, or set ALLOW_UNAPPROVED_PROTOCOL=true for testing",
-                        )
-                    ],
-                )
+                raise ProtocolError(f"{protocol.id} v{protocol.version}", [unapproved(protocol)])
     return registry
+
+
+def unapproved(protocol: Protocol) -> tuple[str, str]:
+    """The problem of an enabled protocol no physician has approved yet, with both fixes."""
+    return (
+        "approved_by",
+        "not approved by a physician: fill approved_by and approved_on, leave "
+        f"{protocol.id} out of ENABLED_PROTOCOLS, or set ALLOW_UNAPPROVED_PROTOCOL=true for testing",
+    )
 
 
 @dataclass
@@ -143,7 +150,8 @@ class BotRuntime:
         clock = clock or SystemClock()
         async with sessions.begin() as session:
             await store.register_all(session, clock)
-        placeholder = unit_settings(settings, settings.bot_username or "cryo_followup_bot")
+        # start() sets the @username getMe returns.
+        placeholder = unit_settings(settings, settings.bot_username or SANDBOX_BOT_USERNAME)
         ctx = ServiceContext(
             sessions=sessions,
             messenger=None,  # type: ignore[arg-type]  # set below, once the bot exists
@@ -160,7 +168,7 @@ class BotRuntime:
                 )
                 return set(settings.staff_user_ids) | set(rows)
 
-        requests = new_requests()
+        requests = settings_requests(settings)
         application = build_application(
             ctx,
             requests=requests,
@@ -200,6 +208,13 @@ class BotRuntime:
             raise
         username = self.settings.bot_username or self.application.bot.username
         self.ctx.unit = unit_settings(self.settings, username)
+        async with self.ctx.sessions.begin() as session:
+            await remember_username(
+                session,
+                token=self.application.bot.token,
+                username=self.application.bot.username,
+                at=self.ctx.clock.now(),
+            )
         if self.settings.receive_updates:
             await publish_commands(self.application.bot, self.ctx)
             await publish_staff_commands(self.application.bot, self.ctx)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import Final
 
 from bot.sandbox.fake_api.files import FileStore
 from bot.sandbox.fake_api.messages import MessageMethods
@@ -24,6 +25,27 @@ from bot.sandbox.fake_api.wire import (
     as_int,
     as_json,
     opt_str,
+)
+
+#: What a restricted member may or may not do (ChatMemberRestricted); a restricted bot here
+#: may do none of it.
+_RESTRICTED_RIGHTS: Final = (
+    "can_send_messages",
+    "can_send_audios",
+    "can_send_documents",
+    "can_send_photos",
+    "can_send_videos",
+    "can_send_video_notes",
+    "can_send_voice_notes",
+    "can_send_polls",
+    "can_send_other_messages",
+    "can_add_web_page_previews",
+    "can_change_info",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_manage_topics",
+    "can_edit_tag",
+    "can_react_to_messages",
 )
 
 
@@ -63,6 +85,7 @@ class BotApi:
             "setMyShortDescription": self._true,
             "setMyName": self._true,
             "getChat": self._get_chat,
+            "getChatMember": self._get_chat_member,
             "sendChatAction": self._send_chat_action,
         }
         self._methods = {name.lower(): (name, handler) for name, handler in table.items()}
@@ -228,6 +251,7 @@ class BotApi:
 
     async def _get_chat(self, params: Params) -> JSONDict:
         chat_id = self._world.chat_param(params)
+        self._world.check_member(chat_id)
         return {
             **self._world.chats[chat_id],
             "accent_color_id": 0,
@@ -239,6 +263,27 @@ class BotApi:
                 "premium_subscription": False,
                 "gifts_from_channels": False,
             },
+        }
+
+    async def _get_chat_member(self, params: Params) -> JSONDict:
+        chat_id = self._world.chat_param(params)
+        self._world.check_member(chat_id)
+        user_id = as_int(params.get("user_id"), "user_id")
+        if user_id == self._world.bot_id:
+            user = self._world.bot_user
+            standing = self._world.bot_standing.get(chat_id, "member")
+        elif user_id in self._world.users:
+            user, standing = self._world.users[user_id], "member"
+        else:
+            raise ApiError(400, "Bad Request: PARTICIPANT_ID_INVALID")
+        if standing != "restricted":
+            return {"status": standing, "user": user}
+        return {
+            "status": "restricted",
+            "user": user,
+            "is_member": True,
+            "until_date": 0,
+            **dict.fromkeys(_RESTRICTED_RIGHTS, False),
         }
 
     async def _send_chat_action(self, params: Params) -> bool:

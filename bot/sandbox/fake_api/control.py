@@ -34,6 +34,9 @@ _CONTROL_METHODS: Final = frozenset(
         "redeliver",
         "block_bot",
         "unblock_bot",
+        "remove_bot_from_group",
+        "restrict_bot",
+        "restore_bot",
         "inject_fault",
         "clear_faults",
     }

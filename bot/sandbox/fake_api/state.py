@@ -116,6 +116,9 @@ class World:
         self.users: dict[int, JSONDict] = {}
         self.chats: dict[int, JSONDict] = {}
         self.blocked: set[int] = set()
+        #: The bot's standing in a group when it is not a plain member: "restricted" (may not
+        #: send), "left" (removed) or "kicked" (banned).
+        self.bot_standing: dict[int, str] = {}
         self.messages: dict[tuple[int, int], Msg] = {}
         self.sent: list[SentMessage] = []
         self.sent_by_chat: dict[int, list[SentMessage]] = {}
@@ -164,8 +167,21 @@ class World:
         return chat_id
 
     def writable_chat(self, params: Params) -> int:
-        """The chat of a call that writes to it: a user who blocked the bot answers 403."""
+        """The chat of a call that writes to it: a user who blocked the bot answers 403, so
+        does a group the bot was removed from; a group where it may not send answers 400."""
         chat_id = self.chat_param(params)
         if chat_id in self.blocked:
             raise blocked()
+        self.check_member(chat_id)
+        if self.bot_standing.get(chat_id) == "restricted":
+            raise ApiError(400, "Bad Request: not enough rights to send text messages to the chat")
         return chat_id
+
+    def check_member(self, chat_id: int) -> None:
+        """Telegram answers 403 to a bot that is no longer in the group."""
+        standing = self.bot_standing.get(chat_id)
+        kind = self.chats[chat_id].get("type", "group")
+        if standing == "kicked":
+            raise ApiError(403, f"Forbidden: bot was kicked from the {kind} chat")
+        if standing == "left":
+            raise ApiError(403, f"Forbidden: bot is not a member of the {kind} chat")

@@ -55,6 +55,25 @@ class ActingAsUsers:
             raise ValueError(f"group type must be 'group' or 'supergroup', got {type_!r}")
         self._world.chats[chat_id] = {"id": chat_id, "type": type_, "title": title}
 
+    def remove_bot_from_group(self, chat_id: int, *, banned: bool = True) -> None:
+        """An admin removes the bot from a group (``banned``: kicked, else it just left): its
+        sends there answer 403 from now on, and so do getChat and getChatMember."""
+        self._require_group(chat_id)
+        self._world.bot_standing[chat_id] = "kicked" if banned else "left"
+
+    def restrict_bot(self, chat_id: int) -> None:
+        """An admin takes away the bot's right to send in a group; it stays a member."""
+        self._require_group(chat_id)
+        self._world.bot_standing[chat_id] = "restricted"
+
+    def restore_bot(self, chat_id: int) -> None:
+        """The bot is a plain member of the group again."""
+        self._world.bot_standing.pop(chat_id, None)
+
+    def _require_group(self, chat_id: int) -> None:
+        if self._world.chats.get(chat_id, {}).get("type") not in {"group", "supergroup"}:
+            raise ValueError(f"{chat_id} is not a group of the fake server (add_group first)")
+
     def send_text(
         self, user_id: int, text: str, *, chat_id: int | None = None, reply_to: int | None = None
     ) -> JSONDict:
