@@ -410,7 +410,8 @@ async def _timed_tick(runtime: BotRuntime, *, explain: bool = False) -> Any:
                 rows = [str(row[-1]) for row in result]
             await connection.rollback()
         steps = [re.sub(r"\s*\(cost=[^)]*\)", "", r).strip() for r in rows]
-        scans = any("SCAN checkins" in r or "Seq Scan on checkins" in r for r in rows)
+        # "SCAN checkins USING INDEX ix" reads a (partial) index only, not the table.
+        scans = any(r.endswith("SCAN checkins") or "Seq Scan on checkins" in r for r in rows)
         plans.append(
             f"{first} ...\n        {'FULL SCAN' if scans else 'indexed'}: {' | '.join(steps)}"
         )
