@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import platform
 import tempfile
@@ -24,15 +23,23 @@ import psutil
 from bench import scenarios
 from bench.naive import run_naive
 from bench.server import chat_of, start_server
+from bot.logs import configure_logging
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-TARGETS = {
-    "ceiling_ratio": 0.80,
+#: The bot's and the fake servers' logs during a run (WARNING and above): kept out of the table.
+LOG = RESULTS.with_name("bench.log")
+#: The issue's targets. Dispatch: share of the client ceiling measured in the same run at the
+#: same latency (0 ms / 20 ms). Replies: answers per second per backend, alert and advice p99.
+TARGETS: dict[str, Any] = {
+    "ceiling_ratio": {0.0: 0.80, 20.0: 0.70},
     "max_stall_ms": 100.0,
     "rate_ratio": 0.95,
+    "answers_per_s": {"sqlite": 250.0, "postgresql": 500.0},
     "alert_p99_ms": 250.0,
+    "advice_p99_ms": 1000.0,
     "startup_s": 5.0,
     "rss_mb": 200.0,
+    "idle_tick_growth": 1.5,
 }
 
 
@@ -73,7 +80,6 @@ SECTIONS = ("ceiling", "dispatch", "naive", "rate_limited", "replies", "scale")
 def run(*, quick: bool, postgres: str | None, only: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
     """Run the scenarios of ``only`` (all by default); bench/results.json is rewritten after
     each section, keeping the other sections of an earlier run when ``only`` is given."""
-    logging.getLogger().setLevel(logging.WARNING)
     started = time.perf_counter()
     backends: list[str | None] = [None] if quick or not postgres else [None, postgres]
     bursts = [1000] if quick else [1000, 10_000]
@@ -99,7 +105,7 @@ def run(*, quick: bool, postgres: str | None, only: tuple[str, ...] = SECTIONS) 
         results["total_seconds"] = time.perf_counter() - started
         RESULTS.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
 
-    if "ceiling" in only:
+    if "ceiling" in only or "dispatch" in only:  # a dispatch ratio needs this run's ceiling
         out = section("ceiling")
         for latency in latencies:
             _say(f"ceiling: PTB send_message at {latency * 1000:.0f} ms ...")
@@ -107,14 +113,16 @@ def run(*, quick: bool, postgres: str | None, only: tuple[str, ...] = SECTIONS) 
         save()
     if "dispatch" in only:
         out = section("dispatch")
+        ceilings = {c["latency_ms"]: c["best"] for c in results["ceiling"]}
         for backend in backends:
             for n in bursts:
                 for latency in latencies:
                     name = "postgresql" if backend else "sqlite"
                     _say(f"dispatch: {n} check-ins, {name}, {latency * 1000:.0f} ms ...")
-                    out.append(
-                        asyncio.run(scenarios.dispatch_wave(n, latency=latency, postgres=backend))
-                    )
+                    row = asyncio.run(scenarios.dispatch_wave(n, latency=latency, postgres=backend))
+                    row["ceiling_msgs_per_s"] = ceilings[row["latency_ms"]]
+                    row["ratio"] = row["msgs_per_s"] / row["ceiling_msgs_per_s"]
+                    out.append(row)
                     save()
     if "naive" in only:
         out = section("naive")
@@ -159,28 +167,39 @@ def _ok(good: bool) -> str:
     return "ok" if good else "MISSED"
 
 
+def _dispatch_target(row: dict[str, Any]) -> float:
+    """The share of the ceiling a dispatch row must reach (the 20 ms target above 0 ms)."""
+    by_latency: dict[float, float] = TARGETS["ceiling_ratio"]
+    return by_latency[0.0] if row["latency_ms"] == 0 else by_latency[20.0]
+
+
 def table(results: dict[str, Any]) -> str:
     """The human summary, with ratios against the baselines of the same run."""
-    ceilings = {c["latency_ms"]: c["best"] for c in results["ceiling"]}
     lines = [
         f"machine: {results['machine']['cpus']} CPUs, {results['machine']['memory_gb']} GB, "
-        f"Python {results['machine']['python']}",
+        f"Python {results['machine']['python']}, load average "
+        + " ".join(f"{v:.1f}" for v in results["machine"]["load_average"]),
         "",
-        "ceiling (PTB send_message, best of concurrency 1/8/64, httpx or aiohttp transport):",
+        "ceiling (PTB send_message, best of concurrency 1/8/64/128, httpx or aiohttp transport):",
     ]
     for c in results["ceiling"]:
         by = ", ".join(f"{k}: {v:.0f}/s" for k, v in c["by_concurrency"].items())
         lines.append(f"  {c['latency_ms']:>4.0f} ms  best {c['best']:7.0f} msg/s   ({by})")
-    lines += ["", "dispatch burst (all due at once):"]
-    lines.append("  db          n       lat  msg/s   vs ceiling  lost  dup  stall ms  target")
+    lines += ["", "dispatch burst (all due at once; one tick loop, the bench's):"]
+    lines.append(
+        "  db          n       lat  msg/s  ceiling  ratio  target  lost  dup  stall ms  all sent"
+    )
     for d in results["dispatch"]:
-        ratio = d["msgs_per_s"] / ceilings.get(d["latency_ms"], float("nan"))
-        good = ratio >= 0.8 and d["lost"] == 0 and d["duplicates"] == 0
-        good = good and d["max_stall_ms"] < 100
+        target = _dispatch_target(d)
+        ratio = d.get("ratio", float("nan"))
+        good = ratio >= target and d["lost"] == 0 and d["duplicates"] == 0
+        good = good and d["max_stall_ms"] < TARGETS["max_stall_ms"]
+        good = good and d.get("tick_sent_all", False)
         lines.append(
             f"  {d['backend']:<10} {d['checkins']:>6} {d['latency_ms']:>5.0f}  {d['msgs_per_s']:6.0f}"
-            f"   {ratio:6.0%}     {d['lost']:>4} {d['duplicates']:>4}  {d['max_stall_ms']:8.1f}"
-            f"  {_ok(good)}"
+            f"  {d.get('ceiling_msgs_per_s', float('nan')):7.0f}  {ratio:5.0%}  >= {target:.0%}"
+            f"  {d['lost']:>4} {d['duplicates']:>4}  {d['max_stall_ms']:8.1f}"
+            f"  {'yes' if d.get('tick_sent_all') else 'NO'} {d['sent']:>6}  {_ok(good)}"
         )
     lines += ["", "naive peer (one APScheduler job per check-in, SQLAlchemyJobStore):"]
     for p in results["naive"]:
@@ -203,14 +222,21 @@ def table(results: dict[str, Any]) -> str:
             f"{_ok(ratio >= 0.95 and r['http_429'] == 0)}"
         )
     lines += ["", "replies (everyone answers at once; 1 % report a pain of 9 → staff alert):"]
+    alert_target, advice_target = TARGETS["alert_p99_ms"], TARGETS["advice_p99_ms"]
     for r in results["replies"]:
-        ratio = r["answers_per_s"] / ceilings.get(0.0, float("nan"))
-        good = r["alert_p99_ms"] < 250 and r["saved"] == r["patients"]
+        rate_target: float = TARGETS["answers_per_s"][r["backend"]]
         lines.append(
-            f"  {r['backend']:<10} {r['patients']} answers, wave {r['wave']:>5}: "
-            f"{r['answers_per_s']:6.0f}/s ({ratio:.0%} of ceiling), saved {r['saved']}, "
-            f"alerts {r['alerts']}/{r['alerts_expected']} p50 {r['alert_p50_ms']:.0f} ms "
-            f"p99 {r['alert_p99_ms']:.0f} ms, stall {r['max_stall_ms']:.0f} ms  {_ok(good)}"
+            f"  {r['backend']:<10} {r['patients']} answers, wave {r['wave']:>5}: saved {r['saved']}, "
+            f"lost {r['lost']} {_ok(r['lost'] == 0)}, dup {r['duplicates']} "
+            f"{_ok(r['duplicates'] == 0)}, stall {r['max_stall_ms']:.0f} ms "
+            f"{_ok(r['max_stall_ms'] < TARGETS['max_stall_ms'])}"
+        )
+        lines.append(
+            f"      {r['answers_per_s']:6.0f} answers/s (>= {rate_target:.0f}) "
+            f"{_ok(r['answers_per_s'] >= rate_target)};  staff card p50 {r['alert_p50_ms']:.0f} ms"
+            f" p99 {r['alert_p99_ms']:.0f} ms (< {alert_target:.0f}) "
+            f"{_ok(r['alert_p99_ms'] < alert_target)};  advice p99 {r['advice_p99_ms']:.0f} ms "
+            f"(< {advice_target:.0f}) {_ok(r['advice_p99_ms'] < advice_target)}"
         )
     lines += ["", "scale:"]
     for s in results["scale"]:
@@ -221,8 +247,10 @@ def table(results: dict[str, Any]) -> str:
             f"{s['tick_idle_ms']:.1f} ms, tick with 100 due {s['tick_100_due_ms']:.0f} ms  "
             f"{_ok(good)}"
         )
+        lines.append("    query plans of the tick's statements on checkins (EXPLAIN):")
         for plan in s["claim_plan"]:
-            lines.append(f"      plan: {plan}")
+            lines.append(f"      {plan}")
+    growth_target: float = TARGETS["idle_tick_growth"]
     for backend in ("sqlite", "postgresql"):
         runs = sorted(
             (s for s in results["scale"] if s["backend"] == backend),
@@ -233,8 +261,8 @@ def table(results: dict[str, Any]) -> str:
             growth = large["tick_idle_ms"] / small["tick_idle_ms"]
             rows = large["checkin_rows"] / max(small["checkin_rows"], 1)
             lines.append(
-                f"  {backend}: an idle tick costs {growth:.1f}x more with {rows:.0f}x the rows  "
-                f"{_ok(growth < 2)}"
+                f"  {backend}: an idle tick costs {growth:.1f}x more with {rows:.0f}x the rows "
+                f"(<= {growth_target}x)  {_ok(growth <= growth_target)}"
             )
     lines.append("")
     lines.append(f"total {results['total_seconds']:.0f} s; results in {RESULTS}")
@@ -248,6 +276,10 @@ def main(*, quick: bool, postgres: str | None, only: str | None = None) -> int:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise SystemExit(f"--only: unknown section(s) {sorted(unknown)}; known: {SECTIONS}")
-    results = run(quick=quick, postgres=postgres, only=sections)
+    os.environ["BENCH_LOG"] = str(LOG)  # the fake servers' output (bench/server.py)
+    with LOG.open("a", encoding="utf-8") as log:
+        configure_logging("console", "WARNING", stream=log)
+        _say(f"logs (WARNING and above) go to {LOG}")
+        results = run(quick=quick, postgres=postgres, only=sections)
     print("\n" + table(results), flush=True)
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -109,8 +110,17 @@ async def running_bot(
         await runtime.stop()
 
 
-async def start_bot(runtime: BotRuntime) -> None:
-    """Start polling and wait for the first (empty) dispatcher tick to finish."""
+async def start_bot(runtime: BotRuntime, *, wake: bool = False) -> None:
+    """Start polling and run the first (empty) dispatcher tick.
+
+    By default the bot's own wake-up job is off and the bench drives :func:`dispatch.tick`:
+    one tick loop per process, as in production (with the waker on, the bench's tick and the
+    bot's would race and each send part of a wave). ``wake`` keeps the bot's waker (start-up).
+    """
+    if not wake:
+        await runtime.start(wake_dispatcher=False)
+        await dispatch.tick(runtime.ctx)
+        return
     await runtime.start(safety_tick=timedelta(hours=1))
     for _ in range(6000):  # the first (empty) tick runs at start; let it finish
         if runtime.waker is not None and runtime.waker.last_report is not None:
@@ -163,6 +173,8 @@ async def dispatch_wave(
         "checkins": n,
         "latency_ms": latency * 1000,
         "sent": report.sent,
+        # The bench's tick is the only loop: it must have sent the whole wave itself.
+        "tick_sent_all": report.sent == n,
         "seconds": elapsed,
         "msgs_per_s": n / elapsed,
         "recorded_sent": awaiting,
@@ -174,7 +186,7 @@ async def dispatch_wave(
 
 async def ceiling(n: int, *, latency: float) -> dict[str, Any]:
     """python-telegram-bot's own ``send_message`` against the same server, best of concurrency
-    1, 8 and 64, with PTB's default transport (httpx) and with the bot's (aiohttp)."""
+    1, 8, 64 and 128, with PTB's default transport (httpx) and with the bot's (aiohttp)."""
     from bot.services.ports import Button, OutgoingMessage
     from bot.telegram.http import AiohttpRequest
 
@@ -194,7 +206,7 @@ async def ceiling(n: int, *, latency: float) -> dict[str, Any]:
         for transport, request in transports.items():
             bot = Bot(server.token, base_url=server.api_url, request=request)
             await bot.initialize()
-            for concurrency in (1, 8, 64):
+            for concurrency in (1, 8, 64, 128):
                 count = min(n, 100 if concurrency == 1 else 1000)
                 queue: asyncio.Queue[int] = asyncio.Queue()
                 for i in range(1, count + 1):
@@ -257,10 +269,11 @@ async def replies(
                     if saved >= n:
                         break
                     await asyncio.sleep(0.25)
-                stats = await server.stats(since)
+                marker = runtime.ctx.unit.unit_phone  # in every safety advice
+                stats = await server.stats(since, marker=marker)
                 while stats["replied"] < n and time.monotonic() < deadline:
                     await asyncio.sleep(0.25)
-                    stats = await server.stats(since)
+                    stats = await server.stats(since, marker=marker)
                 if wave_task is not None:
                     await wave_task
                 stall = await meter.stop()
@@ -270,9 +283,17 @@ async def replies(
                             Answer.question_id == "pain_avg", Answer.episode_id > n
                         )
                     )
+                    answered = await session.scalar(
+                        select(func.count(func.distinct(Answer.episode_id))).where(
+                            Answer.question_id == "pain_avg"
+                        )
+                    )
     finally:
         server.stop()
     latencies = sorted(stats["alert_latency"])
+    advice = sorted(stats["marked_latency"])
+    alerted = set(stats["alert_labels"])
+    expected = n // red_flag_every
     duration = (stats["last_reply"] or queued) - queued
     return {
         "backend": db.backend,
@@ -283,9 +304,17 @@ async def replies(
         "replied": stats["replied"],
         "answers_per_s": n / duration if duration > 0 else 0.0,
         "alerts": len(latencies),
-        "alerts_expected": n // red_flag_every,
+        "alerts_expected": expected,
         "alert_p50_ms": _percentile(latencies, 0.50) * 1000,
         "alert_p99_ms": _percentile(latencies, 0.99) * 1000,
+        "advice_sent": len(advice),
+        "advice_p99_ms": _percentile(advice, 0.99) * 1000,
+        # Lost: an answer never saved, a staff card or a safety advice never sent.
+        "lost": (n - (answered or 0))
+        + max(0, expected - len(alerted))
+        + max(0, expected - len(advice)),
+        # Duplicated: an answer saved twice, a staff card sent twice for one patient.
+        "duplicates": (saved - (answered or 0)) + (len(stats["alert_labels"]) - len(alerted)),
         "max_stall_ms": stall * 1000,
     }
 
@@ -378,10 +407,14 @@ async def _timed_tick(runtime: BotRuntime, *, explain: bool = False) -> Any:
                 rows = [str(record[0]) for record in records]
             else:
                 result = await connection.exec_driver_sql(prefix + statement, parameters)
-                rows = [" ".join(str(c) for c in row[-1:]) for row in result]
+                rows = [str(row[-1]) for row in result]
             await connection.rollback()
-        scans = [r for r in rows if "SCAN checkins" in r or "Seq Scan on checkins" in r]
-        plans.append(f"{first} ... -> {'; '.join(scans) if scans else 'index only'}")
+        steps = [re.sub(r"\s*\(cost=[^)]*\)", "", r).strip() for r in rows]
+        # "SCAN checkins USING INDEX ix" reads a (partial) index only, not the table.
+        scans = any(r.endswith("SCAN checkins") or "Seq Scan on checkins" in r for r in rows)
+        plans.append(
+            f"{first} ...\n        {'FULL SCAN' if scans else 'indexed'}: {' | '.join(steps)}"
+        )
     return elapsed, plans
 
 

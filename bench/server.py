@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import signal
 import subprocess
@@ -76,8 +77,10 @@ async def _serve(users: int, latency: float, enforce: bool, ready: Path) -> None
 
     async def stats(request: web.Request) -> web.Response:
         since = float(request.query.get("since", "0"))
+        marker = request.query.get("marker")
         per_chat: Counter[int] = Counter()
         first_reply: dict[int, float] = {}
+        first_marked: dict[int, float] = {}
         staff: list[tuple[float, str]] = []
         for stamp, chat_id, text in server.stamps:
             if stamp < since:
@@ -86,6 +89,8 @@ async def _serve(users: int, latency: float, enforce: bool, ready: Path) -> None
             first_reply.setdefault(chat_id, stamp)
             if chat_id == STAFF_CHAT:
                 staff.append((stamp, text))
+            elif marker and marker in text:
+                first_marked.setdefault(chat_id, stamp)
         alert_latency = []
         for stamp, text in staff:
             found = LABEL.search(text)
@@ -93,6 +98,11 @@ async def _serve(users: int, latency: float, enforce: bool, ready: Path) -> None
                 user_id = chat_of(int(found.group()[2:]))
                 if user_id in server.queued:
                     alert_latency.append(stamp - server.queued[user_id])
+        marked_latency = [
+            stamp - server.queued[uid]
+            for uid, stamp in first_marked.items()
+            if uid in server.queued
+        ]
         replied = [
             first_reply[uid] - server.queued[uid] for uid in server.queued if uid in first_reply
         ]
@@ -103,6 +113,10 @@ async def _serve(users: int, latency: float, enforce: bool, ready: Path) -> None
                 "last": max((s for s, _, _ in server.stamps if s >= since), default=None),
                 "status_codes": server.stats()["status_codes"],
                 "alert_latency": alert_latency,
+                "alert_labels": [
+                    found.group() for _, text in staff if (found := LABEL.search(text))
+                ],
+                "marked_latency": marked_latency,
                 "replied": len(replied),
                 "last_reply": max(
                     (first_reply[uid] for uid in server.queued if uid in first_reply), default=None
@@ -147,12 +161,14 @@ class ServerProcess:
         ):
             return float((await resp.json())["queued_at"])
 
-    async def stats(self, since: float = 0.0) -> dict[str, Any]:
-        """What arrived since ``since`` (wall clock)."""
+    async def stats(self, since: float = 0.0, *, marker: str = "") -> dict[str, Any]:
+        """What arrived since ``since`` (wall clock); ``marked_latency`` times, per patient chat,
+        the first message containing ``marker`` (the safety advice) after that patient's burst."""
         timeout = aiohttp.ClientTimeout(total=120)
+        params = {"since": str(since), "marker": marker}
         async with (
             aiohttp.ClientSession(timeout=timeout) as http,
-            http.get(f"{self.control_url}/stats", params={"since": str(since)}) as resp,
+            http.get(f"{self.control_url}/stats", params=params) as resp,
         ):
             result: dict[str, Any] = await resp.json()
             return result
@@ -170,11 +186,17 @@ class ServerProcess:
 def start_server(
     users: int, *, latency: float = 0.0, enforce_limits: bool = False
 ) -> ServerProcess:
-    """Start ``python -m bench.server`` and wait until it listens."""
+    """Start ``python -m bench.server`` and wait until it listens. Its output goes to the file
+    named by ``BENCH_LOG`` when set (the bench's log), so it never cuts into the bench's table."""
     ready = Path(tempfile.mkdtemp(prefix="cryo-bench-")) / "ready"
     args = [sys.executable, "-m", "bench.server", "--users", str(users), "--ready-file", str(ready)]
     args += ["--latency", str(latency)] + (["--enforce-limits"] if enforce_limits else [])
-    process = subprocess.Popen(args)
+    log_path = os.environ.get("BENCH_LOG")
+    if log_path:
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(args, stdout=log, stderr=log)
+    else:
+        process = subprocess.Popen(args)
     deadline = time.monotonic() + 60
     while not ready.exists() or not ready.read_text().strip():
         if process.poll() is not None or time.monotonic() > deadline:

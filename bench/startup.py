@@ -39,7 +39,7 @@ async def _measure() -> dict[str, float]:
         require_approval=False,
         rate_limit=False,
     )
-    await start_bot(runtime)
+    await start_bot(runtime, wake=True)  # the real start-up: the bot's own first tick
     startup = time.perf_counter() - STARTED
     rss = psutil.Process().memory_info().rss / 2**20
     await runtime.stop()

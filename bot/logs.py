@@ -12,12 +12,16 @@ from __future__ import annotations
 import logging
 import sys
 from types import TracebackType
+from typing import TextIO
 
 import structlog
 
 
-def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
-    """Route structlog and stdlib logging to stderr in ``fmt`` (console|json)."""
+def configure_logging(
+    fmt: str = "console", level: str = "INFO", *, stream: TextIO | None = None
+) -> None:
+    """Route structlog and stdlib logging to ``stream`` (stderr by default) in ``fmt``
+    (console|json); the bench sends them to a file so its table stays readable."""
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -46,7 +50,7 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()

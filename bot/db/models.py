@@ -202,6 +202,25 @@ class CheckIn(Base):
         Index("ix_checkins_status_due_at", "status", "due_at"),
         # Expiry looks up open rows by window end: without it every tick scans the table.
         Index("ix_checkins_status_window_ends_at", "status", "window_ends_at"),
+        # A tick reads only the rows it acts on (due, expired, held by a process): partial
+        # indexes keep its cost proportional to them, not to the table (migration 0005).
+        *(
+            Index(name, *columns, sqlite_where=text(where), postgresql_where=text(where))
+            for name, columns, where in (
+                ("ix_checkins_due", ("due_at",), "status = 'scheduled'"),
+                (
+                    "ix_checkins_open_window",
+                    ("window_ends_at",),
+                    "status IN ('awaiting', 'scheduled')",
+                ),
+                (
+                    "ix_checkins_held_claims",
+                    ("claimed_by", "claimed_at"),
+                    "status = 'sending' OR (status = 'awaiting' AND sent_at IS NULL"
+                    " AND question_index = 0 AND reask_count = 0)",
+                ),
+            )
+        ),
         UniqueConstraint("episode_id", "def_id"),
     )
 

@@ -6,9 +6,12 @@ tick; nothing is kept in memory, so a restart rebuilds everything from the datab
 Claims are atomic: one ``UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED]) RETURNING``
 moves at most :data:`BATCH` due rows from ``scheduled`` to ``sending``. On PostgreSQL the row
 locks let several processes claim disjoint batches; on SQLite the single writer serialises the
-claims. A round is: claim, open the rows (``awaiting``, so a patient who answers at once finds
-the check-in), send with at most :data:`CONCURRENCY` requests in flight, record the results in
-one transaction (``sent_at``, message id), then claim the next round.
+claims. A claim of :data:`CLAIM` rows is opened at once (``awaiting``, so a patient who answers
+at once finds the check-in) and its sends start; the next claim is made while they are in flight,
+as long as at most :data:`BATCH` claimed rows are not yet recorded. Finished sends are recorded
+(``sent_at``, message id) in one transaction per group, which makes room for the next claim: no
+round waits for its slowest send before the next rows are claimed. All of a tick's transactions
+run one after another in the tick's task (SQLite has one writer); only the sends overlap them.
 
 Failures:
 
@@ -30,9 +33,10 @@ sandbox runs without a limiter) is honoured through ``retry_at``.
 A crashed process: its claimed rows (``sending``, or opened but never confirmed) are released
 to ``scheduled`` when their holder is known dead — same host, and its process id is gone or now
 belongs to a younger process (see :func:`process_identity`) — at the next tick of any process on
-that host, and in any case after :data:`STALE_CLAIM`. Only the last round's rows can have been
-delivered without being recorded, so at most :data:`BATCH` check-ins are sent twice after a
-crash: the bound the crash test asserts.
+that host, and in any case after :data:`STALE_CLAIM`. Only claimed rows not yet recorded can have
+been delivered without the database knowing, and there are never more than :data:`BATCH` of
+them, so at most :data:`BATCH` check-ins are sent twice after a crash: the bound the crash test
+asserts.
 """
 
 from __future__ import annotations
@@ -80,10 +84,11 @@ from bot.services.questions import render_question
 
 log = structlog.get_logger(__name__)
 
-#: Rows claimed and opened per round: also the most check-ins a crash can make us send twice.
+#: Most check-ins claimed and not yet recorded at once (so also most sends in flight): the most
+#: check-ins a crash can make us send twice.
 BATCH = 64
-#: Sends in flight at once within a round.
-CONCURRENCY = 32
+#: Rows per claim: half of BATCH, so one claim is sending while the next is claimed and opened.
+CLAIM = BATCH // 2
 #: Expired rows closed per transaction.
 EXPIRE_BATCH = 500
 #: A claim older than this is released whatever its holder (a process on another host died).
@@ -119,15 +124,7 @@ async def tick(ctx: ServiceContext) -> TickReport:
         report.missed += closed
         if closed < EXPIRE_BATCH:
             break
-    while True:
-        claimed = await _claim(ctx)
-        if not claimed:
-            break
-        sent, failed = await _send_claimed(ctx, claimed)
-        report.sent += sent
-        report.failed += failed
-        if len(claimed) < BATCH:
-            break
+    report.sent, report.failed = await _send_due(ctx)
     report.reminders = await _send_reminders(ctx)
     report.alerts_delivered = await alerts.deliver_pending(ctx)
     await alerts.reescalate_due(ctx)
@@ -175,7 +172,7 @@ async def _release_stale_claims(ctx: ServiceContext) -> int:
 async def _claim(ctx: ServiceContext) -> list[int]:
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        return await claim_due_checkins(session, now=now, limit=BATCH, worker=ctx.process_id)
+        return await claim_due_checkins(session, now=now, limit=CLAIM, worker=ctx.process_id)
 
 
 @dataclass
@@ -194,17 +191,75 @@ class _Outcome:
     error: DeliveryError | None
 
 
-async def _send_claimed(ctx: ServiceContext, claimed: list[int]) -> tuple[int, int]:
-    """Open every claimed check-in in one transaction, send concurrently, record in one."""
-    prepared = await _open_claimed(ctx, claimed)
-    outcomes = await _send_all(ctx, prepared)
+async def _send_due(ctx: ServiceContext) -> tuple[int, int]:
+    """Claim, open, send and record every due check-in, with up to :data:`BATCH` claimed rows
+    unrecorded: claims are made while earlier sends are in flight (no round barrier).
+
+    Returns (sent, failed).
+    """
+    sending: set[asyncio.Task[tuple[_Prepared, _Outcome]]] = set()
+    finished: list[tuple[_Prepared, _Outcome]] = []
+    sent = failed = 0
+    exhausted = False
+    try:
+        while True:
+            unrecorded = len(sending) + len(finished)
+            if not exhausted and unrecorded + CLAIM <= BATCH:
+                claimed = await _claim(ctx)
+                exhausted = len(claimed) < CLAIM
+                if claimed:
+                    for item in await _open_claimed(ctx, claimed):
+                        sending.add(asyncio.create_task(_send_one(ctx, item)))
+                continue
+            # Record a claim's worth at once (one transaction), or whatever is left at the end.
+            if finished and (len(finished) >= CLAIM or not sending):
+                done_sent, done_failed = await _record(ctx, finished)
+                sent, failed, finished = sent + done_sent, failed + done_failed, []
+                continue
+            if not sending:
+                return sent, failed
+            done, _ = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+            sending -= done
+            finished.extend(task.result() for task in done)
+    finally:
+        for task in sending:  # cancelled tick: its rows stay claimed until released
+            task.cancel()
+
+
+async def _send_one(ctx: ServiceContext, item: _Prepared) -> tuple[_Prepared, _Outcome]:
+    """Send what is left of one check-in's opening; stop at the first failure."""
+    delivered = 0
+    message_id: int | None = None
+    for message in item.messages:
+        try:
+            ref = await ctx.messenger.send(item.chat_id, message)
+        except DeliveryError as exc:
+            MESSAGES_FAILED.labels(reason=type(exc).__name__).inc()
+            log.warning(
+                "checkin_send_failed",
+                checkin_id=item.checkin_id,
+                error=type(exc).__name__,
+                retry_after=exc.retry_after,
+            )
+            return item, _Outcome(delivered, message_id, exc)
+        delivered += 1
+        message_id = ref.message_id
+        MESSAGES_SENT.labels(kind="checkin").inc()
+    return item, _Outcome(delivered, message_id, None)
+
+
+async def _record(
+    ctx: ServiceContext, results: Sequence[tuple[_Prepared, _Outcome]]
+) -> tuple[int, int]:
+    """Record finished sends in one transaction: sent (``sent_at``, message id, next
+    reminder), or back to ``scheduled`` with a retry time, or cancelled when blocked."""
     now = ctx.clock.now()
     sent = failed = 0
     blocked_chats: list[int] = []
     async with ctx.sessions.begin() as session:
-        by_id = await checkins_by_id(session, ids=[p.checkin_id for p in prepared])
+        by_id = await checkins_by_id(session, ids=[item.checkin_id for item, _ in results])
         episodes = await episodes_by_id(session, ids={c.episode_id for c in by_id.values()})
-        for item, outcome in zip(prepared, outcomes, strict=True):
+        for item, outcome in results:
             checkin = by_id[item.checkin_id]
             checkin.opening_sent += outcome.delivered
             if outcome.error is None:
@@ -212,6 +267,8 @@ async def _send_claimed(ctx: ServiceContext, claimed: list[int]) -> tuple[int, i
                 checkin.sent_at = now
                 checkin.message_id = outcome.message_id
                 checkin.retry_at = None
+                if checkin.status != CheckInStatus.AWAITING:
+                    continue  # closed while in flight (a later check-in of the episode opened)
                 episode = episodes[checkin.episode_id]
                 protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
                 checkin.next_reminder_at = _next_reminder(protocol, checkin, episode, now)
@@ -363,33 +420,6 @@ def opening_messages(
         )
     )
     return messages
-
-
-async def _send_all(ctx: ServiceContext, prepared: Sequence[_Prepared]) -> list[_Outcome]:
-    semaphore = asyncio.Semaphore(CONCURRENCY)
-
-    async def send_one(item: _Prepared) -> _Outcome:
-        async with semaphore:
-            delivered = 0
-            message_id: int | None = None
-            for message in item.messages:
-                try:
-                    ref = await ctx.messenger.send(item.chat_id, message)
-                except DeliveryError as exc:
-                    MESSAGES_FAILED.labels(reason=type(exc).__name__).inc()
-                    log.warning(
-                        "checkin_send_failed",
-                        checkin_id=item.checkin_id,
-                        error=type(exc).__name__,
-                        retry_after=exc.retry_after,
-                    )
-                    return _Outcome(delivered, message_id, exc)
-                delivered += 1
-                message_id = ref.message_id
-                MESSAGES_SENT.labels(kind="checkin").inc()
-            return _Outcome(delivered, message_id, None)
-
-    return list(await asyncio.gather(*(send_one(item) for item in prepared)))
 
 
 def _next_reminder(
