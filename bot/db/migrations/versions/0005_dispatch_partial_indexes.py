@@ -1,7 +1,7 @@
 """dispatch partial indexes: a tick's claim, expiry and stale-claim queries read only due rows
 
 Revision ID: 0005
-Revises: 0003 (0004 at merge)
+Revises: 0004
 Create Date: 2026-12-01 11:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"  # to re-chain to "0004" at merge (written in parallel)
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
