@@ -119,6 +119,7 @@ def test_no_failure_path_logs_what_a_patient_sent(tmp_path: Path) -> None:
         server = FakeTelegramServer(bot_token="123456:" + "L" * 35)
         await server.start()
         server.add_user(4242, first_name=CANARY)
+        server.add_group(-1001000000001)  # the staff chat the preflight checks
         env = {
             key: value
             for key, value in os.environ.items()

@@ -59,6 +59,7 @@ async def test_webhook_checks_secret_token_and_ops_endpoints_answer(
     server = FakeTelegramServer(bot_token=TOKEN)
     await server.start()
     server.add_group(h.STAFF_CHAT)
+    server.add_group(h.ONCALL_CHAT)
     for user_id in (777, 778, 779):
         server.add_user(user_id)
     hook_port, ops_port = _free_port(), _free_port()
