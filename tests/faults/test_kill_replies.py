@@ -89,21 +89,18 @@ async def _baselines(
         return {int(chat): int(count) for chat, count in rows}
 
 
-async def test_sigkill_during_replies_loses_no_answer_and_duplicates_none(
-    database: h.TestDatabase, tmp_path: Path
-) -> None:
-    server = FakeTelegramServer(bot_token=TOKEN)
-    await server.start()
-    server.add_group(h.STAFF_CHAT)
+async def _enrol(
+    database: h.TestDatabase, server: FakeTelegramServer, tmp_path: Path, *, prefix: str
+) -> list[str]:
+    """Enrol :data:`PATIENTS` patients (procedure tomorrow); their deep-link tokens."""
     settings = h.test_settings(database, server, tmp_path)
-    users = [4000 + i for i in range(PATIENTS)]
     tokens = []
     async with offline_context(settings) as ctx:
         protocol = ctx.protocols.registry.latest("knee-cryoneurolysis")
         for i in range(PATIENTS):
             invitation = await enrolment.enrol(
                 ctx,
-                label=f"K-{i:03d}",
+                label=f"{prefix}-{i:03d}",
                 procedure_at=datetime.now(h.PARIS) + timedelta(days=1),
                 side=KneeSide.LEFT,
                 indication=Indication.OSTEOARTHRITIS,
@@ -111,6 +108,17 @@ async def test_sigkill_during_replies_loses_no_answer_and_duplicates_none(
                 protocol=protocol,
             )
             tokens.append(invitation.token)
+    return tokens
+
+
+async def test_sigkill_during_replies_loses_no_answer_and_duplicates_none(
+    database: h.TestDatabase, tmp_path: Path
+) -> None:
+    server = FakeTelegramServer(bot_token=TOKEN)
+    await server.start()
+    server.add_group(h.STAFF_CHAT)
+    users = [4000 + i for i in range(PATIENTS)]
+    tokens = await _enrol(database, server, tmp_path, prefix="K")
     bot = _bot_process(database, server, tmp_path)
     try:
         for user, token in zip(users, tokens, strict=True):
@@ -178,21 +186,7 @@ async def _consented(
     database: h.TestDatabase, server: FakeTelegramServer, tmp_path: Path, users: list[int]
 ) -> subprocess.Popen[bytes]:
     """Enrol ``users``, start the bot, let each consent and give a baseline; the running bot."""
-    settings = h.test_settings(database, server, tmp_path)
-    tokens = []
-    async with offline_context(settings) as ctx:
-        protocol = ctx.protocols.registry.latest("knee-cryoneurolysis")
-        for i, _user in enumerate(users):
-            invitation = await enrolment.enrol(
-                ctx,
-                label=f"F-{i:03d}",
-                procedure_at=datetime.now(h.PARIS) + timedelta(days=1),
-                side=KneeSide.LEFT,
-                indication=Indication.OSTEOARTHRITIS,
-                language="fr",
-                protocol=protocol,
-            )
-            tokens.append(invitation.token)
+    tokens = await _enrol(database, server, tmp_path, prefix="F")
     bot = _bot_process(database, server, tmp_path)
     for user, token in zip(users, tokens, strict=True):
         server.add_user(user)
@@ -268,22 +262,8 @@ async def test_sigkill_in_webhook_mode_loses_no_update(
     server = FakeTelegramServer(bot_token=TOKEN)
     await server.start()
     server.add_group(h.STAFF_CHAT)
-    settings = h.test_settings(database, server, tmp_path)
     users = [6000 + i for i in range(PATIENTS)]
-    tokens = []
-    async with offline_context(settings) as ctx:
-        protocol = ctx.protocols.registry.latest("knee-cryoneurolysis")
-        for i, _user in enumerate(users):
-            invitation = await enrolment.enrol(
-                ctx,
-                label=f"W-{i:03d}",
-                procedure_at=datetime.now(h.PARIS) + timedelta(days=1),
-                side=KneeSide.LEFT,
-                indication=Indication.OSTEOARTHRITIS,
-                language="fr",
-                protocol=protocol,
-            )
-            tokens.append(invitation.token)
+    tokens = await _enrol(database, server, tmp_path, prefix="W")
     bot = _bot_process(database, server, tmp_path, webhook_port=port)
     try:
         for user, token in zip(users, tokens, strict=True):
