@@ -1,12 +1,11 @@
 """Updates set aside because they could not be read or handled (see bot/telegram/intake.py).
 
-Staff see how many there are (``/healthz``, the metrics, the morning digest); their content stays
-in the database, beside the rest of the health data, and is never logged or shown in a chat.
+Staff see how many there are (the morning digest, the ``cryo_dead_letters_total`` metric);
+their content stays in the database, beside the rest of the health data, and is never logged
+or shown in a chat.
 """
 
 from __future__ import annotations
-
-from sqlalchemy import func, select
 
 from bot.db.models import DeadLetter
 from bot.services.context import ServiceContext
@@ -28,9 +27,3 @@ async def set_aside(
                 created_at=ctx.clock.now(),
             )
         )
-
-
-async def count(ctx: ServiceContext) -> int:
-    """How many updates are set aside."""
-    async with ctx.sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(DeadLetter)) or 0)

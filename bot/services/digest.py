@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from bot.db.models import Digest
-from bot.db.queries.views import checkin_counts_by_status, unresolved_alerts
+from bot.db.queries.views import checkin_counts_by_status, dead_letter_count, unresolved_alerts
 from bot.domain.protocol import Severity
 from bot.domain.schedule import day_number
 from bot.domain.states import CheckInStatus
@@ -62,6 +62,7 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
         start = datetime.combine(today - timedelta(days=1), time(0), tzinfo=zone)
         end = datetime.combine(today, time(0), tzinfo=zone)
         counts = await checkin_counts_by_status(session, due_from=start, due_before=end)
+        set_aside = await dead_letter_count(session)
         reviews: list[str] = []
         urgent = 0
         for alert, episode, patient in rows:
@@ -74,7 +75,7 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
             else:
                 urgent += 1
     due = sum(counts.values())
-    if not reviews and not urgent and not due:
+    if not reviews and not urgent and not due and not set_aside:
         return None
     answered = counts.get(CheckInStatus.ANSWERED, 0) + counts.get(CheckInStatus.PARTIAL, 0)
     title = t(
@@ -97,6 +98,14 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
         + " · "
         + t(STAFF_LANGUAGE, "Response rate yesterday: {answered}/{due}", answered=answered, due=due)
     )
+    if set_aside:
+        lines.append(
+            t(
+                STAFF_LANGUAGE,
+                "Messages set aside (unreadable, kept in the database): {count}",
+                count=set_aside,
+            )
+        )
     return OutgoingMessage(text="\n".join(lines))
 
 

@@ -131,3 +131,13 @@ async def test_a_text_with_a_nul_character_is_saved_on_every_database(harness: B
         assert "le genou va bien" in texts
 
     await eventually(saved)
+
+
+async def test_the_morning_digest_counts_the_updates_set_aside(harness: BotHarness) -> None:
+    patient = await harness.consented_patient()
+    harness.server.send_content(patient.user_id, {"poll": {"id": "p9"}})
+    await harness.settle()
+    # Friday 4 Dec 2026 08:31: the digest of the working day.
+    await harness.advance_to(datetime(2026, 12, 4, 8, 31, tzinfo=PARIS))
+    digest = await harness.staff_message("Suivi cryoneurolyse")
+    assert "Messages mis de côté (illisibles, conservés en base) : 1" in (digest.text or "")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Alert, Answer, CheckIn, Episode, Patient, UnitMessage
+from bot.db.models import Alert, Answer, CheckIn, DeadLetter, Episode, Patient, UnitMessage
 from bot.domain.states import DUE_STATES, LIVE_STATUSES, AlertStatus, CheckInStatus
 
 #: Check-in states that mean "the time point has come" (scheduled and cancelled ones have not).
@@ -284,3 +284,8 @@ async def oldest_unacknowledged(
             Alert.status == AlertStatus.OPEN, Alert.severity.in_(severities)
         )
     )
+
+
+async def dead_letter_count(session: AsyncSession) -> int:
+    """Updates set aside because they could not be read or handled (for the digest)."""
+    return int(await session.scalar(select(func.count()).select_from(DeadLetter)) or 0)
