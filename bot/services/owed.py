@@ -203,7 +203,9 @@ async def _send_in_order(
     """Send each chat's rows in order; a chat stops at its first failure (the rest wait)."""
     stopped: set[int] = set()
     sent = 0
-    for row in sorted(rows, key=lambda r: (not r.urgent, r.id)):
+    # Chats with safety advice first; inside a chat, strictly in id order (never reordered).
+    urgent_chats = {row.chat_id for row in rows if row.urgent}
+    for row in sorted(rows, key=lambda r: (r.chat_id not in urgent_chats, r.chat_id, r.id)):
         if row.chat_id in stopped:
             await _release(ctx, row.id)
             continue

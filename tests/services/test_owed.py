@@ -101,3 +101,27 @@ async def test_a_blocked_bot_drops_what_is_owed_and_says_so(harness: BotHarness)
     async with harness.ctx.sessions() as session:
         reasons = set(await session.scalars(select(OwedMessage.drop_reason)))
     assert reasons == {"blocked"}
+
+
+async def test_advice_goes_first_across_chats_but_never_overtakes_its_own_chat(
+    harness: BotHarness,
+) -> None:
+    for chat in (CHAT_A, CHAT_B):
+        harness.server.add_user(chat)
+    await _owe(harness, CHAT_B, ["b ordinary"], holder=None)
+    await _owe(harness, CHAT_A, ["a noted"], holder=None)
+    async with harness.ctx.sessions.begin() as session:
+        advice = owed.owe(
+            session,
+            chat_id=CHAT_A,
+            message=OutgoingMessage(text="a advice"),
+            episode_id=None,
+            now=harness.clock.now(),
+            claimed_by="nobody",
+            urgent=True,
+        )
+        await session.flush()
+        advice.claimed_by, advice.claimed_at = None, None
+    assert await owed.send_owed(harness.ctx, on_blocked=_never_blocked) == 3
+    order = [m.text for m in harness.server.sent() if m.chat_id in (CHAT_A, CHAT_B)]
+    assert order == ["a noted", "a advice", "b ordinary"]
