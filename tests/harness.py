@@ -224,6 +224,9 @@ class BotHarness:
         baseline_question = await patient.next()
         patient.tap(baseline_question, str(baseline))
         await patient.until("Prochain" if language == "fr" else "Next")
+        # Telegram has the message; wait until the bot has also recorded it as sent, so a test
+        # that then jumps the manual clock hours ahead does not find it "owed" by a stale claim.
+        await self.settle()
         return patient
 
 
