@@ -78,7 +78,7 @@ from bot.metrics import DISPATCHER_LAG, MESSAGES_FAILED, MESSAGES_SENT
 from bot.services import alerts, audit, digest, owed
 from bot.services.claims import holder_is_dead
 from bot.services.context import ServiceContext
-from bot.services.conversation import mark_blocked
+from bot.services.conversation import mark_blocked, send_still_owed
 from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
 from bot.services.questions import render_question
 
@@ -118,7 +118,7 @@ async def tick(ctx: ServiceContext) -> TickReport:
     """Do everything that is due now."""
     report = TickReport()
     report.released = await _release_stale_claims(ctx)
-    report.owed = await send_owed_messages(ctx)
+    report.owed = await send_still_owed(ctx)
     while True:
         closed = await _close_expired(ctx)
         report.missed += closed
@@ -145,16 +145,6 @@ async def next_wakeup(ctx: ServiceContext) -> datetime | None:
     candidates.append(await owed.next_attempt(ctx))
     present = [c for c in candidates if c is not None]
     return min(present) if present else None
-
-
-async def send_owed_messages(ctx: ServiceContext, *, chat_id: int | None = None) -> int:
-    """Send what is still owed to patients (safety advice first), taking over the rows of a
-    dead process at once (see :mod:`bot.services.owed`)."""
-
-    async def blocked(chat: int) -> None:
-        await mark_blocked(ctx, chat_id=chat)
-
-    return await owed.send_owed(ctx, on_blocked=blocked, chat_id=chat_id)
 
 
 async def _release_stale_claims(ctx: ServiceContext) -> int:

@@ -29,7 +29,7 @@ queued, after the commit). Their SQL is in :mod:`bot.db.queries` (episodes, upda
 """
 
 from bot.services.conversation.blocking import mark_blocked, unblock
-from bot.services.conversation.delivery import apologise, flush
+from bot.services.conversation.delivery import apologise, flush, send_still_owed
 from bot.services.conversation.envelope import (
     already_processed,
     handle_button,
@@ -65,6 +65,7 @@ __all__ = [
     "interface_languages",
     "mark_blocked",
     "resume",
+    "send_still_owed",
     "stop_episode",
     "unblock",
     "unknown_chat_text",

@@ -99,13 +99,19 @@ async def deliver(ctx: ServiceContext, outbox: Outbox) -> None:
     await flush(ctx, outbox)
 
 
-async def send_still_owed(ctx: ServiceContext, *, chat_id: int) -> None:
-    """A redelivered update was handled before: send what its first handling still owes."""
+def _on_blocked(ctx: ServiceContext) -> owed.OnBlocked:
+    """What a send does when the patient blocked the bot: stop sending, tell staff."""
 
     async def blocked(chat: int) -> None:
         await mark_blocked(ctx, chat_id=chat)
 
-    await owed.send_owed(ctx, on_blocked=blocked, chat_id=chat_id)
+    return blocked
+
+
+async def send_still_owed(ctx: ServiceContext, *, chat_id: int | None = None) -> int:
+    """Send what is still owed to ``chat_id`` (a redelivered update handled before) or to
+    every chat (the dispatcher's tick): safety advice first, in order per chat."""
+    return await owed.send_owed(ctx, on_blocked=_on_blocked(ctx), chat_id=chat_id)
 
 
 async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
@@ -116,11 +122,7 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
             await ctx.messenger.edit(SentRef(outbox.chat_id, message_id), message)
         except DeliveryError as exc:
             log.warning("patient_edit_failed", error=type(exc).__name__)
-
-    async def blocked(chat: int) -> None:
-        await mark_blocked(ctx, chat_id=chat)
-
-    await owed.send_claimed(ctx, outbox.owed_ids, on_blocked=blocked)
+    await owed.send_claimed(ctx, outbox.owed_ids, on_blocked=_on_blocked(ctx))
     for message in outbox.messages:
         try:
             await ctx.messenger.send(outbox.chat_id, message)
