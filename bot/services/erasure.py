@@ -4,12 +4,13 @@ The request is recorded on the patient row and audited, and the staff chat is to
 decides under its retention policy. Completing it really removes the data: every row hanging off
 the patient's episodes (answers with their raw texts and file ids, check-ins, alerts and their
 evidence, enrolment tokens, messages the unit sent, and any table added later with a foreign key
-to them: the walk follows the schema, so a new table cannot be forgotten), the local photo
-copies and the chat id. Audit events keep what happened and when, but lose their links to the
-erased rows, and ``chat:<id>`` actors are anonymised. What is left is a stub: the patient row (the
-unit's own label, created, erasure requested and erased times) and one ``patient_erased`` audit
-event with counts. Copies held by Telegram (the chat, the files, alert cards already posted in
-the staff group) are out of the bot's reach.
+to them: the walk follows the schema, so a new table cannot be forgotten), the updates from the
+patient's chat set aside as unreadable, the local photo copies and the chat id. Audit events
+keep what happened and when, but lose their links to the erased rows, and ``chat:<id>`` actors
+are anonymised. What is left is a stub: the patient row (the unit's own label, created, erasure
+requested and erased times) and one ``patient_erased`` audit event with counts. Copies held by
+Telegram (the chat, the files, alert cards already posted in the staff group) are out of the
+bot's reach.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import structlog
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Answer, AuditEvent, Base, OwedMessage, Patient
+from bot.db.models import Answer, AuditEvent, Base, DeadLetter, OwedMessage, Patient
 from bot.db.queries.patients import (
     anonymise_chat_actor,
+    delete_dead_letters_from_chat,
     delete_owed_to_chat,
     patient_by_label,
     stored_file_paths,
@@ -104,6 +106,9 @@ async def erase(ctx: ServiceContext, *, label: str, actor: str = "cli") -> Erasu
             # Messages owed before the chat was linked to an episode carry only the chat id.
             rows[OwedMessage.__tablename__] = rows.get(OwedMessage.__tablename__, 0) + (
                 await delete_owed_to_chat(session, chat_id=patient.chat_id)
+            )
+            rows[DeadLetter.__tablename__] = await delete_dead_letters_from_chat(
+                session, chat_id=patient.chat_id
             )
         patient.chat_id = None
         patient.erased_at = now

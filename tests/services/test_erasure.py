@@ -12,10 +12,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.models import Answer, AuditEvent, Base, EnrolmentToken, Episode, Patient
+from bot.db.models import (
+    Answer,
+    AuditEvent,
+    Base,
+    DeadLetter,
+    EnrolmentToken,
+    Episode,
+    Patient,
+)
 from bot.errors import UsageError
-from bot.services import erasure
-from tests.harness import PARIS, BotHarness
+from bot.services import dead_letters, erasure
+from tests.harness import PARIS, BotHarness, eventually
 from tests.test_cli import run_cli
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
@@ -145,3 +153,30 @@ def test_every_table_that_hangs_off_a_patient_can_be_erased() -> None:
             reachable.add(table.name)
             erasure._primary_key(table)  # raises when the walk could not delete its rows
     assert {"episodes", "answers", "checkins", "alerts", "enrolment_tokens"} <= reachable
+
+
+async def test_erase_removes_the_patients_updates_set_aside_and_no_one_elses(
+    harness: BotHarness,
+) -> None:
+    """An unreadable update keeps its raw JSON (the patient's words) as a dead letter: erasure
+    used to leave it behind."""
+    patient = await harness.consented_patient(CHAT, language="fr")
+    other = await harness.consented_patient(4444, label="P-002", language="fr")
+    mine = harness.server.send_content(patient.user_id, {"poll": {"id": "p1", "question": SECRET}})
+    theirs = harness.server.send_content(other.user_id, {"poll": {"id": "p2", "question": "x"}})
+    await dead_letters.set_aside(
+        harness.ctx, update_id=10**9, raw_json=f'{{"broken": {CHAT}', reason="test", tries=3
+    )
+
+    async def both_set_aside() -> None:
+        async with harness.ctx.sessions() as session:
+            kept = set(await session.scalars(select(DeadLetter.update_id)))
+        assert {mine["update_id"], theirs["update_id"]} <= kept
+
+    await eventually(both_set_aside)
+    report = await erasure.erase(harness.ctx, label="P-001")
+    assert report.rows["dead_letters"] == 2
+    async with harness.ctx.sessions() as session:
+        kept = set(await session.scalars(select(DeadLetter.update_id)))
+    assert kept == {theirs["update_id"]}
+    assert SECRET not in await _everything_as_text(harness)

@@ -6,12 +6,23 @@ Staff name a patient by label, never by chat: the label is the unit's own pseudo
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import json
+import re
+from collections.abc import Collection, Iterator
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Answer, AuditEvent, EnrolmentToken, Episode, OwedMessage, Patient
+from bot.db.models import (
+    Answer,
+    AuditEvent,
+    DeadLetter,
+    EnrolmentToken,
+    Episode,
+    OwedMessage,
+    Patient,
+)
 from bot.db.queries._locking import locking
 from bot.domain.states import LIVE_STATUSES
 
@@ -89,3 +100,45 @@ async def delete_owed_to_chat(session: AsyncSession, *, chat_id: int) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def delete_dead_letters_from_chat(session: AsyncSession, *, chat_id: int) -> int:
+    """Erase the updates set aside from a chat: their raw JSON may hold the patient's words.
+
+    Dead letters are few and have no chat column (an unreadable update may lack one), so each
+    is read: a chat or user id anywhere in it, or, when the JSON itself is broken, the id as a
+    whole number in the text.
+    """
+    doomed = [
+        update_id
+        for update_id, raw in await session.execute(select(DeadLetter.update_id, DeadLetter.raw))
+        if _mentions_chat(raw, chat_id)
+    ]
+    if doomed:
+        await session.execute(
+            delete(DeadLetter)
+            .where(DeadLetter.update_id.in_(doomed))
+            .execution_options(synchronize_session=False)
+        )
+    return len(doomed)
+
+
+def _mentions_chat(raw: str, chat_id: int) -> bool:
+    try:
+        update = json.loads(raw)
+    except ValueError:
+        return re.search(rf"(?<![\d.]){chat_id}(?![\d.])", raw) is not None
+    return chat_id in set(_ids_in(update))
+
+
+def _ids_in(node: Any) -> Iterator[int]:
+    """Every ``id`` of a ``chat``, ``from``, ``user`` or ``sender_chat`` object in an update."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            is_party = key in ("chat", "from", "user", "sender_chat")
+            if is_party and isinstance(value, dict) and isinstance(value.get("id"), int):
+                yield value["id"]
+            yield from _ids_in(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _ids_in(item)
