@@ -268,11 +268,11 @@ async def test_claim_due_reminders_counts_each_reminder_once(sessions: Sessions)
             status=CheckInStatus.ANSWERED,
         )
 
-    # The limit is not asserted: on a small table PostgreSQL plans a nested-loop semi join that
-    # re-runs the LIMIT subquery for each row it updates, so one statement may claim more than
-    # ``limit`` reminders (each still exactly once). Reported; the SQL is kept as it was.
+    # On a small table PostgreSQL used to plan a nested-loop semi join that re-ran the LIMIT
+    # subquery for each row it updated, so one statement claimed more than ``limit`` reminders.
     async with sessions.begin() as session:
         first = await claim_due_reminders(session, now=NOW, limit=1)
+    assert len(first) == 1
     async with sessions.begin() as session:
         second = await claim_due_reminders(session, now=NOW, limit=10)
     async with sessions.begin() as session:

@@ -7,9 +7,9 @@ single writer, which already serialises the claims (and has no ``FOR UPDATE``).
 
 from __future__ import annotations
 
-from typing import TypeVarTuple
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 Ts = TypeVarTuple("Ts")
@@ -28,3 +28,17 @@ def skipping_locked(query: Select[*Ts], session: AsyncSession) -> Select[*Ts]:
 def locking(query: Select[*Ts], session: AsyncSession) -> Select[*Ts]:
     """``query`` locking the rows it finds until the commit (waiting for another holder)."""
     return query.with_for_update() if on_postgres(session) else query
+
+
+def claimable(query: Select[Any], session: AsyncSession, *, name: str) -> Select[Any]:
+    """The ids ``query`` finds, locked and skipping other holders, computed exactly once.
+
+    Used as ``UPDATE … WHERE id IN (claimable)``. A plain ``IN (subquery … LIMIT n)`` is not
+    enough on PostgreSQL: on a small table it may plan a nested-loop semi join that runs the
+    subquery again for each row it updates, and so claim more than ``n`` rows. A materialised
+    CTE is evaluated once.
+    """
+    due = (
+        skipping_locked(query, session).cte(name).prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    return select(*due.c)

@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Alert
-from bot.db.queries._locking import skipping_locked
+from bot.db.queries._locking import claimable
 from bot.domain.states import AlertDelivery, AlertStatus
 
 
@@ -48,7 +48,7 @@ async def claim_pending_deliveries(
     )
     claimed = await session.execute(
         update(Alert)
-        .where(Alert.id.in_(skipping_locked(due, session).scalar_subquery()))
+        .where(Alert.id.in_(claimable(due, session, name="due")))
         .values(next_delivery_at=hold_until, needs_edit=False)
         .returning(Alert.id)
         .execution_options(synchronize_session=False)
@@ -68,7 +68,7 @@ async def claim_due_reescalations(
     )
     claimed = await session.execute(
         update(Alert)
-        .where(Alert.id.in_(skipping_locked(due, session).scalar_subquery()))
+        .where(Alert.id.in_(claimable(due, session, name="due")))
         .values(next_escalation_at=next_at, escalation_count=Alert.escalation_count + 1)
         .returning(Alert.id)
         .execution_options(synchronize_session=False)

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Row, String, func, literal, or_, select, u
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Answer, CheckIn, Episode, Patient
-from bot.db.queries._locking import skipping_locked
+from bot.db.queries._locking import claimable
 from bot.domain.states import DUE_STATES, CheckInStatus
 
 
@@ -87,7 +87,7 @@ async def claim_due_checkins(
     )
     result = await session.execute(
         update(CheckIn)
-        .where(CheckIn.id.in_(skipping_locked(due, session).scalar_subquery()))
+        .where(CheckIn.id.in_(claimable(due, session, name="due")))
         .values(
             status=CheckInStatus.SENDING,
             claimed_at=now,
@@ -181,7 +181,7 @@ async def claim_due_reminders(session: AsyncSession, *, now: datetime, limit: in
     claimed = await session.execute(
         update(CheckIn)
         .where(
-            CheckIn.id.in_(skipping_locked(due, session).scalar_subquery()),
+            CheckIn.id.in_(claimable(due, session, name="due")),
             CheckIn.status == CheckInStatus.AWAITING,
             CheckIn.next_reminder_at <= now,
         )
@@ -227,7 +227,7 @@ async def claim_expired_checkins(session: AsyncSession, *, now: datetime, limit:
     claimed = await session.execute(
         update(CheckIn)
         .where(
-            CheckIn.id.in_(skipping_locked(due, session).scalar_subquery()),
+            CheckIn.id.in_(claimable(due, session, name="due")),
             CheckIn.status.in_((CheckInStatus.AWAITING, CheckInStatus.SCHEDULED)),
         )
         .values(status=CheckInStatus.CLOSING)
