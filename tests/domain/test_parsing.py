@@ -8,7 +8,6 @@ result; the rows of docs/clinical.md §6 are tagged ``#n``. The protocol is the 
 from __future__ import annotations
 
 import re
-import time
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Literal
@@ -508,27 +507,13 @@ def test_checklist_without_red_flag_table() -> None:
     assert parse_question(question, "fièvre", language="fr") == UNCLEAR
 
 
-def test_huge_text_is_capped_and_fast() -> None:
+def test_huge_text_is_capped() -> None:
+    """Only the first MAX_CHARS are read (the parsing speed itself is in the bench)."""
     huge = "é😣 le genou va bien " * 20000 + " fièvre 39"
-    start = time.perf_counter()
+    assert len(huge) > MAX_CHARS
     assert scan_red_flags(huge, RED_FLAGS) == []  # beyond MAX_CHARS: not read
     assert parse_scale(huge) == UNCLEAR
-    assert time.perf_counter() - start < 1.0
-    assert len(huge) > MAX_CHARS
-
-
-def test_scan_is_fast() -> None:
-    text = (
-        "Bonjour, le genou est un peu gonflé ce matin, pas de fièvre mais le mollet me tire "
-        "un peu quand je marche, est-ce normal ? J'ai pris mon doliprane, merci beaucoup."
-    )
-    assert 150 <= len(text) <= 250
-    scan_red_flags(text, RED_FLAGS)  # warm the phrase cache
-    runs = 300
-    start = time.perf_counter()
-    for i in range(runs):
-        scan_red_flags(f"{text} {i}", RED_FLAGS)
-    assert (time.perf_counter() - start) / runs < 0.001
+    assert scan_red_flags(huge[: MAX_CHARS - 20] + " fièvre 39", RED_FLAGS) != []
 
 
 # ---------------------------------------------------------------------- property tests
