@@ -37,6 +37,11 @@ def day_label(language: str, day: int) -> str:
     return t(language, "D+{day}", day=day)
 
 
+def knee_label(language: str, side: str) -> str:
+    """'genou gauche' in French, 'left knee' in English."""
+    return t(language, "{side} knee", side=t(language, side))
+
+
 def quoted(language: str, text: str) -> str:
     """A patient's words between the language's quotation marks (« » in French)."""
     return t(language, "“{text}”", text=text)
@@ -65,7 +70,7 @@ def staff_card(
     day = day_number(episode.procedure_at, now, episode.time_zone)
     header = (
         f"{SEVERITY_MARK[severity.value]} {t(lang, severity.value).upper()} — {patient.label} · "
-        f"{day_label(lang, day)} · {t(lang, 'knee')} {t(lang, episode.side)} "
+        f"{day_label(lang, day)} · {knee_label(lang, episode.side)} "
         f"({t(lang, episode.indication)})"
     )
     lines = [header, explanation]

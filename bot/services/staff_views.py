@@ -26,7 +26,7 @@ from bot.domain.states import AlertStatus, CheckInStatus, EpisodeStatus
 from bot.errors import NotFoundError
 from bot.i18n import format_local, t, tn
 from bot.services import audit
-from bot.services.cards import day_label, labelled, quoted
+from bot.services.cards import day_label, knee_label, labelled, quoted
 from bot.services.charts import SWELLING_QUESTION, Point, pain_question_ids
 from bot.services.context import ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
@@ -362,7 +362,7 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
             )
         )
     header = [
-        f"{patient.label} · {t(language, 'knee')} {t(language, episode.side)} "
+        f"{patient.label} · {knee_label(language, episode.side)} "
         f"({t(language, episode.indication)}) · {_day(language, course.day)} · "
         f"{_episode_state(language, episode.status)}",
         t(
