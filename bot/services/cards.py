@@ -104,12 +104,19 @@ def describe_evidence(
     value = item.get("value")
     day = item.get("day")
     if isinstance(rule, MissedInRowRule) and value is not None:
-        return tn(
-            language,
-            "{count} check-in in a row unanswered",
-            "{count} check-ins in a row unanswered",
-            int(value),
-        )
+        # The title says the rule's count; the bullet adds a longer silence and the last answer.
+        silence: list[str] = []
+        if int(value) != rule.count:
+            silence.append(
+                tn(
+                    language,
+                    "{count} check-in in a row unanswered",
+                    "{count} check-ins in a row unanswered",
+                    int(value),
+                )
+            )
+        last = t(language, "last answer {day}", day=day_label(language, int(day or 0)))
+        return " · ".join([*silence, last])
     question = _question(protocol, question_id)
     parts: list[str] = []
     if isinstance(rule, UnclearAnswerRule):

@@ -56,6 +56,8 @@ class Words:
     cancel: str
     cancelled: str
     no_alert: str
+    missed_title: str
+    last_answer: str
     calf_text: str
     fever_caption: str
 
@@ -78,6 +80,8 @@ FRENCH_TEAM = Words(
     cancel="Annuler",
     cancelled="Annulé",
     no_alert="Aucune alerte ouverte.",
+    missed_title="Deux suivis de suite sans réponse",
+    last_answer="dernière réponse J+0",
     calf_text="my calf is swollen and painful",
     fever_caption="I have a fever",
 )
@@ -99,6 +103,8 @@ ENGLISH_TEAM = Words(
     cancel="Cancel",
     cancelled="Cancelled",
     no_alert="No open alert.",
+    missed_title="Two check-ins in a row unanswered",
+    last_answer="last answer D+0",
     calf_text="j'ai mal au mollet, il est gonflé",
     fever_caption="j'ai de la fièvre",
 )
@@ -173,6 +179,21 @@ async def test_a_red_flag_card_does_not_repeat_its_title(team: BotHarness, words
     bullets = [line for line in lines if line.startswith("• ")]
     assert bullets, card.text
     assert not [line for line in bullets if words.calf_flag in line], card.text
+    _assert_readable(card)
+
+
+async def test_a_silence_card_says_when_the_patient_last_answered_not_its_title_again(
+    team: BotHarness, words: Words
+) -> None:
+    await team.consented_patient(language=words.patient)
+    for moment in (EVENING, datetime(2026, 12, 1, 21, 0, tzinfo=PARIS), DAY1):
+        await team.advance_to(moment)
+    await team.advance_to(datetime(2026, 12, 2, 20, 30, tzinfo=PARIS))  # d1 window closed
+
+    card = await _card(team, words.missed_title)
+    lines = (card.text or "").splitlines()
+    assert lines[1] == words.missed_title
+    assert [line for line in lines if line.startswith("• ")] == [f"• {words.last_answer}"]
     _assert_readable(card)
 
 
