@@ -50,6 +50,7 @@ EXPECTED = {
     "METRICS_PORT": "a TCP port number, or 0 to disable",
     "MEDIA_DIR": "a folder for local copies of patients' photos",
     "MEDIA_MAX_BYTES": "a size in bytes",
+    "STAFF_LANGUAGE": "fr or en (the language of everything the unit's staff read)",
 }
 
 
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     media_dir: Path = Path("media")
     media_max_bytes: int = Field(default=5_000_000, ge=0)
+    staff_language: Literal["fr", "en"] = "fr"
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -178,6 +180,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_to_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("staff_language", mode="before")
+    @classmethod
+    def _language_code(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("webhook_secret")
     @classmethod

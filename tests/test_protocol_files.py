@@ -440,3 +440,44 @@ async def test_approving_a_tested_version_needs_no_version_bump(tmp_path: Path) 
         assert stored.approved_by == "Dr Test"
     finally:
         await engine.dispose()
+
+
+def test_every_question_of_the_repository_protocols_has_a_staff_label() -> None:
+    """Cards and views name a question by its label: a question without one would show its
+    whole text to staff (and a question id never)."""
+    for path in sorted(KNEE.parent.glob("*.yaml")):
+        protocol = parse_protocol(path.read_text(encoding="utf-8"), source=path.name)
+        unlabelled = [q.id for q in protocol.questions if q.label is None]
+        assert unlabelled == [], path.name
+
+
+async def test_labelling_the_questions_of_a_version_in_use_needs_no_version_bump(
+    tmp_path: Path,
+) -> None:
+    """A version stored before its questions had labels still starts, and gets the labels:
+    a label names a question for staff, it changes nothing a patient is asked."""
+    from bot.clock import SystemClock
+    from bot.db.session import create_engine, make_sessionmaker, upgrade_database
+    from bot.services.context import ProtocolStore
+
+    raw = _raw()
+    labelled = parse_protocol(KNEE.read_text(encoding="utf-8"), source="knee")
+    for question in raw["questions"]:
+        question.pop("label", None)
+    bare = parse_protocol(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), source="knee")
+    assert bare.question("pain_avg").name("en") == bare.question("pain_avg").text.get("en")
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    await upgrade_database(engine)
+    sessions = make_sessionmaker(engine)
+    try:
+        rows = []
+        for protocol in (bare, labelled):
+            store = ProtocolStore(ProtocolRegistry([protocol]))
+            async with sessions.begin() as session:
+                rows.append(await store.row_for(session, protocol, SystemClock()))
+        assert rows[0] == rows[1]
+        async with sessions() as session:
+            stored = await ProtocolStore(ProtocolRegistry([])).protocol_of(session, rows[0])
+        assert stored.question("pain_avg").name("fr") == "Douleur moyenne (24 h)"
+    finally:
+        await engine.dispose()

@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="unit statistics: table, PNG and HTML")
     report.add_argument("--since", help=SINCE_HELP)
     report.add_argument("--out-dir", type=Path, default=Path("."), help="where to write files")
-    report.add_argument("--language", default="fr", help="fr or en")
+    report.add_argument("--language", help="fr or en (default: STAFF_LANGUAGE)")
     return parser
 
 
@@ -253,7 +253,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "export":
             return await commands.export(settings, fmt=args.format, since=since, out=args.out)
         return await commands.report(
-            settings, since=since, out_dir=args.out_dir, language=args.language
+            settings,
+            since=since,
+            out_dir=args.out_dir,
+            language=args.language or settings.staff_language,
         )
     raise UsageError(f"unknown command {args.command}")
 

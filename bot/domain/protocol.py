@@ -124,6 +124,8 @@ class Question(_Frozen):
     id: str
     type: QuestionType
     text: LocalizedText
+    #: A few words that name the question for staff ("Average pain (24 h)"): cards, views.
+    label: LocalizedText | None = None
     hint: LocalizedText | None = None
     min: int = 0
     max: int = 10
@@ -134,6 +136,10 @@ class Question(_Frozen):
     indications: tuple[Indication, ...] | None = None
     loinc: str | None = None
     score: str | None = None
+
+    def name(self, language: str) -> str:
+        """What staff read for this question: its label, else its whole text (never its id)."""
+        return (self.label or self.text).get(language)
 
 
 class Offset(_Frozen):

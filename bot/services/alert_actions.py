@@ -15,7 +15,7 @@ import structlog
 from bot.domain.states import AlertStatus
 from bot.i18n import t
 from bot.services import alerts, staff_dialogs, staff_views
-from bot.services.context import STAFF_LANGUAGE, ServiceContext
+from bot.services.context import ServiceContext
 from bot.services.ports import Button, DeliveryError, OutgoingMessage, SentRef
 from bot.services.staff_dialogs import Dialog, DialogKind
 from bot.services.staff_reply import CardChange, Edit, StaffReply, cancel_row, group_hint, say
@@ -34,7 +34,7 @@ async def acknowledge(
     pressed: SentRef | None,
 ) -> StaffReply:
     """ "Acknowledge": re-escalation stops; the card says who took it."""
-    lang = STAFF_LANGUAGE
+    lang = ctx.unit.staff_language
     changed = await alerts.acknowledge(
         ctx, alert_id=alert_id, staff_name=staff_name or str(staff_id), staff_id=staff_id
     )
@@ -51,7 +51,7 @@ async def ask_note(
 ) -> StaffReply:
     """ "Resolve…": ask for an optional note in ``chat_id``; the pending state is a dialog row
     that remembers the card, to re-post it once resolved."""
-    lang = STAFF_LANGUAGE
+    lang = ctx.unit.staff_language
     if await staff_views.alert_status(ctx, alert_id) in (None, AlertStatus.RESOLVED):
         return StaffReply(toast=t(lang, "This alert was already handled."))
     data: dict[str, Any] = {"alert_id": alert_id}
@@ -60,9 +60,9 @@ async def ask_note(
     dialog = await staff_dialogs.begin(
         ctx, chat_id=chat_id, user_id=user_id, kind=DialogKind.RESOLVE, step=NOTE_STEP, data=data
     )
-    buttons = (Button(t(lang, "No note"), f"sn:{dialog.id}"), *cancel_row(dialog.id))
+    buttons = (Button(t(lang, "No note"), f"sn:{dialog.id}"), *cancel_row(dialog.id, language=lang))
     prompt = t(lang, "Note? (optional) Reply with a short note, or tap “No note”.")
-    question = say(prompt + group_hint(chat_id), (buttons,))
+    question = say(prompt + group_hint(chat_id, language=lang), (buttons,))
     return StaffReply(messages=question.messages, prompt_of=dialog)
 
 
@@ -77,7 +77,7 @@ async def resolve(
     """Close the alert of a resolution dialog, with ``note`` when one was typed; the note
     question is edited into the outcome. Nothing when the dialog was already closed (a double
     tap, or a note typed while "No note" was being handled)."""
-    lang = STAFF_LANGUAGE
+    lang = ctx.unit.staff_language
     if not await staff_dialogs.finish(ctx, dialog_id=dialog.id):
         return StaffReply()
     alert_id = int(dialog.data["alert_id"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,16 +23,14 @@ from bot.db.queries.alerts import (
     claim_pending_deliveries,
     unresolved_by_rule,
 )
-from bot.domain.protocol import LocalizedText, MissedInRowRule, Protocol, Rule, Severity
+from bot.domain.protocol import LocalizedText, Protocol, Severity
 from bot.domain.rules import Finding
-from bot.domain.schedule import day_number
 from bot.domain.states import AlertDelivery, AlertStatus
-from bot.i18n import format_local, t, tn
 from bot.metrics import ALERT_ACK_SECONDS, ALERT_DELIVERY_FAILURES, ALERTS_RAISED
 from bot.services import audit
-from bot.services.context import STAFF_LANGUAGE, ServiceContext
+from bot.services.cards import staff_card
+from bot.services.context import ServiceContext
 from bot.services.ports import (
-    Button,
     ChatNotFound,
     DeliveryError,
     OutgoingMessage,
@@ -42,7 +39,6 @@ from bot.services.ports import (
 
 log = structlog.get_logger(__name__)
 
-SEVERITY_MARK = {"emergency": "🔴", "urgent": "🔴", "review": "🟠"}
 #: Backoff for staff-chat delivery retries: 5 s, 10 s, 20 s ... capped at 5 minutes.
 RETRY_BASE = timedelta(seconds=5)
 RETRY_CAP = timedelta(minutes=5)
@@ -121,120 +117,6 @@ def safety_advice(
     )
 
 
-def _describe_evidence(
-    protocol: Protocol, rule: Rule | None, item: dict[str, Any], language: str
-) -> str:
-    """One line of what triggered an alert: the answer and what it was compared with."""
-    parts: list[str] = []
-    flag = item.get("flag")
-    question_id = item.get("question_id")
-    value = item.get("value")
-    day = item.get("day")
-    if isinstance(rule, MissedInRowRule) and value is not None:
-        return tn(
-            language,
-            "{count} check-in in a row unanswered",
-            "{count} check-ins in a row unanswered",
-            int(value),
-        )
-    if flag and flag in protocol.red_flags:
-        parts.append(protocol.red_flags[flag].label.get(language))
-    if question_id and value is not None and not flag:
-        question = next((q for q in protocol.questions if q.id == question_id), None)
-        if question is not None and question.type == "scale":
-            parts.append(f"{question_id} {value}/{question.max}")
-        elif question is not None and question.type == "choice":
-            option = next((o for o in question.options if o.value == value), None)
-            parts.append(f"{question_id}: {option.label.get(language) if option else value}")
-        else:
-            parts.append(f"{question_id}: {value}")
-    reference = item.get("reference")
-    if reference is not None:
-        source = item.get("reference_source") or "baseline"
-        parts.append(
-            t(language, "reference {value} ({source})", value=reference, source=t(language, source))
-        )
-    if parts and day is not None:
-        parts.append(f"J+{day}" if language == "fr" else f"D+{day}")
-    return " · ".join(parts)
-
-
-def staff_card(
-    protocol: Protocol,
-    alert: Alert,
-    episode: Episode,
-    patient: Patient,
-    *,
-    now: datetime,
-    escalated: bool = False,
-) -> OutgoingMessage:
-    """The alert as staff see it: who, how bad and why in the first two lines."""
-    lang = STAFF_LANGUAGE
-    severity = Severity(alert.severity)
-    rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
-    explanation = rule.explanation.get(lang) if rule else alert.rule_id
-    day = day_number(episode.procedure_at, now, episode.time_zone)
-    side = t(lang, episode.side)
-    indication = t(lang, episode.indication)
-    header = (
-        f"{SEVERITY_MARK[severity.value]} {t(lang, severity.value).upper()} — {patient.label} · "
-        f"J+{day} · {t(lang, 'knee')} {side} ({indication})"
-    )
-    lines = [header, explanation]
-    seen: set[str] = set()
-    for item in alert.evidence[-6:]:
-        text = _describe_evidence(protocol, rule, item, lang)
-        if text and text not in seen:
-            seen.add(text)
-            lines.append("• " + text)
-    if episode.baseline_pain is not None:
-        lines.append(t(lang, "Baseline pain: {value}/10", value=episode.baseline_pain))
-    if severity in (Severity.EMERGENCY, Severity.URGENT):
-        lines.append(
-            t(
-                lang,
-                "Safety advice sent to the patient at {time}",
-                time=format_local(alert.created_at, lang, episode.time_zone, "time"),
-            )
-        )
-    if escalated:
-        minutes = int((now - alert.created_at).total_seconds() // 60)
-        lines.insert(0, t(lang, "⏰ not acknowledged for {minutes} min", minutes=minutes))
-    if alert.acknowledged_by:
-        assert alert.acknowledged_at is not None
-        lines.append(
-            t(
-                lang,
-                "✅ Acknowledged by {who} at {time}",
-                who=alert.acknowledged_by,
-                time=format_local(alert.acknowledged_at, lang, episode.time_zone, "time"),
-            )
-        )
-    if alert.resolved_by:
-        assert alert.resolved_at is not None
-        lines.append(
-            t(
-                lang,
-                "✅ Resolved by {who} at {time}",
-                who=alert.resolved_by,
-                time=format_local(alert.resolved_at, lang, episode.time_zone, "time"),
-            )
-        )
-        if alert.resolution_note:
-            lines.append(t(lang, "Note: {note}", note=alert.resolution_note))
-    buttons: tuple[tuple[Button, ...], ...] = ()
-    if alert.status == AlertStatus.OPEN:
-        buttons = (
-            (
-                Button(t(lang, "Acknowledge"), f"k:{alert.id}"),
-                Button(t(lang, "Resolve…"), f"r:{alert.id}"),
-            ),
-        )
-    elif alert.status == AlertStatus.ACKNOWLEDGED:
-        buttons = ((Button(t(lang, "Resolve…"), f"r:{alert.id}"),),)
-    return OutgoingMessage(text="\n".join(lines), buttons=buttons)
-
-
 async def _card_parts(
     session: AsyncSession, ctx: ServiceContext, alert: Alert
 ) -> tuple[Protocol, Episode, Patient]:
@@ -262,7 +144,9 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
         jobs = []
         for alert in await alerts_by_ids(session, ids=ids):
             protocol, episode, patient = await _card_parts(session, ctx, alert)
-            card = staff_card(protocol, alert, episode, patient, now=now)
+            card = staff_card(
+                protocol, alert, episode, patient, now=now, language=ctx.unit.staff_language
+            )
             jobs.append((alert.id, alert.delivery, alert.staff_message_id, card))
     delivered = 0
     for alert_id, delivery, message_id, card in jobs:
@@ -394,7 +278,14 @@ async def card_for(ctx: ServiceContext, alert_id: int) -> OutgoingMessage | None
         if alert is None:
             return None
         protocol, episode, patient = await _card_parts(session, ctx, alert)
-        return staff_card(protocol, alert, episode, patient, now=ctx.clock.now())
+        return staff_card(
+            protocol,
+            alert,
+            episode,
+            patient,
+            now=ctx.clock.now(),
+            language=ctx.unit.staff_language,
+        )
 
 
 def schedule_escalation(alert: Alert, *, now: datetime, after: timedelta) -> None:
@@ -419,7 +310,15 @@ async def reescalate_due(ctx: ServiceContext) -> int:
         cards = []
         for alert in await alerts_by_ids(session, ids=ids):
             protocol, episode, patient = await _card_parts(session, ctx, alert)
-            card = staff_card(protocol, alert, episode, patient, now=now, escalated=True)
+            card = staff_card(
+                protocol,
+                alert,
+                episode,
+                patient,
+                now=now,
+                language=ctx.unit.staff_language,
+                escalated=True,
+            )
             cards.append((alert.id, card))
             audit.record(
                 session,

@@ -22,10 +22,6 @@ from bot.services.ports import Messenger
 
 log = structlog.get_logger(__name__)
 
-#: The language of everything the unit's staff read: cards, lists, replies, errors, the digest
-#: (the command line shows them too). Owned here only, so that making it a setting is one change.
-STAFF_LANGUAGE = "fr"
-
 
 @dataclass(frozen=True)
 class UnitSettings:
@@ -44,6 +40,9 @@ class UnitSettings:
     bot_username: str = "cryo_followup_bot"
     media_dir: str = "media"
     media_max_bytes: int = 5_000_000
+    #: The language of everything the unit's staff read (STAFF_LANGUAGE): cards, lists,
+    #: replies, errors, dialogs, notices, the digest. Patients keep their own.
+    staff_language: str = "fr"
 
 
 @dataclass
@@ -66,8 +65,11 @@ class ProtocolStore:
             return self._row_of[key]
         content = protocol.model_dump_json()
         # Approval is a signature on the content, not content: approving the version a unit
-        # tested must not force a version bump, so the digest leaves it out.
-        clinical = protocol.model_dump_json(exclude={"approved_by", "approved_on"})
+        # tested must not force a version bump, so the digest leaves it out. So are the
+        # questions' staff labels: naming a question for staff changes nothing a patient sees.
+        clinical = protocol.model_dump_json(
+            exclude={"approved_by": True, "approved_on": True, "questions": {"__all__": {"label"}}}
+        )
         digest = hashlib.sha256(clinical.encode()).hexdigest()
         row = await session.scalar(
             select(ProtocolVersion).where(

@@ -1,5 +1,5 @@
-"""The morning digest for staff: review alerts still open, urgent ones open, yesterday's response
-rate — posted once per working day at DIGEST_TIME (unit time zone), unless there is nothing at
+"""The morning digest for staff: review alerts still open, urgent ones nobody took yet,
+yesterday's response rate — posted once per working day at DIGEST_TIME (unit time zone), unless there is nothing at
 all to report (no open alert, no check-in due the day before): an empty digest is noise.
 
 Review findings wait for the next working day by design (docs/clinical.md), so the digest is where a
@@ -19,9 +19,10 @@ from bot.db.models import Digest
 from bot.db.queries.views import checkin_counts_by_status, dead_letter_count, unresolved_alerts
 from bot.domain.protocol import Severity
 from bot.domain.schedule import day_number
-from bot.domain.states import CheckInStatus
+from bot.domain.states import AlertStatus, CheckInStatus
 from bot.i18n import format_local, t
-from bot.services.context import STAFF_LANGUAGE, ServiceContext
+from bot.services.cards import day_label
+from bot.services.context import ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage
 
 log = structlog.get_logger(__name__)
@@ -54,7 +55,12 @@ def _due_today(ctx: ServiceContext, now: datetime) -> date | None:
 
 
 async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
-    """The digest text (French, like every staff view); None when there is nothing to say."""
+    """The digest text in the staff language; None when there is nothing to say.
+
+    It counts the alerts still waiting for someone (open: neither acknowledged nor resolved);
+    an acknowledged alert has a nurse on it and is followed from its card and ``/alerts``.
+    """
+    lang = ctx.unit.staff_language
     zone = ZoneInfo(ctx.unit.time_zone)
     async with ctx.sessions() as session:
         rows = await unresolved_alerts(session)
@@ -66,12 +72,14 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
         reviews: list[str] = []
         urgent = 0
         for alert, episode, patient in rows:
+            if alert.status != AlertStatus.OPEN:
+                continue  # acknowledged: someone has it in hand, it is not waiting any more
             if alert.severity == Severity.REVIEW.value:
                 protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
                 rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
-                why = rule.explanation.get(STAFF_LANGUAGE) if rule else alert.rule_id
+                why = rule.explanation.get(lang) if rule else t(lang, "Alert")
                 day = day_number(episode.procedure_at, now, episode.time_zone)
-                reviews.append(f"{patient.label} J+{day} {why}")
+                reviews.append(f"{patient.label} {day_label(lang, day)} {why}")
             else:
                 urgent += 1
     due = sum(counts.values())
@@ -79,29 +87,27 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
         return None
     answered = counts.get(CheckInStatus.ANSWERED, 0) + counts.get(CheckInStatus.PARTIAL, 0)
     title = t(
-        STAFF_LANGUAGE,
+        lang,
         "Cryoneurolysis follow-up — {date}",
-        date=format_local(now, STAFF_LANGUAGE, ctx.unit.time_zone, "day"),
+        date=format_local(now, lang, ctx.unit.time_zone, "day"),
     )
     lines = [title]
     if reviews:
         lines.append(
-            t(STAFF_LANGUAGE, "To review ({count}):", count=len(reviews))
-            + " "
-            + " · ".join(reviews)
+            t(lang, "To review ({count}):", count=len(reviews)) + " " + " · ".join(reviews)
         )
     else:
-        lines.append(t(STAFF_LANGUAGE, "To review: none"))
-    urgent_text = str(urgent) if urgent else t(STAFF_LANGUAGE, "none")
+        lines.append(t(lang, "To review: none"))
+    urgent_text = str(urgent) if urgent else t(lang, "none")
     lines.append(
-        t(STAFF_LANGUAGE, "Open urgent alerts: {urgent}", urgent=urgent_text)
+        t(lang, "Open urgent alerts: {urgent}", urgent=urgent_text)
         + " · "
-        + t(STAFF_LANGUAGE, "Response rate yesterday: {answered}/{due}", answered=answered, due=due)
+        + t(lang, "Response rate yesterday: {answered}/{due}", answered=answered, due=due)
     )
     if set_aside:
         lines.append(
             t(
-                STAFF_LANGUAGE,
+                lang,
                 "Messages set aside (unreadable, kept in the database): {count}",
                 count=set_aside,
             )

@@ -48,7 +48,7 @@ from bot.domain.states import LIVE_STATUSES, CheckInStatus, EpisodeStatus
 from bot.errors import NotFoundError, UsageError
 from bot.i18n import format_local, t
 from bot.services import audit
-from bot.services.context import STAFF_LANGUAGE, ServiceContext
+from bot.services.context import ServiceContext
 from bot.services.dispatch import close_open_checkins
 from bot.services.ports import DeliveryError, OutgoingMessage
 from bot.services.retry import retry_on_deadlock
@@ -61,18 +61,20 @@ async def pause(ctx: ServiceContext, *, label: str, actor: str) -> None:
     """Stop sending check-ins until :func:`resume`; nothing counts as missed meanwhile."""
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        episode = await _episode(session, label)
+        episode = await _episode(session, label, language=ctx.unit.staff_language)
         if episode.status == EpisodeStatus.PAUSED:
             assert episode.paused_at is not None
             raise UsageError(
                 t(
-                    STAFF_LANGUAGE,
+                    ctx.unit.staff_language,
                     "The follow-up of {label} is already paused since {when}. To restart it, use resume.",
                     label=label,
-                    when=format_local(episode.paused_at, STAFF_LANGUAGE, episode.time_zone),
+                    when=format_local(
+                        episode.paused_at, ctx.unit.staff_language, episode.time_zone
+                    ),
                 )
             )
-        _require_running(episode, label)
+        _require_running(episode, label, language=ctx.unit.staff_language)
         episode.status = EpisodeStatus.PAUSED
         episode.paused_at = now
         closed = await close_open_checkins(
@@ -95,17 +97,17 @@ async def resume(ctx: ServiceContext, *, label: str, actor: str) -> None:
     """Restart a paused follow-up at its next future check-in."""
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        episode = await _episode(session, label)
+        episode = await _episode(session, label, language=ctx.unit.staff_language)
         if episode.status != EpisodeStatus.PAUSED:
             if episode.status == EpisodeStatus.ACTIVE:
                 raise UsageError(
                     t(
-                        STAFF_LANGUAGE,
+                        ctx.unit.staff_language,
                         "The follow-up of {label} is not paused: it is running.",
                         label=label,
                     )
                 )
-            raise UsageError(_not_running(episode, label))
+            raise UsageError(_not_running(episode, label, language=ctx.unit.staff_language))
         skipped = 0
         for checkin in await scheduled_checkins(session, episode_id=episode.id, due_by=now):
             checkin.status, checkin.status_reason, checkin.closed_at = (
@@ -145,9 +147,9 @@ async def stop(
     """
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        episode = await _episode(session, label)
+        episode = await _episode(session, label, language=ctx.unit.staff_language)
         if episode.status not in LIVE_STATUSES:
-            raise UsageError(_not_running(episode, label))
+            raise UsageError(_not_running(episode, label, language=ctx.unit.staff_language))
         previous = episode.status
         episode.status = EpisodeStatus.STOPPED
         episode.stopped_at = now
@@ -199,9 +201,9 @@ async def move_procedure(
         raise UsageError("procedure_at must be an aware datetime (with a time zone)")
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        episode = await _episode(session, label)
+        episode = await _episode(session, label, language=ctx.unit.staff_language)
         if episode.status not in LIVE_STATUSES:
-            raise UsageError(_not_running(episode, label))
+            raise UsageError(_not_running(episode, label, language=ctx.unit.staff_language))
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
         plan = {
             item.checkin_id: item
@@ -256,20 +258,20 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
     """
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        episode = await _episode(session, label)
+        episode = await _episode(session, label, language=ctx.unit.staff_language)
         if episode.status == EpisodeStatus.PAUSED:
             raise UsageError(
                 t(
-                    STAFF_LANGUAGE,
+                    ctx.unit.staff_language,
                     "The follow-up of {label} is paused: resume it before sending a check-in.",
                     label=label,
                 )
             )
-        _require_running(episode, label)
+        _require_running(episode, label, language=ctx.unit.staff_language)
         if episode.blocked_at is not None:
             raise UsageError(
                 t(
-                    STAFF_LANGUAGE,
+                    ctx.unit.staff_language,
                     "{label} has blocked the bot: no message can reach them. Call the patient.",
                     label=label,
                 )
@@ -278,7 +280,7 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
         if already_open:
             raise UsageError(
                 t(
-                    STAFF_LANGUAGE,
+                    ctx.unit.staff_language,
                     "{label} already has a check-in open ({checkin}): the patient can answer it now.",
                     label=label,
                     checkin=already_open[0].def_id,
@@ -289,7 +291,7 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
         if protocol.quiet_hours.contains(local.time()):
             raise UsageError(
                 t(
-                    STAFF_LANGUAGE,
+                    ctx.unit.staff_language,
                     "It is {time} for {label} (quiet hours {start}-{end}): try again after {end}.",
                     time=local.strftime("%H:%M"),
                     label=label,
@@ -324,16 +326,16 @@ async def checkin_now(ctx: ServiceContext, *, label: str, actor: str) -> bool:
 async def time_zone_of(ctx: ServiceContext, *, label: str) -> str:
     """The time zone of the patient's follow-up (dates typed by staff are read in it)."""
     async with ctx.sessions() as session:
-        return (await _episode(session, label)).time_zone
+        return (await _episode(session, label, language=ctx.unit.staff_language)).time_zone
 
 
-async def _episode(session: AsyncSession, label: str) -> Episode:
+async def _episode(session: AsyncSession, label: str, *, language: str) -> Episode:
     """The patient's latest follow-up, locked for the change (PostgreSQL)."""
     patient = await patient_by_label(session, label=label)
     if patient is None or patient.erased_at is not None:
         raise NotFoundError(
             t(
-                STAFF_LANGUAGE,
+                language,
                 "No patient with the label {label}: check the label (the unit's own id, e.g. P-001).",
                 label=label,
             )
@@ -341,39 +343,39 @@ async def _episode(session: AsyncSession, label: str) -> Episode:
     episode = await latest_episode(session, patient_id=patient.id, for_update=True)
     if episode is None:
         raise NotFoundError(
-            t(STAFF_LANGUAGE, "{label} has no follow-up: enrol the patient first.", label=label)
+            t(language, "{label} has no follow-up: enrol the patient first.", label=label)
         )
     return episode
 
 
-def _require_running(episode: Episode, label: str) -> None:
+def _require_running(episode: Episode, label: str, *, language: str) -> None:
     """Pause and check-in-now need a follow-up that the patient has started."""
     if episode.status != EpisodeStatus.ACTIVE:
-        raise UsageError(_not_running(episode, label))
+        raise UsageError(_not_running(episode, label, language=language))
 
 
-def _not_running(episode: Episode, label: str) -> str:
+def _not_running(episode: Episode, label: str, *, language: str) -> str:
     """Why a follow-up that is not running cannot be changed, and what to do instead."""
     if episode.status in (EpisodeStatus.INVITED, EpisodeStatus.CONSENT):
         return t(
-            STAFF_LANGUAGE,
+            language,
             "{label} has not started the follow-up yet (link not opened or consent pending): nothing to do until then.",
             label=label,
         )
     if episode.status == EpisodeStatus.STOPPED:
         return t(
-            STAFF_LANGUAGE,
+            language,
             "The follow-up of {label} is stopped: it cannot be changed. To follow the patient again, enrol them again.",
             label=label,
         )
     if episode.status == EpisodeStatus.COMPLETED:
         return t(
-            STAFF_LANGUAGE,
+            language,
             "The follow-up of {label} is completed: it cannot be changed. To follow the patient again, enrol them again.",
             label=label,
         )
     return t(
-        STAFF_LANGUAGE,
+        language,
         "The patient {label} declined the follow-up: it cannot be changed. To follow the patient again, enrol them again.",
         label=label,
     )

@@ -21,23 +21,29 @@ Rules:
   a message Telegram rejects for good is dropped after :data:`MAX_ATTEMPTS`, and logged;
 - a crash after Telegram took a message and before ``sent_at`` was written sends it again:
   at least once, never lost.
+
+Staff are owed messages too (a patient's photo, re-sent by its file id): such a row is marked
+``to_staff``, so a lost or refused staff chat only delays it (the alert delivery's rule), and it
+may wait for the staff card it answers (``reply_to_alert``) for up to :data:`CARD_WAIT`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import OwedMessage
+from bot.db.models import Alert, OwedMessage
 from bot.metrics import MESSAGES_FAILED
 from bot.services import claims
 from bot.services.context import ServiceContext
 from bot.services.ports import (
     Button,
+    ChatNotFound,
     DeliveryError,
     OutgoingMessage,
     RecipientBlocked,
@@ -53,25 +59,35 @@ STALE_CLAIM = timedelta(seconds=30)
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(minutes=5)
+#: How long a message that replies to a staff card waits for that card before going without.
+CARD_WAIT = timedelta(minutes=10)
+#: How often it looks again for the card meanwhile.
+CARD_POLL = timedelta(seconds=5)
 
 OnBlocked = Callable[[int], Awaitable[None]]
 
 
 def encode(message: OutgoingMessage) -> dict[str, object]:
-    """The JSON payload of a text message with buttons (files are never owed: see callers)."""
-    return {
+    """The JSON payload of a text message with buttons, or of a photo Telegram already has (by
+    its file id); uploads (bytes) are never owed: see callers."""
+    payload: dict[str, object] = {
         "text": message.text,
         "buttons": [[[b.label, b.data] for b in row] for row in message.buttons],
     }
+    if message.photo_id is not None:
+        payload["photo_id"] = message.photo_id
+    return payload
 
 
 def decode(payload: dict[str, object]) -> OutgoingMessage:
     """The message a payload describes."""
     rows = payload.get("buttons") or []
     assert isinstance(rows, list)
+    photo_id = payload.get("photo_id")
     return OutgoingMessage(
         text=str(payload["text"]),
         buttons=tuple(tuple(Button(str(label), str(data)) for label, data in row) for row in rows),
+        photo_id=str(photo_id) if photo_id is not None else None,
     )
 
 
@@ -84,12 +100,23 @@ def owe(
     now: datetime,
     claimed_by: str,
     urgent: bool = False,
+    to_staff: bool = False,
+    reply_to_alert: int | None = None,
 ) -> OwedMessage:
-    """Record a message owed to ``chat_id``, claimed by the writer (it sends it after commit)."""
+    """Record a message owed to ``chat_id``, claimed by the writer (it sends it after commit).
+
+    ``to_staff``: a staff chat, where failures only delay; ``reply_to_alert``: sent as a reply
+    to that alert's card once the card is posted.
+    """
+    payload = encode(message)
+    if to_staff:
+        payload["to_staff"] = True
+    if reply_to_alert is not None:
+        payload["reply_to_alert"] = reply_to_alert
     row = OwedMessage(
         chat_id=chat_id,
         episode_id=episode_id,
-        payload=encode(message),
+        payload=payload,
         urgent=urgent,
         created_at=now,
         claimed_by=claimed_by,
@@ -209,10 +236,19 @@ async def _send_in_order(
         if row.chat_id in stopped:
             await _release(ctx, row.id)
             continue
+        message = await _with_reply(ctx, row)
+        if message is None:  # its card is not posted yet: the chat's next messages wait too
+            stopped.add(row.chat_id)
+            await _wait_for_card(ctx, row.id)
+            continue
+        to_staff = bool(row.payload.get("to_staff"))
         try:
-            ref = await ctx.messenger.send(row.chat_id, decode(row.payload))
+            ref = await ctx.messenger.send(row.chat_id, message)
         except RecipientBlocked:
             stopped.add(row.chat_id)
+            if to_staff:  # the bot is out of the staff group: keep it until it is back
+                await _retry_later(ctx, row, retry_after=None, give_up=False)
+                continue
             await _drop_chat(ctx, row.chat_id, reason="blocked")
             await on_blocked(row.chat_id)
             continue
@@ -223,11 +259,40 @@ async def _send_in_order(
         except DeliveryError as exc:
             stopped.add(row.chat_id)
             MESSAGES_FAILED.labels(reason=type(exc).__name__).inc()
-            await _retry_later(ctx, row, retry_after=None, give_up=True)
+            lost_chat = to_staff and isinstance(exc, ChatNotFound)
+            await _retry_later(ctx, row, retry_after=None, give_up=not lost_chat)
             continue
         await _mark_sent(ctx, row.id, ref)
         sent += 1
     return sent
+
+
+async def _with_reply(ctx: ServiceContext, row: OwedMessage) -> OutgoingMessage | None:
+    """The row's message, as a reply to its alert's card when it has one; None while that card
+    is not posted yet (for :data:`CARD_WAIT` at most: then it goes on its own)."""
+    message = decode(row.payload)
+    alert_id = row.payload.get("reply_to_alert")
+    if not isinstance(alert_id, int):
+        return message
+    async with ctx.sessions() as session:
+        alert = await session.get(Alert, alert_id)
+        card = (alert.staff_chat_id, alert.staff_message_id) if alert is not None else None
+    if card is None:
+        return message
+    chat_id, message_id = card
+    if message_id is None:
+        return None if ctx.clock.now() - row.created_at < CARD_WAIT else message
+    return replace(message, reply_to=message_id) if chat_id == row.chat_id else message
+
+
+async def _wait_for_card(ctx: ServiceContext, row_id: int) -> None:
+    async with ctx.sessions.begin() as session:
+        await session.execute(
+            update(OwedMessage)
+            .where(OwedMessage.id == row_id)
+            .values(next_attempt_at=ctx.clock.now() + CARD_POLL, claimed_by=None, claimed_at=None)
+        )
+    ctx.on_schedule_changed()
 
 
 async def _mark_sent(ctx: ServiceContext, row_id: int, ref: SentRef) -> None:

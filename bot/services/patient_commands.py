@@ -391,7 +391,11 @@ async def _press(turn: Turn, *, kind: str, value: str) -> str | None:
             )
         )
         outbox.staff_notices.append(
-            t("fr", "ℹ️ {label} stopped the follow-up (/stop).", label=patient.label)
+            t(
+                ctx.unit.staff_language,
+                "ℹ️ {label} stopped the follow-up (/stop).",
+                label=patient.label,
+            )
         )
         ctx.on_schedule_changed()
         return None
@@ -413,7 +417,7 @@ async def _press(turn: Turn, *, kind: str, value: str) -> str | None:
         )
         outbox.staff_notices.append(
             t(
-                "fr",
+                ctx.unit.staff_language,
                 "🗑 {label} asked for their data to be deleted (/delete). Decide under the unit's retention policy; to erase: python -m bot erase --label {label}",
                 label=patient.label,
             )

@@ -25,13 +25,20 @@ class Button:
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """A message to send: text and optional rows of inline buttons."""
+    """A message to send: text and optional rows of inline buttons.
+
+    ``photo_id`` re-sends a photo Telegram already has (a patient's, by its file id: the bot
+    may send it to any chat), with ``text`` as its caption; ``reply_to`` makes the message a
+    reply to that message of the same chat (sent anyway when it is gone).
+    """
 
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     photo: bytes | None = None
     document: bytes | None = None
     file_name: str | None = None
+    photo_id: str | None = None
+    reply_to: int | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bot.i18n import t
 from bot.services import alert_actions, staff_dialogs, staff_enrolment
-from bot.services.context import STAFF_LANGUAGE, ServiceContext
+from bot.services.context import ServiceContext
 from bot.services.ports import OutgoingMessage, SentRef
 from bot.services.staff_dialogs import Dialog, DialogKind
 from bot.services.staff_reply import Edit, StaffReply
@@ -45,7 +45,7 @@ async def answer_button(
 ) -> StaffReply:
     """A dialog button pressed by a staff member in ``chat_id`` (on message
     ``pressed_message_id`` when Telegram still has it)."""
-    lang = STAFF_LANGUAGE
+    lang = ctx.unit.staff_language
     over = StaffReply(toast=t(lang, "This step is over."))
     parts = data.split(":")
     dialog = await staff_dialogs.current(ctx, chat_id=chat_id, user_id=user_id)

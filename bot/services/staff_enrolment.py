@@ -21,7 +21,7 @@ from bot.errors import UsageError
 from bot.i18n import format_local, t
 from bot.protocols import DEFAULT_PROTOCOL_ID
 from bot.services import enrolment, staff_dialogs
-from bot.services.context import STAFF_LANGUAGE, ServiceContext
+from bot.services.context import ServiceContext
 from bot.services.ports import Button, OutgoingMessage
 from bot.services.staff_dialogs import Dialog, DialogKind
 from bot.services.staff_reply import StaffReply, cancel_row, group_hint, say
@@ -60,14 +60,15 @@ async def start(
             chat_id,
             dialog.id,
             t(
-                STAFF_LANGUAGE,
+                ctx.unit.staff_language,
                 "New patient (1/{total}): the unit's patient number? (no name)",
                 total=_steps(ctx),
             ),
+            language=ctx.unit.staff_language,
         )
     labelled = await _take_label(ctx, dialog=dialog, text=args[0])
     if labelled is None:
-        return _label_refused(chat_id, dialog.id)
+        return _label_refused(chat_id, dialog.id, language=ctx.unit.staff_language)
     if len(args) == 1:
         return _ask_procedure_time(ctx, chat_id=chat_id, dialog=labelled)
     return await _take_procedure_time(
@@ -80,11 +81,11 @@ async def take_text(ctx: ServiceContext, *, dialog: Dialog, chat_id: int, text: 
     if dialog.step == EnrolStep.LABEL:
         labelled = await _take_label(ctx, dialog=dialog, text=text)
         if labelled is None:
-            return _label_refused(chat_id, dialog.id)
+            return _label_refused(chat_id, dialog.id, language=ctx.unit.staff_language)
         return _ask_procedure_time(ctx, chat_id=chat_id, dialog=labelled)
     if dialog.step == EnrolStep.PROCEDURE_AT:
         return await _take_procedure_time(ctx, chat_id=chat_id, dialog=dialog, text=text)
-    return say(t(STAFF_LANGUAGE, "Please tap one of the buttons above."))
+    return say(t(ctx.unit.staff_language, "Please tap one of the buttons above."))
 
 
 async def take_choice(
@@ -94,7 +95,7 @@ async def take_choice(
 
     None when the press belongs to another step (a button of an older message).
     """
-    lang = STAFF_LANGUAGE
+    lang = ctx.unit.staff_language
     if CHOICE_STEPS.get(code) != dialog.step:
         return None
     data = dict(dialog.data)
@@ -132,10 +133,10 @@ def _choice(dialog_id: int, step: EnrolStep, value: str) -> str:
 
 
 def _question(
-    text: str, rows: tuple[tuple[Button, ...], ...], dialog_id: int
+    text: str, rows: tuple[tuple[Button, ...], ...], dialog_id: int, *, language: str
 ) -> tuple[OutgoingMessage, ...]:
     """A question answered by tapping: its choices, then Cancel."""
-    return (OutgoingMessage(text=text, buttons=(*rows, cancel_row(dialog_id))),)
+    return (OutgoingMessage(text=text, buttons=(*rows, cancel_row(dialog_id, language=language))),)
 
 
 def _protocol(ctx: ServiceContext, protocol_id: str | None = None) -> Protocol:
@@ -152,19 +153,20 @@ def _steps(ctx: ServiceContext) -> int:
     return 5 + (len(ctx.protocols.registry.ids()) > 1)
 
 
-def _ask(chat_id: int, dialog_id: int, text: str) -> StaffReply:
+def _ask(chat_id: int, dialog_id: int, text: str, *, language: str) -> StaffReply:
     """A question answered by typing, with a Cancel button."""
-    return say(text + group_hint(chat_id), (cancel_row(dialog_id),))
+    return say(
+        text + group_hint(chat_id, language=language),
+        (cancel_row(dialog_id, language=language),),
+    )
 
 
-def _label_refused(chat_id: int, dialog_id: int) -> StaffReply:
+def _label_refused(chat_id: int, dialog_id: int, *, language: str) -> StaffReply:
     return _ask(
         chat_id,
         dialog_id,
-        t(
-            STAFF_LANGUAGE,
-            "A label is 1-64 letters, digits, '.', '_' or '-' (no name). Try again:",
-        ),
+        t(language, "A label is 1-64 letters, digits, '.', '_' or '-' (no name). Try again:"),
+        language=language,
     )
 
 
@@ -184,11 +186,12 @@ def _ask_procedure_time(ctx: ServiceContext, *, chat_id: int, dialog: Dialog) ->
         chat_id,
         dialog.id,
         t(
-            STAFF_LANGUAGE,
+            ctx.unit.staff_language,
             "{label} (2/{total}): date and time of the procedure? e.g. 01/12/2026 09:30, or 09:30 for today",
             label=dialog.data["label"],
             total=_steps(ctx),
         ),
+        language=ctx.unit.staff_language,
     )
 
 
@@ -196,7 +199,7 @@ async def _take_procedure_time(
     ctx: ServiceContext, *, chat_id: int, dialog: Dialog, text: str
 ) -> StaffReply:
     """Step 2: keep a readable, plausible time and ask which knee."""
-    lang = STAFF_LANGUAGE
+    lang = ctx.unit.staff_language
     moment = staff_dialogs.parse_procedure_time(
         text, now=ctx.clock.now(), time_zone=ctx.unit.time_zone
     )
@@ -208,6 +211,7 @@ async def _take_procedure_time(
                 lang,
                 "I could not read this date, or it is too far from today. Example: 01/12/2026 09:30",
             ),
+            language=lang,
         )
     data = {**dialog.data, "procedure_at": moment.isoformat()}
     await staff_dialogs.advance(ctx, dialog_id=dialog.id, step=EnrolStep.SIDE, data=data)
@@ -216,35 +220,35 @@ async def _take_procedure_time(
         for side in KneeSide
     )
     text = t(lang, "{label} (3/{total}): which knee?", label=data["label"], total=_steps(ctx))
-    return StaffReply(messages=_question(text, (sides,), dialog.id))
+    return StaffReply(messages=_question(text, (sides,), dialog.id, language=lang))
 
 
 async def _ask_indication(
     ctx: ServiceContext, *, dialog_id: int, data: dict[str, Any]
 ) -> tuple[OutgoingMessage, ...]:
     """Step 4: the indication."""
-    lang = STAFF_LANGUAGE
+    lang = ctx.unit.staff_language
     await staff_dialogs.advance(ctx, dialog_id=dialog_id, step=EnrolStep.INDICATION, data=data)
     rows = tuple(
         (Button(t(lang, i.value), _choice(dialog_id, EnrolStep.INDICATION, i.value)),)
         for i in Indication
     )
     text = t(lang, "{label} (4/{total}): indication?", label=data["label"], total=_steps(ctx))
-    return _question(text, rows, dialog_id)
+    return _question(text, rows, dialog_id, language=lang)
 
 
 async def _ask_protocol(
     ctx: ServiceContext, *, dialog_id: int, data: dict[str, Any]
 ) -> tuple[OutgoingMessage, ...]:
     """Step 5, when the unit has several protocols: which one."""
-    lang = STAFF_LANGUAGE
+    lang = ctx.unit.staff_language
     await staff_dialogs.advance(ctx, dialog_id=dialog_id, step=EnrolStep.PROTOCOL, data=data)
     rows = tuple(
         (Button(_protocol(ctx, pid).title.get(lang), _choice(dialog_id, EnrolStep.PROTOCOL, pid)),)
         for pid in ctx.protocols.registry.ids()
     )
     text = t(lang, "{label} (5/{total}): which protocol?", label=data["label"], total=_steps(ctx))
-    return _question(text, rows, dialog_id)
+    return _question(text, rows, dialog_id, language=lang)
 
 
 async def _ask_language(
@@ -261,20 +265,20 @@ async def _ask_language(
     )
     total = _steps(ctx)
     text = t(
-        STAFF_LANGUAGE,
+        ctx.unit.staff_language,
         "{label} ({step}/{total}): the patient's language?",
         label=data["label"],
         step=total,
         total=total,
     )
-    return _question(text, (languages,), dialog_id)
+    return _question(text, (languages,), dialog_id, language=ctx.unit.staff_language)
 
 
 async def _enrol(
     ctx: ServiceContext, *, user_id: int, data: dict[str, Any]
 ) -> tuple[OutgoingMessage, ...]:
     """Enrol with every answer: the link to give the patient and its QR code, or why not."""
-    lang = STAFF_LANGUAGE
+    lang = ctx.unit.staff_language
     try:
         invitation = await enrolment.enrol(
             ctx,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.i18n import t
-from bot.services.context import STAFF_LANGUAGE
 from bot.services.ports import Button, OutgoingMessage, SentRef
 from bot.services.staff_dialogs import Dialog
 
@@ -54,13 +53,13 @@ def say(text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> StaffReply:
     return StaffReply(messages=(OutgoingMessage(text=text, buttons=buttons),))
 
 
-def cancel_row(dialog_id: int) -> tuple[Button, ...]:
+def cancel_row(dialog_id: int, *, language: str) -> tuple[Button, ...]:
     """The row every dialog question ends with."""
-    return (Button(t(STAFF_LANGUAGE, "Cancel"), f"sx:{dialog_id}"),)
+    return (Button(t(language, "Cancel"), f"sx:{dialog_id}"),)
 
 
-def group_hint(chat_id: int) -> str:
+def group_hint(chat_id: int, *, language: str) -> str:
     """In a group the bot sees only replies to its own messages (privacy mode): say so."""
     if chat_id >= 0:
         return ""
-    return "\n" + t(STAFF_LANGUAGE, "(In the group: reply to this message.)")
+    return "\n" + t(language, "(In the group: reply to this message.)")

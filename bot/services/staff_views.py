@@ -26,8 +26,9 @@ from bot.domain.states import AlertStatus, CheckInStatus, EpisodeStatus
 from bot.errors import NotFoundError
 from bot.i18n import format_local, t, tn
 from bot.services import audit
+from bot.services.cards import day_label, knee_label, labelled, quoted
 from bot.services.charts import SWELLING_QUESTION, Point, pain_question_ids
-from bot.services.context import STAFF_LANGUAGE, ServiceContext
+from bot.services.context import ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
 
 log = structlog.get_logger(__name__)
@@ -90,9 +91,7 @@ class PatientCourse:
     swelling: list[Point] = field(default_factory=list)
 
 
-def _day(language: str, day: int) -> str:
-    """'J+3' in French: the day since the procedure, as staff write it."""
-    return t(language, "D+{day}", day=day)
+_day = day_label
 
 
 def _checkin_state(language: str, status: CheckInStatus | None) -> str:
@@ -178,9 +177,11 @@ def render_patient_list(rows: list[PatientRow], language: str) -> str:
             parts.append(t(language, "pain {value}/10", value=row.last_pain))
         if row.last_checkin_status is not None:
             parts.append(
-                _day(language, row.last_checkin_day or 0)
-                + " : "
-                + _checkin_state(language, row.last_checkin_status)
+                labelled(
+                    language,
+                    _day(language, row.last_checkin_day or 0),
+                    _checkin_state(language, row.last_checkin_status),
+                )
             )
         if row.open_alerts:
             parts.append(tn(language, "{count} open alert", "{count} open alerts", row.open_alerts))
@@ -262,13 +263,15 @@ async def record_view(
         )
 
 
-async def find_episode(session: AsyncSession, label: str) -> tuple[Patient, Episode]:
+async def find_episode(
+    session: AsyncSession, label: str, *, language: str
+) -> tuple[Patient, Episode]:
     """The patient with this label and their latest episode; NotFoundError otherwise."""
     patient = await patient_by_label(session, label=label)
     if patient is None or patient.erased_at is not None:
         raise NotFoundError(
             t(
-                STAFF_LANGUAGE,
+                language,
                 "No patient with the label {label}: check the label (the unit's own id, e.g. P-001).",
                 label=label,
             )
@@ -276,7 +279,7 @@ async def find_episode(session: AsyncSession, label: str) -> tuple[Patient, Epis
     episode = await latest_episode(session, patient_id=patient.id)
     if episode is None:
         raise NotFoundError(
-            t(STAFF_LANGUAGE, "{label} has no follow-up: enrol the patient first.", label=label)
+            t(language, "{label} has no follow-up: enrol the patient first.", label=label)
         )
     return patient, episode
 
@@ -285,7 +288,7 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
     """``/patient <label>``: the timeline of check-ins, notes, alerts and unit messages."""
     now = ctx.clock.now()
     async with ctx.sessions() as session:
-        patient, episode = await find_episode(session, label)
+        patient, episode = await find_episode(session, label, language=language)
         protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
         checkins = await views.past_checkins(session, episode_id=episode.id)
         answers = await views.answers_of_episode(session, episode_id=episode.id)
@@ -310,11 +313,14 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
                 course.pain.append(Point(answer.day, answer.value))
             elif answer.question_id == SWELLING_QUESTION:
                 course.swelling.append(Point(answer.day, answer.value))
-        if answer.checkin_id is not None:
+        if answer.kind == "photo":
+            # A photo gets its own line (the check-in line only says what was answered).
+            events.append((answer.created_at, _photo_line(answer, language, zone)))
+        elif answer.checkin_id is not None:
             by_checkin[answer.checkin_id].append(answer)
         elif answer.question_id is None:
             what = (
-                f"« {_quote(answer.raw_text)} »"
+                quoted(language, _quote(answer.raw_text))
                 if answer.raw_text
                 else _media_name(language, answer.kind)
             )
@@ -332,7 +338,7 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
             f"{_day(language, day)} ({format_local(checkin.due_at, language, zone, 'short')}) "
             f"— {_checkin_state(language, checkin.status)}"
         )
-        events.append((checkin.due_at, f"{line} : {summary}" if summary else line))
+        events.append((checkin.due_at, labelled(language, line, summary) if summary else line))
     for alert in alerts:
         rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
         explanation = rule.explanation.get(language) if rule else alert.rule_id
@@ -356,7 +362,7 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
             )
         )
     header = [
-        f"{patient.label} · {t(language, 'knee')} {t(language, episode.side)} "
+        f"{patient.label} · {knee_label(language, episode.side)} "
         f"({t(language, episode.indication)}) · {_day(language, course.day)} · "
         f"{_episode_state(language, episode.status)}",
         t(
@@ -405,7 +411,7 @@ def _describe(
     if question.type == "scale" and answer.value is not None:
         if question.id in pain_ids:
             return t(language, "pain {value}/10", value=answer.value)
-        return f"{t(language, question.id)} {answer.value}/{question.max}"
+        return f"{question.name(language)} {answer.value}/{question.max}"
     if question.type == "choice":
         option = next((o for o in question.options if o.id == answer.option_id), None)
         # Value 0 is "none" / "normal" (no bruise, walks normally): left out to keep the line
@@ -413,7 +419,7 @@ def _describe(
         if option is None or (option.value == 0 and question.id != SWELLING_QUESTION):
             return ""
         warning = "⚠️ " if option.flag else ""
-        return f"{warning}{t(language, question.id)} : {option.label.get(language)}"
+        return warning + labelled(language, question.name(language), option.label.get(language))
     if question.type == "yes_no":
         if answer.value and question.flag:
             return "⚠️ " + protocol.red_flags[question.flag].label.get(language)
@@ -428,10 +434,17 @@ def _describe(
         ]
         return "⚠️ " + ", ".join(labels)
     if question.type == "text" and answer.raw_text:
-        return f"« {_quote(answer.raw_text)} »"
+        return quoted(language, _quote(answer.raw_text))
     if question.type == "photo":
         return t(language, "a photo")
     return ""
+
+
+def _photo_line(answer: Answer, language: str, zone: str) -> str:
+    """'📷 02/12 10:05 · J+1 — une photo « mon genou »': when, which day, and its caption."""
+    line = f"📷 {_when(answer.created_at, language, zone)} · {_day(language, answer.day)} — "
+    line += t(language, "a photo")
+    return line + (" " + quoted(language, _quote(answer.raw_text)) if answer.raw_text else "")
 
 
 def _media_name(language: str, kind: str) -> str:
@@ -473,7 +486,7 @@ async def send_unit_message(ctx: ServiceContext, *, label: str, text: str, staff
     """
     now = ctx.clock.now()
     async with ctx.sessions() as session:
-        patient, episode = await find_episode(session, label)
+        patient, episode = await find_episode(session, label, language=ctx.unit.staff_language)
         chat_id, language, episode_id = patient.chat_id, episode.language, episode.id
     status, message_id = "not_linked", None
     if chat_id is not None:

@@ -12,7 +12,6 @@ from telegram.ext import ContextTypes
 
 from bot.i18n import t
 from bot.services import alert_actions
-from bot.services.context import STAFF_LANGUAGE
 from bot.services.ports import SentRef
 from bot.services.questions import row_id
 from bot.telegram.staff_access import StaffAccess, answer_tap
@@ -39,7 +38,9 @@ class AlertButtons:
         try:
             alert_id = row_id(raw_id)
         except ValueError:  # forged: no alert has that id
-            await answer_tap(query, t(STAFF_LANGUAGE, "This alert no longer exists."))
+            await answer_tap(
+                query, t(self._access.ctx.unit.staff_language, "This alert no longer exists.")
+            )
             return
         assert user is not None
         message = query.message

@@ -59,6 +59,7 @@ def unit_settings(settings: Settings, bot_username: str) -> UnitSettings:
         bot_username=bot_username,
         media_dir=str(settings.media_dir),
         media_max_bytes=settings.media_max_bytes,
+        staff_language=settings.staff_language,
     )
 
 

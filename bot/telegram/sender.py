@@ -7,7 +7,7 @@ Telegram: ``Forbidden`` → blocked, ``BadRequest: chat not found`` → chat not
 
 from __future__ import annotations
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.services.ports import (
@@ -55,12 +55,22 @@ class TelegramMessenger:
         self._bot = bot
 
     async def send(self, chat_id: int, message: OutgoingMessage) -> SentRef:
-        """Send text, a photo or a document."""
+        """Send text, a photo (bytes, or a file id Telegram has) or a document."""
         markup = keyboard(message)
+        reply = (
+            ReplyParameters(message.reply_to, allow_sending_without_reply=True)
+            if message.reply_to is not None
+            else None
+        )
         try:
-            if message.photo is not None:
+            photo = message.photo if message.photo is not None else message.photo_id
+            if photo is not None:
                 sent = await self._bot.send_photo(
-                    chat_id, message.photo, caption=message.text or None, reply_markup=markup
+                    chat_id,
+                    photo,
+                    caption=message.text or None,
+                    reply_markup=markup,
+                    reply_parameters=reply,
                 )
             elif message.document is not None:
                 sent = await self._bot.send_document(
@@ -69,9 +79,12 @@ class TelegramMessenger:
                     filename=message.file_name,
                     caption=message.text or None,
                     reply_markup=markup,
+                    reply_parameters=reply,
                 )
             else:
-                sent = await self._bot.send_message(chat_id, message.text, reply_markup=markup)
+                sent = await self._bot.send_message(
+                    chat_id, message.text, reply_markup=markup, reply_parameters=reply
+                )
         except TelegramError as exc:
             raise _translate(exc) from exc
         return SentRef(sent.chat_id, sent.message_id)

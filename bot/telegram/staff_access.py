@@ -19,7 +19,7 @@ from telegram.error import TelegramError
 
 from bot.i18n import t
 from bot.services import audit, staff_answers
-from bot.services.context import STAFF_LANGUAGE, ServiceContext
+from bot.services.context import ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, SentRef
 from bot.services.staff_reply import Edit, StaffReply
 
@@ -39,11 +39,6 @@ async def answer_tap(query: CallbackQuery, text: str | None = None, *, alert: bo
         log.info("tap_answer_refused", error=type(exc).__name__)
 
 
-def refusal() -> str:
-    """What a stranger is told when trying a staff command or button."""
-    return t(STAFF_LANGUAGE, "Sorry, only the unit's staff can do this.")
-
-
 class StaffAccess:
     """The staff check and the way back to a staff chat, for every staff handler."""
 
@@ -51,6 +46,10 @@ class StaffAccess:
         self.ctx = ctx
         self._staff_ids = staff_ids
         self._refused_at: dict[tuple[int | None, int], float] = {}
+
+    def refusal(self) -> str:
+        """What a stranger is told when trying a staff command or button."""
+        return t(self.ctx.unit.staff_language, "Sorry, only the unit's staff can do this.")
 
     async def is_staff(self, user_id: int | None) -> bool:
         """True for allow-listed staff."""
@@ -86,7 +85,7 @@ class StaffAccess:
         """A stranger pressed a staff button: audit it and say so in a pop-up."""
         user = query.from_user
         await self.refuse(user.id if user else None, action)
-        await answer_tap(query, refusal(), alert=True)
+        await answer_tap(query, self.refusal(), alert=True)
 
     async def say(self, chat_id: int, message: OutgoingMessage) -> SentRef | None:
         """Send to a staff chat; None when Telegram did not take it."""

@@ -25,9 +25,9 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 from bot.errors import BotError, NotFoundError
 from bot.i18n import t, tn
 from bot.services import audit, charts, export, followup, staff_enrolment, staff_views
-from bot.services.context import STAFF_LANGUAGE, ServiceContext
+from bot.services.context import ServiceContext
 from bot.services.ports import OutgoingMessage
-from bot.telegram.staff_access import StaffAccess, refusal
+from bot.telegram.staff_access import StaffAccess
 
 log = structlog.get_logger(__name__)
 #: Patients have commands of the same name in their private chat: a non-staff sender there is
@@ -101,13 +101,13 @@ class StaffCommands:
             if message is None or chat is None:
                 return
             user_id = user.id if user is not None else None
-            lang = STAFF_LANGUAGE
+            lang = self._ctx.unit.staff_language
             if not await self._access.is_staff(user_id):
                 if chat.type == ChatType.PRIVATE and name in SHARED_COMMANDS:
                     return
                 await self._access.refuse(user_id, f"command_{name}")
                 if self._access.should_tell(user_id, chat.id):
-                    await self._say(chat.id, refusal())
+                    await self._say(chat.id, self._access.refusal())
                 raise ApplicationHandlerStop
             assert user is not None
             if chat.type != ChatType.PRIVATE and chat.id != self._ctx.unit.staff_chat_id:
@@ -152,16 +152,20 @@ class StaffCommands:
         await staff_views.record_view(
             self._ctx, staff_id=call.user_id, what="patients", episode_id=None
         )
-        await self._say(call.chat_id, staff_views.render_patient_list(rows, STAFF_LANGUAGE))
+        await self._say(
+            call.chat_id, staff_views.render_patient_list(rows, self._ctx.unit.staff_language)
+        )
 
     async def cmd_alerts(self, call: StaffCall) -> None:
         """``/alerts``: alerts not yet resolved."""
-        rows = await staff_views.open_alerts(self._ctx, language=STAFF_LANGUAGE)
-        await self._say(call.chat_id, staff_views.render_alert_list(rows, STAFF_LANGUAGE))
+        rows = await staff_views.open_alerts(self._ctx, language=self._ctx.unit.staff_language)
+        await self._say(
+            call.chat_id, staff_views.render_alert_list(rows, self._ctx.unit.staff_language)
+        )
 
     async def cmd_patient(self, call: StaffCall) -> None:
         """``/patient <label>``: the timeline, then the chart of pain and swelling."""
-        lang = STAFF_LANGUAGE
+        lang = self._ctx.unit.staff_language
         if not call.args:
             await self._say(call.chat_id, t(lang, "Usage: /patient <label>"))
             return
@@ -185,7 +189,7 @@ class StaffCommands:
 
     async def cmd_msg(self, call: StaffCall) -> None:
         """``/msg <label> <text>``: a message from the unit to the patient, through the bot."""
-        lang = STAFF_LANGUAGE
+        lang = self._ctx.unit.staff_language
         parts = call.text.split(maxsplit=1)
         if len(parts) < 2 or not parts[1].strip():
             await self._say(call.chat_id, t(lang, "Usage: /msg <label> <message>"))
@@ -208,7 +212,7 @@ class StaffCommands:
 
     async def cmd_export(self, call: StaffCall) -> None:
         """``/export``: every answer as a CSV document."""
-        lang = STAFF_LANGUAGE
+        lang = self._ctx.unit.staff_language
         buffer = io.StringIO()
         count = await export.write_csv(self._ctx, buffer)
         async with self._ctx.sessions.begin() as session:
@@ -234,7 +238,7 @@ class StaffCommands:
 
     async def cmd_pause(self, call: StaffCall) -> None:
         """``/pause <label>``: nothing is sent until ``/resume``."""
-        lang = STAFF_LANGUAGE
+        lang = self._ctx.unit.staff_language
         if not call.args:
             await self._say(call.chat_id, t(lang, "Usage: /pause <label>"))
             return
@@ -251,7 +255,7 @@ class StaffCommands:
 
     async def cmd_resume(self, call: StaffCall) -> None:
         """``/resume <label>``: the follow-up goes on with the next check-in to come."""
-        lang = STAFF_LANGUAGE
+        lang = self._ctx.unit.staff_language
         if not call.args:
             await self._say(call.chat_id, t(lang, "Usage: /resume <label>"))
             return
@@ -261,7 +265,7 @@ class StaffCommands:
 
     async def cmd_stop(self, call: StaffCall) -> None:
         """``/stop <label> [reason]``: end the follow-up (the patient is not told)."""
-        lang = STAFF_LANGUAGE
+        lang = self._ctx.unit.staff_language
         parts = call.text.split(maxsplit=1)
         if not parts:
             await self._say(call.chat_id, t(lang, "Usage: /stop <label> [reason]"))
@@ -276,7 +280,7 @@ class StaffCommands:
 
     async def cmd_checkin(self, call: StaffCall) -> None:
         """``/checkin <label> now``: send the next check-in at once."""
-        lang = STAFF_LANGUAGE
+        lang = self._ctx.unit.staff_language
         if len(call.args) != 2 or call.args[1].lower() not in ("now", "maintenant"):
             await self._say(call.chat_id, t(lang, "Usage: /checkin <label> now"))
             return
@@ -294,7 +298,9 @@ async def publish_staff_commands(bot: Bot, ctx: ServiceContext) -> None:
     never see it). A failure is logged, not fatal."""
     if ctx.unit.staff_chat_id is None:
         return
-    commands = [BotCommand(name, t(STAFF_LANGUAGE, description)) for name, description in MENU]
+    commands = [
+        BotCommand(name, t(ctx.unit.staff_language, description)) for name, description in MENU
+    ]
     try:
         await bot.set_my_commands(commands, scope=BotCommandScopeChat(ctx.unit.staff_chat_id))
     except TelegramError as exc:

@@ -114,3 +114,13 @@ def test_protocol_show_refuses_an_unknown_time_zone(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert_refused(result, "--timezone 'Mars/Olympus'")
+
+
+@pytest.mark.parametrize("value", ["de", "french", "fr,en"])
+def test_an_unknown_staff_language_stops_the_bot_in_one_line(tmp_path: Path, value: str) -> None:
+    result = run_cli("doctor", cwd=tmp_path, STAFF_LANGUAGE=value)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: STAFF_LANGUAGE is invalid: expected fr or en "
+        "(the language of everything the unit's staff read)"
+    ]

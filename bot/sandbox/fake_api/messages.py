@@ -356,6 +356,7 @@ class MessageMethods:
             file_bytes=file.data if file is not None else None,
             file_name=file.file_name if file is not None else None,
             parse_mode=parse_mode,
+            reply_to_message_id=reply_to["message_id"] if reply_to is not None else None,
         )
         msg = Msg(data, True, self._world.bot_id, sent=sent, file=file)
         self._world.messages[(chat_id, message_id)] = msg

@@ -35,6 +35,8 @@ class SentMessage:
     file_name: str | None = None
     deleted: bool = False
     parse_mode: str | None = None
+    #: The message of the same chat this one replies to (reply_parameters), if any.
+    reply_to_message_id: int | None = None
 
     def buttons(self) -> list[tuple[str, str]]:
         """(text, callback_data) of every inline button, rows flattened; "" if not a callback."""
@@ -74,6 +76,7 @@ class SentMessage:
             "file_name": self.file_name,
             "deleted": self.deleted,
             "parse_mode": self.parse_mode,
+            "reply_to_message_id": self.reply_to_message_id,
         }
 
     def describe(self) -> str:

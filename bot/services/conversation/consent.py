@@ -87,7 +87,11 @@ async def answer_consent(turn: Turn, *, accepted: bool) -> None:
             )
         )
         outbox.staff_notices.append(
-            t("fr", "ℹ️ {label} refused the follow-up.", label=turn.patient.label)
+            t(
+                turn.ctx.unit.staff_language,
+                "ℹ️ {label} refused the follow-up.",
+                label=turn.patient.label,
+            )
         )
         return
     episode.consent_version = version

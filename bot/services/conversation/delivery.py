@@ -133,7 +133,8 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
             log.warning("patient_message_failed", error=type(exc).__name__)
     if outbox.alerts:
         await alerts.deliver_pending(ctx)
-    # The card first, then the voice note it asks staff to listen to.
+    # The card first, then the photo (a reply to it) or the voice note it asks staff to hear.
+    await owed.send_claimed(ctx, outbox.staff_owed_ids, on_blocked=_on_blocked(ctx))
     if outbox.forward_message_id is not None and ctx.unit.staff_chat_id is not None:
         try:
             await ctx.messenger.forward(

@@ -1,8 +1,9 @@
 """Photos, voice notes, videos, stickers, documents, locations, contacts, polls...
 
 Never silently ignored: only the kind and Telegram's file id are kept (never a location's
-coordinates or a shared contact's phone number); photos also get a local copy; media nobody can
-read (voice, video) are forwarded to staff, who must listen."""
+coordinates or a shared contact's phone number); photos also get a local copy and are shown to
+staff (:mod:`.staff_photos`); media nobody can read (voice, video) are forwarded to staff, who
+must listen."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from bot.services.conversation.delivery import keep_photo
 from bot.services.conversation.evaluation import load_history, save_answer
 from bot.services.conversation.notes import scan_free_text
 from bot.services.conversation.prompts import consent_for, resume
+from bot.services.conversation.staff_photos import share_photo
 from bot.services.conversation.turn import Turn
 from bot.services.ports import OutgoingMessage
 
@@ -72,6 +74,8 @@ async def route_media(
             _keep_photo(turn, answer=answer, file_id=file_id, file_size=file_size)
         if caption:
             await scan_free_text(turn, text=caption)
+        if file_id is not None:
+            await share_photo(turn, file_id=file_id, caption=caption, checkin=checkin)
         return
     saved = save_answer(
         turn,
@@ -117,6 +121,8 @@ async def route_media(
         )
     if caption:
         await scan_free_text(turn, text=caption)
+    if kind == "photo" and file_id is not None:
+        await share_photo(turn, file_id=file_id, caption=caption, checkin=checkin)
     await resume(turn)
 
 

@@ -40,6 +40,8 @@ class Outbox:
     toast: str | None = None
     #: The ``owed_messages`` rows this update wrote (sent after the commit, in order).
     owed_ids: list[int] = field(default_factory=list)
+    #: The rows it owes the staff chat (a photo), sent once the alert cards are posted.
+    staff_owed_ids: list[int] = field(default_factory=list)
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         """Queue a message to the patient."""
