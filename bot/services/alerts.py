@@ -56,16 +56,30 @@ async def raise_findings(
     now: datetime,
     episode: Episode,
     findings: list[Finding],
+    joining: Alert | None = None,
 ) -> list[Alert]:
     """Create or extend alerts for ``findings`` (to flush in the caller's transaction).
 
-    Returns the alerts whose staff card must be posted or edited after the commit.
+    A finding whose rule has an open alert extends it. The others open ONE alert together, or
+    join ``joining`` (the alert this update opened already): one worrying message gives staff
+    one card, however many rules it meets ("9 sur 10, c'est insupportable" is both pain >= 8
+    and pain much worse). The card is headed by the most severe rule and lists the others;
+    each evidence item names its rule (``rule_id``), and a later finding of a joined rule
+    extends the same alert. Returns the alerts whose staff card must be posted or edited after
+    the commit.
     """
     touched: list[Alert] = []
-    open_alerts = await unresolved_by_rule(session, episode_id=episode.id)
-    for finding in findings:
-        evidence = [asdict(item) for item in finding.evidence]
+    open_alerts = _by_rule(await unresolved_by_rule(session, episode_id=episode.id))
+    ordered = sorted(findings, key=lambda f: f.severity.rank)
+    for finding in ordered:
+        evidence = [{**asdict(item), "rule_id": finding.rule_id} for item in finding.evidence]
         alert = open_alerts.get(finding.rule_id)
+        if alert is None and joining is not None:
+            alert = joining
+            if finding.severity.rank < Severity(alert.severity).rank:
+                alert.rule_id = finding.rule_id
+                alert.severity = finding.severity.value
+            open_alerts[finding.rule_id] = alert
         if alert is None:
             alert = Alert(
                 episode_id=episode.id,
@@ -93,6 +107,7 @@ async def raise_findings(
                 rule=finding.rule_id,
                 severity=finding.severity.value,
             )
+            open_alerts[finding.rule_id] = joining = alert
         else:
             alert.evidence = [*alert.evidence, *evidence]
             alert.updated_at = now
@@ -107,8 +122,28 @@ async def raise_findings(
                 alert_id=alert.id,
                 rule=finding.rule_id,
             )
-        touched.append(alert)
+        if alert not in touched:
+            touched.append(alert)
     return touched
+
+
+def _by_rule(alerts: dict[str, Alert]) -> dict[str, Alert]:
+    """Open alerts by rule, the rules joined into another rule's alert included."""
+    by_rule = dict(alerts)
+    for alert in alerts.values():
+        for rule_id in rules_of(alert):
+            by_rule.setdefault(rule_id, alert)
+    return by_rule
+
+
+def rules_of(alert: Alert) -> list[str]:
+    """The rules an alert stands for: its own first, then those joined into it."""
+    rules = [alert.rule_id]
+    for item in alert.evidence or ():
+        rule_id = item.get("rule_id") if isinstance(item, dict) else None
+        if isinstance(rule_id, str) and rule_id not in rules:
+            rules.append(rule_id)
+    return rules
 
 
 def safety_advice(
@@ -172,7 +207,10 @@ def staff_card(
     lang = STAFF_LANGUAGE
     severity = Severity(alert.severity)
     rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
-    explanation = rule.explanation.get(lang) if rule else alert.rule_id
+    explanations = []
+    for rule_id in rules_of(alert):
+        named = next((r for r in protocol.rules if r.id == rule_id), None)
+        explanations.append(named.explanation.get(lang) if named else rule_id)
     day = day_number(episode.procedure_at, now, episode.time_zone)
     side = t(lang, episode.side)
     indication = t(lang, episode.indication)
@@ -180,10 +218,11 @@ def staff_card(
         f"{SEVERITY_MARK[severity.value]} {t(lang, severity.value).upper()} — {patient.label} · "
         f"J+{day} · {t(lang, 'knee')} {side} ({indication})"
     )
-    lines = [header, explanation]
+    lines = [header, *explanations]
     seen: set[str] = set()
     for item in alert.evidence[-6:]:
-        text = _describe_evidence(protocol, rule, item, lang)
+        item_rule = next((r for r in protocol.rules if r.id == item.get("rule_id")), rule)
+        text = _describe_evidence(protocol, item_rule, item, lang)
         if text and text not in seen:
             seen.add(text)
             lines.append("• " + text)
