@@ -11,8 +11,9 @@ from bot.domain.parsing.numbers import TEXT2NUM_LANGUAGES
 from bot.domain.parsing.vocabulary import alternatives
 
 _TEMPERATURE_RE = re.compile(
-    r"(?<![\d.,])(?P<int>\d{2,3})(?:(?:[.,]|\s*deg\s*)(?P<dec>\d{1,2})(?![\d.,]))?"
-    r"(?![\d.,]|\s*(?:/|"
+    # a comma or a point ends the number unless a digit follows ("38.6, is that normal?")
+    r"(?<![\d.,])(?P<int>\d{2,3})(?:(?:[.,]|\s*deg\s*)(?P<dec>\d{1,2})(?!\d|[.,]\d))?"
+    r"(?!\d|[.,]\d|\s*(?:/|"
     + alternatives(lambda words: words.temperature.score_after, after=r"\b")
     + r"))"
     r"(?P<half>\s*" + alternatives(lambda words: words.temperature.half) + r")?"
