@@ -127,6 +127,22 @@ def _threshold_beyond_a_choice(raw: Raw) -> str:
     )
 
 
+def _education_without_when_to_call(raw: Raw) -> str:
+    raw["education"]["topics"]["bruise"]["text"]["en"] = "A bruise is normal."
+    return "education.topics.bruise.text.en: must say when to call, with {unit_phone}"
+
+
+def _education_without_french_keywords(raw: Raw) -> str:
+    raw["education"]["topics"]["numb_skin"]["keywords"]["fr"] = []
+    return "education.topics.numb_skin.keywords.fr: no keywords in this language"
+
+
+def _education_with_an_unknown_placeholder(raw: Raw) -> str:
+    text = raw["education"]["topics"]["swelling"]["text"]["fr"]
+    raw["education"]["topics"]["swelling"]["text"]["fr"] = text + " {unit_name}"
+    return "education.topics.swelling.text.fr: unknown placeholder unit_name"
+
+
 MISTAKES: dict[str, Callable[[Raw], str]] = {
     "unknown key": _unknown_key,
     "unknown key in a rule": _unknown_key_in_a_rule,
@@ -139,6 +155,9 @@ MISTAKES: dict[str, Callable[[Raw], str]] = {
     "threshold above the scale": _threshold_above_the_scale,
     "threshold below the scale": _threshold_below_the_scale,
     "threshold beyond a choice's values": _threshold_beyond_a_choice,
+    "education text without when to call": _education_without_when_to_call,
+    "education topic without French keywords": _education_without_french_keywords,
+    "education text with an unknown placeholder": _education_with_an_unknown_placeholder,
 }
 
 

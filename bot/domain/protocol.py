@@ -324,6 +324,24 @@ class SafetyAdvice(_Frozen):
     review: LocalizedText
 
 
+class EducationTopic(_Frozen):
+    """An expected effect patients ask about: the words that name it, and the protocol's answer
+    (what is expected, then when to call: ``{unit_phone}`` and ``{oncall_phone}`` are filled in)."""
+
+    keywords: LocalizedPhrases
+    text: LocalizedText
+
+
+class Education(_Frozen):
+    """Patients' questions about the expected course ("numb below the kneecap, is that
+    normal?"), answered from the protocol. ``asking``: the words that make a message such a
+    question (a "?" does too); ``topics``: the expected effects, by id. A message with a red
+    flag never gets these answers: a red flag is never "normal"."""
+
+    asking: LocalizedPhrases
+    topics: dict[str, EducationTopic] = Field(min_length=1)
+
+
 class Consent(_Frozen):
     """The consent text; a new ``version`` asks every patient to consent again."""
 
@@ -356,6 +374,7 @@ class Protocol(_Frozen):
     messages: dict[str, LocalizedText] = {}
     rules: tuple[Rule, ...]
     safety_advice: SafetyAdvice
+    education: Education | None = None
 
     @property
     def approved(self) -> bool:
@@ -549,6 +568,42 @@ def check_protocol(protocol: Protocol) -> list[tuple[str, str]]:
             problem((*where, "checkin"), f"no check-in {rule.checkin!r}")
     for flag in sorted(flag_ids - covered):
         problem(("red_flags", flag), "no red_flag rule escalates this flag")
+    problems.extend(_education_problems(protocol))
+    return problems
+
+
+#: What an education text may name: the unit's numbers (when to call).
+_EDUCATION_PLACEHOLDERS = frozenset({"unit_phone", "oncall_phone"})
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _education_problems(protocol: Protocol) -> list[tuple[str, str]]:
+    """The education section: words in every language, and every answer says when to call."""
+    education = protocol.education
+    if education is None:
+        return []
+    problems: list[tuple[str, str]] = []
+    for language in protocol.languages:
+        if not education.asking.get(language):
+            problems.append((f"education.asking.{language}", "no asking words in this language"))
+    for topic_id, topic in education.topics.items():
+        where = f"education.topics.{topic_id}"
+        if not _ID.match(topic_id):
+            problems.append(
+                (where, f"topic id {topic_id!r} must be a letter then letters/digits/_")
+            )
+        for language in protocol.languages:
+            if not topic.keywords.get(language):
+                problems.append((f"{where}.keywords.{language}", "no keywords in this language"))
+        for language, text in topic.text.root.items():
+            names = set(_PLACEHOLDER.findall(text))
+            if names - _EDUCATION_PLACEHOLDERS:
+                unknown = ", ".join(sorted(names - _EDUCATION_PLACEHOLDERS))
+                problems.append((f"{where}.text.{language}", f"unknown placeholder {unknown}"))
+            if "unit_phone" not in names:
+                problems.append(
+                    (f"{where}.text.{language}", "must say when to call, with {unit_phone}")
+                )
     return problems
 
 

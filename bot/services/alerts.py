@@ -28,7 +28,7 @@ from bot.domain.rules import Finding
 from bot.domain.states import AlertDelivery, AlertStatus
 from bot.metrics import ALERT_ACK_SECONDS, ALERT_DELIVERY_FAILURES, ALERTS_RAISED
 from bot.services import audit
-from bot.services.cards import staff_card
+from bot.services.cards import rules_of, staff_card
 from bot.services.context import ServiceContext
 from bot.services.ports import (
     ChatNotFound,
@@ -52,16 +52,30 @@ async def raise_findings(
     now: datetime,
     episode: Episode,
     findings: list[Finding],
+    joining: Alert | None = None,
 ) -> list[Alert]:
     """Create or extend alerts for ``findings`` (to flush in the caller's transaction).
 
-    Returns the alerts whose staff card must be posted or edited after the commit.
+    A finding whose rule has an open alert extends it. The others open ONE alert together, or
+    join ``joining`` (the alert this update opened already): one worrying message gives staff
+    one card, however many rules it meets ("9 sur 10, c'est insupportable" is both pain >= 8
+    and pain much worse). The card is headed by the most severe rule and lists the others;
+    each evidence item names its rule (``rule_id``), and a later finding of a joined rule
+    extends the same alert. Returns the alerts whose staff card must be posted or edited after
+    the commit.
     """
     touched: list[Alert] = []
-    open_alerts = await unresolved_by_rule(session, episode_id=episode.id)
-    for finding in findings:
-        evidence = [asdict(item) for item in finding.evidence]
+    open_alerts = _by_rule(await unresolved_by_rule(session, episode_id=episode.id))
+    ordered = sorted(findings, key=lambda f: f.severity.rank)
+    for finding in ordered:
+        evidence = [{**asdict(item), "rule_id": finding.rule_id} for item in finding.evidence]
         alert = open_alerts.get(finding.rule_id)
+        if alert is None and joining is not None:
+            alert = joining
+            if finding.severity.rank < Severity(alert.severity).rank:
+                alert.rule_id = finding.rule_id
+                alert.severity = finding.severity.value
+            open_alerts[finding.rule_id] = alert
         if alert is None:
             alert = Alert(
                 episode_id=episode.id,
@@ -89,6 +103,7 @@ async def raise_findings(
                 rule=finding.rule_id,
                 severity=finding.severity.value,
             )
+            open_alerts[finding.rule_id] = joining = alert
         else:
             alert.evidence = [*alert.evidence, *evidence]
             alert.updated_at = now
@@ -103,8 +118,18 @@ async def raise_findings(
                 alert_id=alert.id,
                 rule=finding.rule_id,
             )
-        touched.append(alert)
+        if alert not in touched:
+            touched.append(alert)
     return touched
+
+
+def _by_rule(alerts: dict[str, Alert]) -> dict[str, Alert]:
+    """Open alerts by rule, the rules joined into another rule's alert included."""
+    by_rule = dict(alerts)
+    for alert in alerts.values():
+        for rule_id in rules_of(alert):
+            by_rule.setdefault(rule_id, alert)
+    return by_rule
 
 
 def safety_advice(

@@ -32,6 +32,16 @@ SEVERITY_MARK = {"emergency": "🔴", "urgent": "🔴", "review": "🟠"}
 EVIDENCE_SHOWN = 6
 
 
+def rules_of(alert: Alert) -> list[str]:
+    """The rules an alert stands for: its own first, then those joined into it."""
+    rules = [alert.rule_id]
+    for item in alert.evidence or ():
+        rule_id = item.get("rule_id") if isinstance(item, dict) else None
+        if isinstance(rule_id, str) and rule_id not in rules:
+            rules.append(rule_id)
+    return rules
+
+
 def day_label(language: str, day: int) -> str:
     """'J+3' in French, 'D+3' in English: the day since the procedure, as staff write it."""
     return t(language, "D+{day}", day=day)
@@ -66,17 +76,21 @@ def staff_card(
     lang = language
     severity = Severity(alert.severity)
     rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
-    explanation = rule.explanation.get(lang) if rule else t(lang, "Alert")
+    explanations = []
+    for rule_id in rules_of(alert):
+        named = next((r for r in protocol.rules if r.id == rule_id), None)
+        explanations.append(named.explanation.get(lang) if named else t(lang, "Alert"))
     day = day_number(episode.procedure_at, now, episode.time_zone)
     header = (
         f"{SEVERITY_MARK[severity.value]} {t(lang, severity.value).upper()} — {patient.label} · "
         f"{day_label(lang, day)} · {knee_label(lang, episode.side)} "
         f"({t(lang, episode.indication)})"
     )
-    lines = [header, explanation]
+    lines = [header, *explanations]
     for item in alert.evidence[-EVIDENCE_SHOWN:]:
-        text = describe_evidence(protocol, rule, item, lang)
-        if text and "• " + text not in lines and text != explanation:
+        item_rule = next((r for r in protocol.rules if r.id == item.get("rule_id")), rule)
+        text = describe_evidence(protocol, item_rule, item, lang)
+        if text and "• " + text not in lines and text not in explanations:
             lines.append("• " + text)
     if episode.baseline_pain is not None:
         lines.append(t(lang, "Baseline pain: {value}/10", value=episode.baseline_pain))

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from unidecode import unidecode
 
 from bot.domain.parsing import (
+    CONTRADICTION,
     MAX_CHARS,
     FlagMention,
     Parsed,
+    asked_topics,
     parse_choice,
     parse_question,
     parse_scale,
@@ -127,6 +129,26 @@ REPLIES: list[tuple[str, str, str, Parsed]] = [
     ("pain_avg", "2-3 jours", "fr", UNCLEAR),  # a range of days is not a score
     ("pain_avg", "depuis 2-3 jours, 6", "fr", ok(6)),
     ("pain_avg", "vers 18h 5", "fr", ok(5)),
+    # a score with a body temperature: the temperature is no score (the fever is a red flag)
+    ("pain_avg", "5 but I have a fever of 38.5", "en", ok(5)),
+    ("pain_avg", "5 mais j'ai 38,5 de fièvre", "fr", ok(5)),
+    ("pain_avg", "douleur 5, fièvre 39,2 ce matin", "fr", ok(5)),
+    ("pain_avg", "j'ai 39 de fièvre", "fr", UNCLEAR),  # no score at all: asked again
+    # yes/no read against its own words (docs/clinical.md §2: "a yes always signals")
+    ("bleeding", "no it keeps bleeding", "en", yes("R10")),
+    ("bleeding", "non ça saigne toujours", "fr", yes("R10")),
+    ("bleeding", "no the dressing is soaked", "en", yes("R10")),
+    ("bleeding", "ça saigne encore", "fr", yes("R10")),  # no answer word: the words say it
+    ("bleeding", "no, it won't stop", "en", CONTRADICTION),
+    ("bleeding", "non, ça ne s'arrête pas", "fr", CONTRADICTION),
+    ("bleeding", "non ça continue", "fr", CONTRADICTION),
+    ("bleeding", "no, bleeding has stopped", "en", CONTRADICTION),  # doubtful: ask once more
+    ("bleeding", "no, it has stopped", "en", NO),
+    ("bleeding", "non, ça ne saigne plus", "fr", NO),
+    ("bleeding", "no, not anymore", "en", NO),
+    ("bleeding", "non, pas du tout", "fr", NO),
+    ("bleeding", "no, never", "en", NO),
+    ("bleeding", "no, all good", "en", NO),
     ("pain_avg", "7/10 mais hier 9/10", "fr", UNCLEAR),
     ("pain_avg", "four or five", "en", ok(5)),
     ("pain_avg", "swelling huge, 5 (day 5)", "en", ok(5)),
@@ -290,6 +312,16 @@ SCANS: list[tuple[str, dict[str, Certainty], set[str]]] = [
     ("je ne peux pas marcher", {"R7": "certain"}, set()),
     ("I cant put weight on it", {"R7": "certain"}, set()),
     ("it won't stop bleeding", {"R10": "certain"}, set()),
+    # an answer word before a subject is an answer, not a negation of what follows
+    ("no it keeps bleeding", {"R10": "certain"}, set()),
+    ("no, the dressing is soaked", {"R10": "certain"}, set()),
+    ("non ça saigne toujours", {"R10": "certain"}, set()),
+    ("no I can't walk", {"R7": "certain"}, set()),
+    # "ne" ... "plus"/"pas" around a phrase denies it; a stopped sign is worth a question
+    ("ça ne saigne plus", {}, set()),
+    ("le genou ne se dérobe pas", {}, set()),
+    ("the bleeding has stopped", {"R10": "doubtful"}, set()),
+    ("le saignement s'est arrêté", {"R10": "doubtful"}, set()),
     # temperatures
     ("fièvre 38,2", {"R3": "certain"}, set()),
     ("38°5 ce matin", {"R3": "certain"}, set()),
@@ -476,11 +508,33 @@ def test_mentions_follow_protocol_order_one_per_flag() -> None:
         ("le 12.03", None),
         ("hier 38,5 aujourd'hui 37,2", 38.5),
         ("45 de fièvre", None),
+        ("a fever of 38.6, is that normal?", 38.6),  # a comma after the number ends it
+        ("fièvre 39, frissons", 39.0),
+        ("38.6.7", None),
         ("", None),
     ],
 )
 def test_read_temperature(text: str, expected: float | None) -> None:
     assert read_temperature(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "topics"),
+    [
+        ("numb patch below kneecap, normal?", ("numb_skin",)),  # 14
+        ("…the skin below the kneecap feels numb, is that normal?", ("numb_skin",)),
+        ("la peau sous la rotule est engourdie, c'est normal ?", ("numb_skin",)),
+        ("my knee is a bit swollen, is that ok?", ("swelling",)),
+        ("j'ai un gros bleu, est-ce grave ?", ("bruise",)),
+        ("le genou est gonflé et j'ai un bleu, c'est normal ?", ("swelling", "bruise")),
+        ("the skin feels cold, is it normal", ("cold_feeling",)),
+        ("my knee is numb", ()),  # no question: a note for staff
+        ("pas de bleu, normal ?", ()),  # the topic is denied
+        ("is it normal?", ()),  # no topic named
+    ],
+)
+def test_questions_about_the_expected_course(text: str, topics: tuple[str, ...]) -> None:
+    assert asked_topics(text, PROTOCOL.education) == topics
 
 
 def test_parse_choice_directly_uses_every_language() -> None:

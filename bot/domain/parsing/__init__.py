@@ -42,31 +42,45 @@ Known limits (the bot re-asks with buttons, or asks the flag's yes/no question):
 
 Modules, one job each: :mod:`.normalise` (accents, contractions, stems), :mod:`.tokens`
 (clauses and sentences), :mod:`.numbers` and :mod:`.scale` (scores), :mod:`.temperature`,
-:mod:`.yes_no`, :mod:`.choice`, :mod:`.negation`, :mod:`.hedges`, :mod:`.lemmas` and
-:mod:`.flag_phrases` (what :mod:`.red_flags` reads with), :mod:`.questions` (dispatch by
+:mod:`.yes_no`, :mod:`.own_words` (a yes/no reply against its own words), :mod:`.choice`,
+:mod:`.negation`, :mod:`.hedges`, :mod:`.lemmas` and
+:mod:`.flag_phrases` (what :mod:`.red_flags` reads with), :mod:`.expected` (questions about
+the expected course), :mod:`.questions` (dispatch by
 question type), :mod:`.vocabulary` (the per-language word files).
 """
 
 from __future__ import annotations
 
 from bot.domain.parsing.choice import parse_choice
+from bot.domain.parsing.expected import asked_topics
+from bot.domain.parsing.own_words import read_against_own_words
 from bot.domain.parsing.questions import parse_question
 from bot.domain.parsing.red_flags import scan_red_flags
-from bot.domain.parsing.results import MAX_CHARS, SKIP, UNCLEAR, FlagMention, Parsed
+from bot.domain.parsing.results import (
+    CONTRADICTION,
+    MAX_CHARS,
+    SKIP,
+    UNCLEAR,
+    FlagMention,
+    Parsed,
+)
 from bot.domain.parsing.scale import parse_scale
 from bot.domain.parsing.temperature import read_temperature
 from bot.domain.parsing.yes_no import parse_yes_no
 
 __all__ = [
+    "CONTRADICTION",
     "MAX_CHARS",
     "SKIP",
     "UNCLEAR",
     "FlagMention",
     "Parsed",
+    "asked_topics",
     "parse_choice",
     "parse_question",
     "parse_scale",
     "parse_yes_no",
+    "read_against_own_words",
     "read_temperature",
     "scan_red_flags",
 ]

@@ -26,6 +26,12 @@ _POST_WINDOW = 3
 _AFTER_NE = stemmed_set(every(lambda words: words.negation.after_ne))
 _NE = stemmed_set(every(lambda words: words.negation.ne))
 _NE_WINDOW = 2
+# "ne" just before a symptom and one of these just after it deny it ("ça ne saigne plus").
+_NE_CLOSERS = stemmed_set(every(lambda words: words.negation.ne_closers))
+# "no" before a subject is an answer to the question, not a negation of what follows ("no it
+# keeps bleeding", "no, the dressing is soaked"); "no pus" still negates.
+_ANSWER_WORDS = stemmed_set(every(lambda words: words.negation.answer_words))
+_SUBJECTS = stemmed_set(every(lambda words: words.negation.subjects))
 # Two words that are no negation unless one of some words follows ("pas mal de fièvre" = quite a
 # lot; "pas mal au mollet" = no pain in the calf).
 _NOT_NEGATING = {
@@ -61,6 +67,8 @@ def reassured(tokens: Tokens, start: int) -> bool:
 
 def is_negator(tokens: Tokens, i: int) -> bool:
     word = tokens.words[i]
+    if word in _ANSWER_WORDS and i + 1 < len(tokens.words) and tokens.words[i + 1] in _SUBJECTS:
+        return False
     if i + 1 < len(tokens.words):
         negating_before = _NOT_NEGATING.get((word, tokens.words[i + 1]))
         if negating_before is not None:
@@ -80,13 +88,30 @@ def pre_negated(tokens: Tokens, start: int, covered: Sequence[bool]) -> bool:
     return False
 
 
-def post_negated(tokens: Tokens, end: int, covered: list[bool]) -> bool:
-    """ "fièvre non" / "fever: no" closing its clause."""
+def post_negated(tokens: Tokens, end: int, covered: list[bool], start: int | None = None) -> bool:
+    """ "fièvre non" / "fever: no" closing its clause, or "ne" before the symptom closed by "pas"
+    or "plus" just after it ("ça ne saigne plus", "le mollet ne gonfle pas")."""
+    if start is not None and ne_denied(tokens, start, end):
+        return True
     if end >= len(tokens.words) or covered[end]:
         return False
     if tokens.clause[end] != tokens.clause[end - 1] or tokens.words[end] not in _POST_NEGATORS:
         return False
     return end + 1 >= len(tokens.words) or tokens.clause[end + 1] != tokens.clause[end]
+
+
+def ne_denied(tokens: Tokens, start: int, end: int) -> bool:
+    """French "ne" just before or inside the symptom's words and a closer within two words after
+    them ("ça ne saigne plus" matches "ça saigne")."""
+    clause = tokens.clause[start]
+    opened = any(
+        tokens.words[i] in _NE and tokens.clause[i] == clause
+        for i in range(max(0, start - _NE_WINDOW), end)
+    )
+    return opened and any(
+        tokens.words[i] in _NE_CLOSERS and tokens.clause[i] == clause
+        for i in range(end, min(len(tokens.words), end + _NE_WINDOW))
+    )
 
 
 def improving_near(tokens: Tokens, start: int, end: int) -> bool:

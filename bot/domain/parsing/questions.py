@@ -8,6 +8,7 @@ from rapidfuzz import fuzz, process
 
 from bot.domain.parsing.choice import parse_choice
 from bot.domain.parsing.normalise import plain_words
+from bot.domain.parsing.own_words import read_against_own_words
 from bot.domain.parsing.red_flags import scan_red_flags
 from bot.domain.parsing.results import SKIP, UNCLEAR, Parsed
 from bot.domain.parsing.scale import parse_scale
@@ -63,7 +64,9 @@ def parse_question(
 
     * scale -> :func:`parse_scale` with the question's bounds.
     * choice -> :func:`parse_choice`; the option's ``flag`` is reported.
-    * yes_no -> :func:`parse_yes_no`; yes to a question with a ``flag`` reports it.
+    * yes_no -> :func:`parse_yes_no`; yes to a question with a ``flag`` reports it. With
+      ``red_flags``, the reply is read against its own words (:mod:`.own_words`): "no, it keeps
+      bleeding" is yes, "no, it won't stop" a contradiction to ask again.
     * checklist -> "aucun", "none", "rien de tout ça", "non" -> ok with no flag; otherwise, when
       ``red_flags`` is given, the flags of ``question.flags`` read for certain in the text;
       only doubtful or no mentions -> ``unclear`` (the bot re-asks with the buttons).
@@ -98,7 +101,13 @@ def _parse_question(
         case "choice":
             return parse_choice(text, question.options, language=language)
         case "yes_no":
-            parsed = parse_yes_no(text)
+            parsed = read_against_own_words(
+                text,
+                parse_yes_no(text),
+                flag=question.flag,
+                red_flags=red_flags,
+                fever_threshold=fever_threshold,
+            )
             if parsed.option_id == "yes" and question.flag:
                 return Parsed("ok", value=1, option_id="yes", flags=frozenset({question.flag}))
             return parsed

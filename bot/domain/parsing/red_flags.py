@@ -72,6 +72,19 @@ def scan_red_flags(
         return []
 
 
+def denied_flags(
+    text: str, red_flags: Mapping[str, RedFlag], *, fever_threshold: float = 38.0
+) -> frozenset[str]:
+    """Flags whose phrase the text names only to deny it ("no, it is not bleeding any more",
+    "ça ne saigne plus"): a negation there agrees with a "no" instead of contradicting it."""
+    denied: set[str] = set()
+    try:
+        mentioned = {m.flag for m in _scan(text, red_flags, fever_threshold, denied)}
+    except Exception:
+        return frozenset()
+    return frozenset(denied - mentioned)
+
+
 def _match_from(
     words: Sequence[str],
     skip: Sequence[bool],
@@ -152,7 +165,13 @@ def _loose_matches(
     return matches
 
 
-def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -> list[FlagMention]:
+def _scan(
+    text: str,
+    red_flags: Mapping[str, RedFlag],
+    fever_threshold: float,
+    denied: set[str] | None = None,
+) -> list[FlagMention]:
+    """The scan; ``denied`` (when given) collects the flags of phrases dropped by a negation."""
     if not red_flags or not text:
         return []
     compiled = compiled_flags(red_flags)
@@ -236,9 +255,11 @@ def _scan(text: str, red_flags: Mapping[str, RedFlag], fever_threshold: float) -
     for m in matches:
         if (
             id(m) in negated
-            or post_negated(tokens, m.end, covered)
+            or post_negated(tokens, m.end, covered, None if m.phrase.negative else m.start)
             or any(o.start <= m.start and m.end <= o.end for o in outer)
         ):
+            if denied is not None:
+                denied.add(m.phrase.flag)
             continue
         if m.phrase.topic and reassured(tokens, m.start):
             continue

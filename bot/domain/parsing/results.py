@@ -18,12 +18,15 @@ class Parsed:
     ``option_id``: the choice option id; ``"yes"``/``"no"`` for yes/no.
     ``flags``: the red flags this answer reports (yes to a flagged yes/no, an option with a
     flag, checklist items read in the text).
+    ``contradiction``: unclear because the answer says one thing and its words another ("no, it
+    won't stop"): the bot asks again with buttons, never saving the answer word.
     """
 
     status: Literal["ok", "unclear", "skip"]
     value: int | None = None
     option_id: str | None = None
     flags: frozenset[str] = frozenset()
+    contradiction: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,4 +39,5 @@ class FlagMention:
 
 
 UNCLEAR = Parsed("unclear")
+CONTRADICTION = Parsed("unclear", contradiction=True)
 SKIP = Parsed("skip")

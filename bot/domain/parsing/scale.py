@@ -14,6 +14,7 @@ from bot.domain.parsing.numbers import (
     number_text,
 )
 from bot.domain.parsing.results import UNCLEAR, Parsed
+from bot.domain.parsing.temperature import temperature_spans
 
 
 def _scale_value(values: Iterable[int | None], minimum: int, maximum: int) -> Parsed:
@@ -32,7 +33,8 @@ def parse_scale(text: str, *, minimum: int = 0, maximum: int = 10) -> Parsed:
     Ranges ("6-7", "6 ou 7", "between 6 and 7") take the higher value; decimals round half up.
     Out of range, negative, a comparison ("moins de 3"), no number, or two unrelated numbers
     without an ``x/10`` / ``x sur 10`` pattern -> ``unclear``. Numbers with a unit ("2 jours",
-    "10h", "500 mg", "38°") or an ordinal ("2e jour") are never taken as the score.
+    "10h", "500 mg", "38°"), an ordinal ("2e jour") or a body temperature ("5 but I have a fever
+    of 38.5": the fever is read by the red-flag scan) are never taken as the score.
     """
     try:
         return _parse_scale(text, minimum, maximum)
@@ -42,7 +44,10 @@ def parse_scale(text: str, *, minimum: int = 0, maximum: int = 10) -> Parsed:
 
 def _parse_scale(text: str, minimum: int, maximum: int) -> Parsed:
     converted = number_text(text)
-    numbers = find_numbers(converted)
+    temperatures = temperature_spans(converted)
+    numbers = [
+        n for n in find_numbers(converted) if not any(a <= n.start < b for a, b in temperatures)
+    ]
     if not numbers:
         return UNCLEAR
 

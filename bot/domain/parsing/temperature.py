@@ -11,8 +11,9 @@ from bot.domain.parsing.numbers import TEXT2NUM_LANGUAGES
 from bot.domain.parsing.vocabulary import alternatives
 
 _TEMPERATURE_RE = re.compile(
-    r"(?<![\d.,])(?P<int>\d{2,3})(?:(?:[.,]|\s*deg\s*)(?P<dec>\d{1,2})(?![\d.,]))?"
-    r"(?![\d.,]|\s*(?:/|"
+    # a comma or a point ends the number unless a digit follows ("38.6, is that normal?")
+    r"(?<![\d.,])(?P<int>\d{2,3})(?:(?:[.,]|\s*deg\s*)(?P<dec>\d{1,2})(?!\d|[.,]\d))?"
+    r"(?!\d|[.,]\d|\s*(?:/|"
     + alternatives(lambda words: words.temperature.score_after, after=r"\b")
     + r"))"
     r"(?P<half>\s*" + alternatives(lambda words: words.temperature.half) + r")?"
@@ -47,6 +48,23 @@ def _read_temperature(text: str) -> float | None:
             except Exception:  # noqa: S112
                 continue
     best: float | None = None
+    for _start, _end, value in _temperatures(normalized):
+        best = value if best is None else max(best, value)
+    return best
+
+
+def temperature_spans(converted: str) -> list[tuple[int, int]]:
+    """Where ``converted`` (ASCII, number words already digits) reports a body temperature:
+    those numbers are never a score ("5 but I have a fever of 38.5" is a pain of 5)."""
+    try:
+        return [(start, end) for start, end, _value in _temperatures(converted)]
+    except Exception:
+        return []
+
+
+def _temperatures(normalized: str) -> list[tuple[int, int, float]]:
+    """(start, end, °C) of every number of ``normalized`` that reads as a body temperature."""
+    found: list[tuple[int, int, float]] = []
     for match in _TEMPERATURE_RE.finditer(normalized):
         value = float(match.group("int"))
         decimal = match.group("dec")
@@ -63,9 +81,8 @@ def _read_temperature(text: str) -> float | None:
             _FEVER_CONTEXT.search(sentence)
         )
         if has_context and 35.0 <= value <= 42.0:
-            value = round(value, 1)
-            best = value if best is None else max(best, value)
-    return best
+            found.append((match.start(), match.end(), round(value, 1)))
+    return found
 
 
 def _sentence_around(text: str, start: int, end: int) -> str:

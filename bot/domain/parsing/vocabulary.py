@@ -111,6 +111,7 @@ class YesNo(_Section):
     no_phrases: Words
     unsure_phrases: Words
     not_typos: Words
+    persisting: Words
 
 
 class Choice(_Section):
@@ -133,6 +134,9 @@ class Negation(_Section):
     reassuring: Words
     after_ne: Words
     ne: Words
+    ne_closers: Words
+    answer_words: Words
+    subjects: Words
     not_negating: tuple[NotNegating, ...]
 
 

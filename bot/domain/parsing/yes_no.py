@@ -93,6 +93,25 @@ def _yes_no(text: str) -> bool | None:
     return yes
 
 
+def words_besides_answer(text: str) -> list[str]:
+    """The words of a reply that are not its yes/no answer ("no, it won't stop" -> "it will
+    not stop"; "pas du tout" and "not at all" are the answer), unstemmed."""
+    words = plain_words(text)
+    if len(words) == 1 and words[0] in _SINGLE_YES | _SINGLE_NO:
+        return []
+    used = [False] * len(words)
+    for seq in sorted((*_UNSURE_SEQ, *_YES_SEQ, *_NO_SEQ), key=len, reverse=True):
+        _find_sequence(words, seq, used)
+    return [
+        word
+        for index, word in enumerate(words)
+        if not used[index]
+        and word not in _YES_WORDS
+        and word not in _NO_WORDS
+        and not (index == 0 and word in _YES_FIRST)
+    ]
+
+
 def parse_yes_no(text: str) -> Parsed:
     """ "oui", "yep", "bien sûr", "o" -> yes (1); "non", "nope", "pas du tout", "n" -> no (0).
 

@@ -22,7 +22,8 @@ The package, one job a module: :mod:`.envelope` (the one envelope of every updat
 entry points), :mod:`.turn` (the Turn a use case takes, and its outbox), :mod:`.routing` (what
 a text, an edit or a button is an answer to), :mod:`.consent` (start, link, consent,
 baseline), :mod:`.answers` (a check-in question answered), :mod:`.evaluation` (save, evaluate
-the rules, escalate), :mod:`.clarify`, :mod:`.notes` (free text and its red flags),
+the rules, escalate), :mod:`.clarify`, :mod:`.notes` (free text and its red flags), :mod:`.education` (questions
+about the expected course, answered from the protocol),
 :mod:`.corrections` (edited messages), :mod:`.media`, :mod:`.prompts` (what we ask, and asking
 it again), :mod:`.stop`, :mod:`.blocking`, :mod:`.languages` and :mod:`.delivery` (what was
 queued, after the commit). Their SQL is in :mod:`bot.db.queries` (episodes, updates, answers).

@@ -17,6 +17,7 @@ from bot.domain.scores import KOOS_JR_ITEMS, koos_jr_interval
 from bot.domain.states import CheckInStatus, EpisodeStatus
 from bot.i18n import format_local, t
 from bot.services.conversation.clarify import clarifying
+from bot.services.conversation.education import explain_expected
 from bot.services.conversation.evaluation import evaluate, save_answer
 from bot.services.conversation.notes import scan_free_text
 from bot.services.conversation.turn import Turn
@@ -69,24 +70,7 @@ async def answer_question(
     typed = text if kind == "text" else None
     if parsed.status == "unclear" and checkin.reask_count == 0:
         checkin.reask_count = 1
-        hint = (
-            question.hint.get(lang)
-            if question.hint
-            else t(lang, "Sorry, I did not understand. Please tap one of the buttons.")
-        )
-        outbox.messages.append(
-            render_question(
-                protocol,
-                question,
-                language=lang,
-                checkin_id=checkin.id,
-                index=checkin.question_index,
-                selection=checkin.selection,
-                prefix_text=hint,
-            )
-        )
-        if typed:
-            await scan_free_text(turn, text=typed)
+        await _ask_again(turn, checkin=checkin, question=question, parsed=parsed, typed=typed)
         return saved
     observation = Observation(
         checkin_id=checkin.def_id,
@@ -103,7 +87,9 @@ async def answer_question(
     if question.score == "koos_jr":
         await update_koos_score(turn, checkin=checkin)
     if typed:
-        await scan_free_text(turn, text=typed, skip_flags=parsed.flags)
+        told = await scan_free_text(turn, text=typed, skip_flags=parsed.flags)
+        if not told and question.type == "text":
+            explain_expected(turn, text=typed)
     checkin.question_index += 1
     checkin.reask_count = 0
     checkin.selection = []
@@ -124,6 +110,48 @@ async def answer_question(
         return saved
     await _close(turn, checkin=checkin)
     return saved
+
+
+async def _ask_again(
+    turn: Turn, *, checkin: CheckIn, question: Question, parsed: Parsed, typed: str | None
+) -> None:
+    """The one re-ask of a question not understood, with its buttons.
+
+    What the text says is read first: a red flag gets its advice before the question comes
+    back, and then without "I did not understand" (the reply was read, just not as a score).
+    A doubtful mention of the question's own flags is not asked about separately: the re-ask
+    is that question, so the patient gets ONE question. A reply that contradicts itself ("no,
+    it won't stop") is told so.
+    """
+    lang, outbox = turn.language, turn.outbox
+    told = False
+    if typed:
+        told = await scan_free_text(
+            turn, text=typed, not_asking=frozenset(turn.protocol.flags_of(question))
+        ) or explain_expected(turn, text=typed)
+    if clarifying(turn.episode):
+        return  # a red flag's yes/no question was asked; the check-in question follows it
+    if parsed.contradiction:
+        prefix: str | None = t(
+            lang, "Your answer seems to say both yes and no. Please tap the answer that fits:"
+        )
+    elif told:
+        prefix = None
+    elif question.hint:
+        prefix = question.hint.get(lang)
+    else:
+        prefix = t(lang, "Sorry, I did not understand. Please tap one of the buttons.")
+    outbox.messages.append(
+        render_question(
+            turn.protocol,
+            question,
+            language=lang,
+            checkin_id=checkin.id,
+            index=checkin.question_index,
+            selection=checkin.selection,
+            prefix_text=prefix,
+        )
+    )
 
 
 async def _close(turn: Turn, *, checkin: CheckIn) -> None:

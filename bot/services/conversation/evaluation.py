@@ -10,11 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import Answer, CheckIn, Episode
 from bot.db.queries import answers
 from bot.domain.parsing import Parsed
-from bot.domain.protocol import Indication
+from bot.domain.protocol import Indication, Severity
 from bot.domain.rules import Finding, History, Observation, evaluate_answers, most_severe
 from bot.metrics import ANSWERS_SAVED
 from bot.services import alerts
 from bot.services.conversation.turn import Turn
+from bot.services.ports import OutgoingMessage
 
 log = structlog.get_logger(__name__)
 
@@ -85,23 +86,56 @@ async def load_history(session: AsyncSession, episode: Episode) -> History:
 
 
 async def escalate(turn: Turn, findings: list[Finding]) -> None:
-    """Open alerts and give the patient safety advice at once (never waiting for staff)."""
+    """Open alerts and give the patient safety advice at once (never waiting for staff).
+
+    Findings of one update are merged: a typed answer read by its question's rules and by the
+    free-text scan ("je dirais 9 sur 10, c'est insupportable") gets one piece of advice (the
+    most pressing) and one staff card, not one of each per reading.
+    """
     if not findings:
         return
-    ctx, episode = turn.ctx, turn.episode
-    touched = await alerts.raise_findings(
-        turn.session, now=turn.now, episode=episode, findings=findings
-    )
-    for alert in touched:
-        alerts.schedule_escalation(alert, now=turn.now, after=ctx.unit.reescalate_after)
-    turn.outbox.alerts.extend(touched)
+    await raise_alerts(turn, findings)
     severity = most_severe(findings)
     if severity is not None:
-        turn.outbox.say(
-            alerts.safety_advice(turn.protocol, severity, language=turn.language, ctx=ctx)
-        )
-        turn.audit("safety_advice_sent", severity=severity.value)
-    log.info("findings", episode_id=episode.id, count=len(findings))
+        _advise(turn, severity)
+    log.info("findings", episode_id=turn.episode.id, count=len(findings))
+
+
+async def raise_alerts(turn: Turn, findings: list[Finding]) -> None:
+    """Open or extend the alerts of ``findings``; the first alert this update opens is the one
+    its later findings join (one staff card per update)."""
+    outbox = turn.outbox
+    touched = await alerts.raise_findings(
+        turn.session,
+        now=turn.now,
+        episode=turn.episode,
+        findings=findings,
+        joining=outbox.opened_alert,
+    )
+    for alert in touched:
+        alerts.schedule_escalation(alert, now=turn.now, after=turn.ctx.unit.reescalate_after)
+        # Not flushed yet, so without an id: opened by this very call.
+        if alert.id is None and outbox.opened_alert is None:
+            outbox.opened_alert = alert
+        if alert not in outbox.alerts:
+            outbox.alerts.append(alert)
+
+
+def _advise(turn: Turn, severity: Severity) -> None:
+    """The safety advice of ``severity``, once per update: a later, more pressing finding
+    replaces the advice already queued, where it stands; a milder one adds nothing."""
+    outbox = turn.outbox
+    text = alerts.safety_advice(turn.protocol, severity, language=turn.language, ctx=turn.ctx)
+    if outbox.advice is None:
+        outbox.say(text)
+        outbox.advice = (len(outbox.messages) - 1, severity)
+    elif severity.rank < outbox.advice[1].rank:
+        index = outbox.advice[0]
+        outbox.messages[index] = OutgoingMessage(text=text)
+        outbox.advice = (index, severity)
+    else:
+        return
+    turn.audit("safety_advice_sent", severity=severity.value)
 
 
 async def evaluate(turn: Turn, new: list[Observation]) -> list[Finding]:

@@ -15,11 +15,10 @@ from bot.domain.parsing import Parsed
 from bot.domain.rules import evaluate_unheard_media
 from bot.domain.states import CONSENT, EpisodeStatus
 from bot.i18n import t
-from bot.services import alerts
 from bot.services.conversation.answers import answer_question
 from bot.services.conversation.consent import gate
 from bot.services.conversation.delivery import keep_photo
-from bot.services.conversation.evaluation import load_history, save_answer
+from bot.services.conversation.evaluation import load_history, raise_alerts, save_answer
 from bot.services.conversation.notes import scan_free_text
 from bot.services.conversation.prompts import consent_for, resume
 from bot.services.conversation.staff_photos import share_photo
@@ -88,11 +87,7 @@ async def route_media(
     if kind in UNHEARD_KINDS:
         history = await load_history(turn.session, episode)
         findings = evaluate_unheard_media(turn.protocol, history, day=turn.day)
-        outbox.alerts.extend(
-            await alerts.raise_findings(
-                turn.session, now=turn.now, episode=episode, findings=findings
-            )
-        )
+        await raise_alerts(turn, findings)
         outbox.forward_message_id = message_id
         outbox.say(
             t(

@@ -1,6 +1,7 @@
 """Free text outside any question: saved for staff, read for red flags, acknowledged.
 
-A red flag read for certain alerts; a doubtful one gets a yes/no question (:mod:`.clarify`)."""
+A red flag read for certain alerts; a doubtful one gets a yes/no question (:mod:`.clarify`);
+without one, a question about an expected effect gets the protocol's answer (:mod:`.education`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from bot.domain.rules import Observation
 from bot.domain.states import FOLLOW_UP_OVER, Awaiting
 from bot.i18n import t
 from bot.services.conversation.clarify import clarifying
+from bot.services.conversation.education import explain_expected
 from bot.services.conversation.evaluation import evaluate, save_answer
 from bot.services.conversation.prompts import clarify_question, resume
 from bot.services.conversation.turn import Turn
@@ -28,6 +30,8 @@ async def save_note(
     save_answer(turn, kind=kind, text=text, parsed=Parsed(status="ok"), message_id=message_id)
     if await scan_free_text(turn, text=text, skip_flags=skip_flags):
         return
+    # No red flag in it: a question about an expected effect gets the protocol's answer first.
+    explain_expected(turn, text=text)
     if turn.episode.status in FOLLOW_UP_OVER:
         turn.outbox.say(
             t(
@@ -48,11 +52,17 @@ async def save_note(
 
 
 async def scan_free_text(
-    turn: Turn, *, text: str, skip_flags: frozenset[str] = frozenset()
+    turn: Turn,
+    *,
+    text: str,
+    skip_flags: frozenset[str] = frozenset(),
+    not_asking: frozenset[str] = frozenset(),
 ) -> bool:
     """Read free text for red flags: certain ones alert, a doubtful one gets a yes/no question.
 
-    True when the patient was told something (safety advice, or the yes/no question)."""
+    ``skip_flags`` are already reported by the answer; ``not_asking`` are not asked about when
+    doubtful (the question being asked again covers them). True when the patient was told
+    something (safety advice, or the yes/no question)."""
     protocol, episode = turn.protocol, turn.episode
     mentions = scan_red_flags(
         text, protocol.red_flags, fever_threshold=protocol.fever_threshold_celsius
@@ -61,7 +71,9 @@ async def scan_free_text(
     doubtful = [
         m.flag
         for m in mentions
-        if m.certainty == "doubtful" and m.flag not in certain and m.flag not in skip_flags
+        if m.certainty == "doubtful"
+        and m.flag not in certain
+        and m.flag not in skip_flags | not_asking
     ]
     said = False
     if certain:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bot.db.models import CheckIn
 from bot.db.queries import episodes
-from bot.domain.parsing import Parsed, parse_scale, parse_yes_no
+from bot.domain.parsing import Parsed, parse_scale, parse_yes_no, read_against_own_words
 from bot.domain.states import (
     BASELINE,
     CONSENT,
@@ -70,7 +70,13 @@ async def route_text(turn: Turn, *, text: str, message_id: int | None) -> None:
         return
     if awaiting is not None and awaiting.flag is not None:
         flag = awaiting.flag
-        parsed = parse_yes_no(text)
+        parsed = read_against_own_words(
+            text,
+            parse_yes_no(text),
+            flag=flag,
+            red_flags=turn.protocol.red_flags,
+            fever_threshold=turn.protocol.fever_threshold_celsius,
+        )
         if parsed.value == 1:
             parsed = Parsed("ok", value=1, option_id="yes", flags=frozenset({flag}))
         save_answer(
@@ -81,6 +87,8 @@ async def route_text(turn: Turn, *, text: str, message_id: int | None) -> None:
             parsed=parsed,
             message_id=message_id,
         )
+        # Other signs in the reply still alert ("no, but I have 39 of fever").
+        await scan_free_text(turn, text=text, skip_flags=frozenset({flag}))
         await clarified(turn, flag=flag, parsed=parsed)
         return
     checkin = await episodes.open_checkin(turn.session, episode_id=episode.id)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Alert, CheckIn, Episode, Patient
-from bot.domain.protocol import Indication, Protocol, Question
+from bot.domain.protocol import Indication, Protocol, Question, Severity
 from bot.domain.schedule import day_number
 from bot.services import audit
 from bot.services.context import ServiceContext
@@ -42,6 +42,12 @@ class Outbox:
     owed_ids: list[int] = field(default_factory=list)
     #: The rows it owes the staff chat (a photo), sent once the alert cards are posted.
     staff_owed_ids: list[int] = field(default_factory=list)
+    #: The safety advice this update gives, as (index in ``messages``, severity): one worrying
+    #: message gets one piece of advice, made more pressing in place if a later finding of
+    #: the same update is (see :func:`~.evaluation.escalate`).
+    advice: tuple[int, Severity] | None = None
+    #: The alert this update opened: later findings of the same update join it (one card).
+    opened_alert: Alert | None = None
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         """Queue a message to the patient."""
