@@ -30,7 +30,7 @@ from bot.domain.schedule import day_number
 from bot.domain.states import AlertDelivery, AlertStatus
 from bot.i18n import format_local, t, tn
 from bot.metrics import ALERT_ACK_SECONDS, ALERT_DELIVERY_FAILURES, ALERTS_RAISED
-from bot.services import audit
+from bot.services import audit, chat_health
 from bot.services.context import STAFF_LANGUAGE, ServiceContext
 from bot.services.ports import (
     Button,
@@ -263,15 +263,20 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
         for alert in await alerts_by_ids(session, ids=ids):
             protocol, episode, patient = await _card_parts(session, ctx, alert)
             card = staff_card(protocol, alert, episode, patient, now=now)
-            jobs.append((alert.id, alert.delivery, alert.staff_message_id, card))
+            posted_in = alert.staff_chat_id or ctx.unit.staff_chat_id
+            jobs.append(
+                (alert.id, alert.delivery, SentRef(posted_in, alert.staff_message_id or 0), card)
+            )
     delivered = 0
-    for alert_id, delivery, message_id, card in jobs:
+    for alert_id, delivery, posted, card in jobs:
         try:
-            if delivery == AlertDelivery.SENT and message_id is not None:
-                await ctx.messenger.edit(SentRef(ctx.unit.staff_chat_id, message_id), card)
+            # Cards go to the staff chat, or to on-call while the bot has lost it; an edit is
+            # made where the card was posted.
+            if delivery == AlertDelivery.SENT and posted.message_id:
+                await chat_health.edit(ctx, posted, card)
                 ref = None
             else:
-                ref = await ctx.messenger.send(ctx.unit.staff_chat_id, card)
+                ref = await chat_health.post(ctx, card)
         except DeliveryError as exc:
             ALERT_DELIVERY_FAILURES.labels(reason=type(exc).__name__).inc()
             log.warning(
@@ -316,7 +321,7 @@ async def _schedule_retry(
         delay = min(RETRY_CAP, RETRY_BASE * (2 ** min(alert.delivery_attempts - 1, 10)))
         if exc.retry_after is not None:
             delay = max(delay, timedelta(seconds=exc.retry_after))
-        if isinstance(exc, ChatNotFound):
+        if isinstance(exc, ChatNotFound | chat_health.NoTeamChat):
             delay = max(delay, timedelta(minutes=1))
         alert.next_delivery_at = ctx.clock.now() + delay
         if edit:
@@ -407,9 +412,9 @@ def schedule_escalation(alert: Alert, *, now: datetime, after: timedelta) -> Non
 
 
 async def reescalate_due(ctx: ServiceContext) -> int:
-    """Send un-acknowledged urgent alerts to the on-call chat, again every delay."""
-    target = ctx.unit.oncall_chat_id or ctx.unit.staff_chat_id
-    if target is None:
+    """Send un-acknowledged urgent alerts to the on-call chat (the staff chat while the bot
+    has lost it), again every delay."""
+    if ctx.unit.oncall_chat_id is None and ctx.unit.staff_chat_id is None:
         return 0
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
@@ -433,7 +438,9 @@ async def reescalate_due(ctx: ServiceContext) -> int:
     sent = 0
     for alert_id, card in cards:
         try:
-            await ctx.messenger.send(target, card)
+            await chat_health.post(
+                ctx, card, prefer="oncall" if ctx.unit.oncall_chat_id else "staff"
+            )
             sent += 1
         except DeliveryError as exc:
             ALERT_DELIVERY_FAILURES.labels(reason=type(exc).__name__).inc()

@@ -82,7 +82,7 @@ from bot.domain.schedule import next_outside_quiet_hours, reminder_times
 from bot.domain.states import CheckInStatus, EpisodeStatus
 from bot.i18n import t
 from bot.metrics import DISPATCHER_LAG, MESSAGES_FAILED, MESSAGES_SENT
-from bot.services import alerts, audit, digest, owed
+from bot.services import alerts, audit, chat_health, digest, owed
 from bot.services.claims import holder_is_dead
 from bot.services.context import ServiceContext
 from bot.services.conversation import mark_blocked, send_still_owed
@@ -133,6 +133,7 @@ async def tick(ctx: ServiceContext) -> TickReport:
             break
     report.sent, report.failed = await _send_due(ctx)
     report.reminders = await _send_reminders(ctx)
+    await chat_health.check(ctx)  # before the cards: they go around a chat found lost
     report.alerts_delivered = await alerts.deliver_pending(ctx)
     await alerts.reescalate_due(ctx)
     await digest.send_if_due(ctx)

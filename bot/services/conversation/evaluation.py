@@ -13,7 +13,7 @@ from bot.domain.parsing import Parsed
 from bot.domain.protocol import Indication
 from bot.domain.rules import Finding, History, Observation, evaluate_answers, most_severe
 from bot.metrics import ANSWERS_SAVED
-from bot.services import alerts
+from bot.services import alerts, chat_health
 from bot.services.conversation.turn import Turn
 
 log = structlog.get_logger(__name__)
@@ -97,10 +97,18 @@ async def escalate(turn: Turn, findings: list[Finding]) -> None:
     turn.outbox.alerts.extend(touched)
     severity = most_severe(findings)
     if severity is not None:
+        # "The team has been alerted" only when a team chat can take the alert.
+        reachable = await chat_health.team_reachable(turn.session, ctx)
+        advice = alerts.safety_advice(turn.protocol, severity, language=turn.language, ctx=ctx)
         turn.outbox.say(
-            alerts.safety_advice(turn.protocol, severity, language=turn.language, ctx=ctx)
+            chat_health.honest_advice(
+                advice,
+                language=turn.language,
+                team_reachable=reachable,
+                unit_phone=ctx.unit.unit_phone,
+            )
         )
-        turn.audit("safety_advice_sent", severity=severity.value)
+        turn.audit("safety_advice_sent", severity=severity.value, team_reachable=reachable)
     log.info("findings", episode_id=episode.id, count=len(findings))
 
 
