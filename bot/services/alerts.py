@@ -263,16 +263,16 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
         for alert in await alerts_by_ids(session, ids=ids):
             protocol, episode, patient = await _card_parts(session, ctx, alert)
             card = staff_card(protocol, alert, episode, patient, now=now)
-            posted_in = alert.staff_chat_id or ctx.unit.staff_chat_id
-            jobs.append(
-                (alert.id, alert.delivery, SentRef(posted_in, alert.staff_message_id or 0), card)
-            )
+            # Where the card was posted: the staff chat, or on-call while the bot had lost it.
+            posted = None
+            if alert.staff_message_id is not None:
+                chat_id = alert.staff_chat_id or ctx.unit.staff_chat_id
+                posted = SentRef(chat_id, alert.staff_message_id)
+            jobs.append((alert.id, alert.delivery, posted, card))
     delivered = 0
     for alert_id, delivery, posted, card in jobs:
         try:
-            # Cards go to the staff chat, or to on-call while the bot has lost it; an edit is
-            # made where the card was posted.
-            if delivery == AlertDelivery.SENT and posted.message_id:
+            if delivery == AlertDelivery.SENT and posted is not None:
                 await chat_health.edit(ctx, posted, card)
                 ref = None
             else:
@@ -438,9 +438,7 @@ async def reescalate_due(ctx: ServiceContext) -> int:
     sent = 0
     for alert_id, card in cards:
         try:
-            await chat_health.post(
-                ctx, card, prefer="oncall" if ctx.unit.oncall_chat_id else "staff"
-            )
+            await chat_health.post(ctx, card, prefer="oncall")
             sent += 1
         except DeliveryError as exc:
             ALERT_DELIVERY_FAILURES.labels(reason=type(exc).__name__).inc()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 import structlog
@@ -199,6 +199,10 @@ async def check(ctx: ServiceContext) -> None:
     if not configured:
         return
     now = ctx.clock.now()
+    async with ctx.sessions() as session:
+        seen = await chat_states(session)
+    if not any(_needs_work(seen.get(role), chat_id, now) for role, chat_id in configured.items()):
+        return  # the usual tick: one read, no write
     due: list[tuple[Role, int]] = []
     async with ctx.sessions.begin() as session:
         for role, chat_id in configured.items():
@@ -222,6 +226,14 @@ async def check(ctx: ServiceContext) -> None:
             continue
         await _note_reachable(ctx, role, chat_id)
     await send_notices(ctx)
+
+
+def _needs_work(row: ChatHealth | None, chat_id: int, now: datetime) -> bool:
+    """A row to create or reset, a check due, or a notice owed."""
+    if row is None or row.chat_id != chat_id or row.checked_at is None:
+        return True
+    every = CHECK_LOST if row.problem else CHECK_REACHABLE
+    return now - row.checked_at >= every or row.announced != row.problem
 
 
 async def send_notices(ctx: ServiceContext) -> None:

@@ -187,3 +187,18 @@ async def test_with_both_team_chats_lost_the_patient_is_told_to_call_not_that_th
         for minutes in (2, 4, 6):
             await harness.advance_to(EVENING + timedelta(minutes=minutes))
         await harness.staff_message("P-006")
+
+
+async def test_a_bot_no_longer_allowed_to_send_in_the_staff_group_is_seen_by_the_check(
+    harness: BotHarness,
+) -> None:
+    harness.server.restrict_bot(STAFF_CHAT)
+    async with ops_of(harness) as ops:
+        await harness.tick()  # no alert is due: the periodic check alone finds it
+        notice = await harness.server.wait_for(
+            lambda m: m.chat_id == ONCALL_CHAT and STAFF_SETTING in (m.text or "")
+        )
+        assert "n'a plus le droit" in (notice.text or "")
+        status, body = await healthz(ops)
+        assert status == 503
+        assert "restriction" in body["staff_chat"]
