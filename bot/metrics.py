@@ -32,3 +32,8 @@ UPDATES_RETRIED = Counter(
 POLLING_RESTARTS = Counter(
     "cryo_polling_restarts_total", "Times the polling loop failed and was started again", ["reason"]
 )
+STAFF_CHAT_REACHABLE = Gauge(
+    "cryo_staff_chat_reachable",
+    "1 while the bot can post in the team chat (staff, oncall); 0 once Telegram refused it for good",
+    ["chat"],
+)

@@ -106,6 +106,8 @@ async def test_webhook_checks_secret_token_and_ops_endpoints_answer(
             assert health == {
                 "status": "ok",
                 "database": "ok",
+                "staff_chat": "ok",
+                "oncall_chat": "ok",
                 "application": "ok",
                 "updates": "ok",
             }

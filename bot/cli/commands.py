@@ -99,6 +99,10 @@ class OfflineMessenger:
         """Refuse: the CLI does not download patients' files."""
         raise DeliveryError("the command line does not download Telegram files")
 
+    async def check_chat(self, chat_id: int) -> None:
+        """Refuse: the CLI does not ask Telegram about chats (``doctor`` does, on its own)."""
+        raise DeliveryError("the command line does not check Telegram chats")
+
 
 @asynccontextmanager
 async def offline_context(

@@ -457,3 +457,25 @@ class BotFact(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(256))
     updated_at: Mapped[datetime]
+
+
+class ChatHealth(Base):
+    """Whether the bot can post in a team chat (``staff``, ``oncall``), as last seen.
+
+    In the database, not in memory: the process that finds a chat lost tells the other chat
+    once, every process then routes alerts around it, and ``/healthz`` and the metric of any
+    process report it. ``announced`` is the problem the other chat was last told about (None
+    once told it is solved): a notice is owed while it differs from ``problem``.
+    """
+
+    __tablename__ = "chat_health"
+
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    #: None while the bot can post; else ``removed``, ``restricted``, ``migrated``, ``not_found``.
+    problem: Mapped[str | None] = mapped_column(String(16))
+    #: The supergroup's id when the group was upgraded (``migrated``).
+    new_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    since: Mapped[datetime]
+    announced: Mapped[str | None] = mapped_column(String(16))
+    checked_at: Mapped[datetime | None]

@@ -27,7 +27,7 @@ from bot.domain.protocol import LocalizedText, Protocol, Severity
 from bot.domain.rules import Finding
 from bot.domain.states import AlertDelivery, AlertStatus
 from bot.metrics import ALERT_ACK_SECONDS, ALERT_DELIVERY_FAILURES, ALERTS_RAISED
-from bot.services import audit
+from bot.services import audit, chat_health
 from bot.services.cards import rules_of, staff_card
 from bot.services.context import ServiceContext
 from bot.services.ports import (
@@ -172,15 +172,20 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
             card = staff_card(
                 protocol, alert, episode, patient, now=now, language=ctx.unit.staff_language
             )
-            jobs.append((alert.id, alert.delivery, alert.staff_message_id, card))
+            # Where the card was posted: the staff chat, or on-call while the bot had lost it.
+            posted = None
+            if alert.staff_message_id is not None:
+                chat_id = alert.staff_chat_id or ctx.unit.staff_chat_id
+                posted = SentRef(chat_id, alert.staff_message_id)
+            jobs.append((alert.id, alert.delivery, posted, card))
     delivered = 0
-    for alert_id, delivery, message_id, card in jobs:
+    for alert_id, delivery, posted, card in jobs:
         try:
-            if delivery == AlertDelivery.SENT and message_id is not None:
-                await ctx.messenger.edit(SentRef(ctx.unit.staff_chat_id, message_id), card)
+            if delivery == AlertDelivery.SENT and posted is not None:
+                await chat_health.edit(ctx, posted, card)
                 ref = None
             else:
-                ref = await ctx.messenger.send(ctx.unit.staff_chat_id, card)
+                ref = await chat_health.post(ctx, card)
         except DeliveryError as exc:
             ALERT_DELIVERY_FAILURES.labels(reason=type(exc).__name__).inc()
             log.warning(
@@ -225,7 +230,7 @@ async def _schedule_retry(
         delay = min(RETRY_CAP, RETRY_BASE * (2 ** min(alert.delivery_attempts - 1, 10)))
         if exc.retry_after is not None:
             delay = max(delay, timedelta(seconds=exc.retry_after))
-        if isinstance(exc, ChatNotFound):
+        if isinstance(exc, ChatNotFound | chat_health.NoTeamChat):
             delay = max(delay, timedelta(minutes=1))
         alert.next_delivery_at = ctx.clock.now() + delay
         if edit:
@@ -323,9 +328,9 @@ def schedule_escalation(alert: Alert, *, now: datetime, after: timedelta) -> Non
 
 
 async def reescalate_due(ctx: ServiceContext) -> int:
-    """Send un-acknowledged urgent alerts to the on-call chat, again every delay."""
-    target = ctx.unit.oncall_chat_id or ctx.unit.staff_chat_id
-    if target is None:
+    """Send un-acknowledged urgent alerts to the on-call chat (the staff chat while the bot
+    has lost it), again every delay."""
+    if ctx.unit.oncall_chat_id is None and ctx.unit.staff_chat_id is None:
         return 0
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
@@ -357,7 +362,7 @@ async def reescalate_due(ctx: ServiceContext) -> int:
     sent = 0
     for alert_id, card in cards:
         try:
-            await ctx.messenger.send(target, card)
+            await chat_health.post(ctx, card, prefer="oncall")
             sent += 1
         except DeliveryError as exc:
             ALERT_DELIVERY_FAILURES.labels(reason=type(exc).__name__).inc()

@@ -21,6 +21,7 @@ from bot.domain.protocol import Severity
 from bot.domain.schedule import day_number
 from bot.domain.states import AlertStatus, CheckInStatus
 from bot.i18n import format_local, t
+from bot.services import chat_health
 from bot.services.cards import day_label
 from bot.services.context import ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage
@@ -142,7 +143,7 @@ async def send_if_due(ctx: ServiceContext) -> bool:
     message_id: int | None = None
     if message is not None:
         try:
-            message_id = (await ctx.messenger.send(ctx.unit.staff_chat_id, message)).message_id
+            message_id = (await chat_health.post(ctx, message)).message_id
         except DeliveryError as exc:
             log.warning("digest_failed", error=type(exc).__name__)
             return False

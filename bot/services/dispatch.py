@@ -13,6 +13,13 @@ as long as at most :data:`BATCH` claimed rows are not yet recorded. Finished sen
 round waits for its slowest send before the next rows are claimed. All of a tick's transactions
 run one after another in the tick's task (SQLite has one writer); only the sends overlap them.
 
+Quiet hours hold for every automatic send to a patient, not only for planned times: a check-in
+or a reminder that falls due while the patient's quiet hours are on (the bot was down, retries
+ran late) is not sent but waits for their end in the patient's time zone (``retry_at``, or the
+next reminder time), without counting as an attempt. It is sent in the morning if its window is
+still open then, else it is missed as it would have been had the bot stayed down. Replies to a
+patient's own message (safety advice first) never wait: they are not sent from here.
+
 Failures:
 
 * ``RecipientBlocked`` (403): the check-in is cancelled, the episode marked blocked and staff
@@ -71,11 +78,11 @@ from bot.db.queries.checkins import (
 )
 from bot.domain.protocol import Indication, Protocol
 from bot.domain.rules import History, evaluate_missed
-from bot.domain.schedule import reminder_times
+from bot.domain.schedule import next_outside_quiet_hours, reminder_times
 from bot.domain.states import CheckInStatus, EpisodeStatus
 from bot.i18n import t
 from bot.metrics import DISPATCHER_LAG, MESSAGES_FAILED, MESSAGES_SENT
-from bot.services import alerts, audit, digest, owed
+from bot.services import alerts, audit, chat_health, digest, owed
 from bot.services.claims import holder_is_dead
 from bot.services.context import ServiceContext
 from bot.services.conversation import mark_blocked, send_still_owed
@@ -126,6 +133,7 @@ async def tick(ctx: ServiceContext) -> TickReport:
             break
     report.sent, report.failed = await _send_due(ctx)
     report.reminders = await _send_reminders(ctx)
+    await chat_health.check(ctx)  # before the cards: they go around a chat found lost
     report.alerts_delivered = await alerts.deliver_pending(ctx)
     await alerts.reescalate_due(ctx)
     await digest.send_if_due(ctx)
@@ -306,9 +314,16 @@ async def _open_claimed(ctx: ServiceContext, claimed: list[int]) -> list[_Prepar
                 checkin.status, checkin.status_reason = CheckInStatus.CANCELLED, reason
                 checkin.closed_at = now
                 continue
+            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+            morning = next_outside_quiet_hours(now, protocol.quiet_hours, episode.time_zone)
+            if morning > now:
+                # Late (downtime, retries) and now in the patient's quiet hours: wait for their
+                # end, not counted as an attempt. Past its window by then, it is missed.
+                checkin.status, checkin.retry_at = CheckInStatus.SCHEDULED, morning
+                checkin.attempts -= 1
+                continue
             latest_of.add(checkin.episode_id)
             assert patient.chat_id is not None
-            protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
             for old in still_open.pop(checkin.episode_id, []):
                 await _close_unanswered(session, old, now)
             # Open the conversation before sending: a quick patient must find it awaiting.
@@ -437,6 +452,13 @@ async def _send_reminders(ctx: ServiceContext) -> int:
         ids = await claim_due_reminders(session, now=now, limit=BATCH)
         for checkin, episode, patient in await with_episode_and_patient(session, ids=ids):
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
+            morning = next_outside_quiet_hours(now, protocol.quiet_hours, episode.time_zone)
+            if morning > now:
+                # Overdue after a downtime and now in quiet hours: not sent, not counted; it
+                # waits for their end if the check-in can still be answered then.
+                checkin.reminders_sent -= 1
+                checkin.next_reminder_at = morning if morning < checkin.window_ends_at else None
+                continue
             checkin.next_reminder_at = _next_reminder(protocol, checkin, episode, now)
             questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
             if (

@@ -6,6 +6,8 @@ Bot API's failures onto the exceptions below, which is all services need to deci
     DeliveryError
     ├── RecipientBlocked    the patient blocked the bot (403): stop the episode's sending
     ├── ChatNotFound        the chat id is wrong or the bot left the group (400)
+    ├── ChatLost            the bot may no longer post in a group: removed (403), its right to
+    │                       send taken away, or the group became a supergroup (new id given)
     └── TemporaryFailure    network error, 5xx, 429 (retry_after set): retry later
 """
 
@@ -68,6 +70,17 @@ class ChatNotFound(DeliveryError):
     """The chat does not exist for this bot."""
 
 
+@dataclass
+class ChatLost(DeliveryError):
+    """The bot can no longer post in a group, for good until someone acts.
+
+    ``reason`` is ``removed``, ``restricted`` or ``migrated``; ``new_chat_id`` is the
+    supergroup's id when a group was upgraded (Telegram's ``migrate_to_chat_id``).
+    """
+
+    new_chat_id: int | None = field(default=None)
+
+
 class TemporaryFailure(DeliveryError):
     """Worth retrying later (network, 5xx, 429)."""
 
@@ -89,4 +102,10 @@ class Messenger(Protocol):
 
     async def download(self, file_id: str) -> bytes:
         """The bytes of a file a patient sent (e.g. a photo of the knee), by its file id."""
+        ...
+
+    async def check_chat(self, chat_id: int) -> None:
+        """Ask Telegram whether the bot may post in a group (sends nothing): returns when it
+        may, raises :class:`ChatLost` or :class:`ChatNotFound` when it may not, another
+        :class:`DeliveryError` when Telegram could not tell."""
         ...

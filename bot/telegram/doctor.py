@@ -16,14 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from telegram import (
-    Bot,
-    Chat,
-    ChatFullInfo,
-    ChatMember,
-    ChatMemberAdministrator,
-    ChatMemberRestricted,
-)
+from telegram import Bot, Chat
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -41,6 +34,7 @@ from bot.domain.states import EpisodeStatus
 from bot.errors import ConfigError, ProtocolError
 from bot.protocols import ProtocolRegistry
 from bot.telegram.app import settings_requests
+from bot.telegram.chat_rights import cannot_post
 from bot.telegram.runtime import load_registry
 
 #: Follow-ups whose check-ins are still ahead: their time zone must exist on this machine.
@@ -360,24 +354,8 @@ async def _check_chat(bot: Bot, setting: str, chat_id: int, findings: Findings) 
     except TelegramError as exc:
         findings.problems.append(Problem(setting, f"chat {chat_id}: {exc.message}"))
         return
-    refusal = _cannot_post(chat, member)
+    refusal = cannot_post(chat, member)
     if refusal is not None:
-        findings.problems.append(Problem(setting, f"{chat.title or chat_id}: {refusal}"))
+        findings.problems.append(Problem(setting, f"{chat.title or chat_id}: {refusal[1]}"))
     else:
         findings.checked.append(f"{setting} {chat.title or chat_id}")
-
-
-def _cannot_post(chat: ChatFullInfo, member: ChatMember) -> str | None:
-    """Why the bot may not post in this group (None when it may)."""
-    if member.status in (ChatMember.LEFT, ChatMember.BANNED):
-        return "the bot is not a member of this group: add it again"
-    if isinstance(member, ChatMemberRestricted) and not member.can_send_messages:
-        return "the bot may not send messages here: lift its restriction (group settings)"
-    if chat.type == Chat.CHANNEL and not (
-        isinstance(member, ChatMemberAdministrator) and member.can_post_messages
-    ):
-        return "the bot may not post in this channel: make it an administrator who can post"
-    members_may_send = chat.permissions is None or chat.permissions.can_send_messages is not False
-    if member.status == ChatMember.MEMBER and not members_may_send:
-        return "members may not send messages in this group: make the bot an administrator"
-    return None

@@ -2,7 +2,7 @@
 Prometheus.
 
 The gauges an operator alerts on (dispatcher lag, alerts open, the oldest unacknowledged urgent
-alert) are recomputed from the database at every scrape: a stuck dispatcher cannot update its own
+alert, whether the bot can still post in the staff and on-call chats) are recomputed from the database at every scrape: a stuck dispatcher cannot update its own
 lag, so a gauge it sets itself would hide exactly the failure it is meant to show. Nothing here
 carries a label, a name or a health value: counts and ages only.
 """
@@ -23,6 +23,7 @@ from telegram.ext import Application
 from bot.db.queries.checkins import oldest_unsent_due
 from bot.db.queries.views import oldest_unacknowledged, unresolved_alert_count
 from bot.metrics import ALERTS_OPEN, DISPATCHER_LAG, UP_SINCE, URGENT_UNACKNOWLEDGED
+from bot.services import chat_health
 from bot.services.context import ServiceContext
 
 log = structlog.get_logger(__name__)
@@ -42,6 +43,7 @@ async def refresh_gauges(ctx: ServiceContext) -> None:
     DISPATCHER_LAG.set((now - oldest_due).total_seconds() if oldest_due else 0.0)
     ALERTS_OPEN.set(open_alerts)
     URGENT_UNACKNOWLEDGED.set((now - oldest_unacked).total_seconds() if oldest_unacked else 0.0)
+    await chat_health.health(ctx)  # sets cryo_staff_chat_reachable from the database
 
 
 class OpsServer:
@@ -89,8 +91,9 @@ class OpsServer:
             await runner.cleanup()
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        """200 when the database answers and the bot is running (and receiving updates);
-        503 naming what is wrong otherwise (e.g. "conflict: another process is polling")."""
+        """200 when the database answers, the bot is running (and receiving updates) and can post
+        in the team chats; 503 naming what is wrong otherwise (e.g. "conflict: another process
+        is polling", "lost: the bot was removed from the group STAFF_CHAT_ID=...")."""
         checks: dict[str, str] = {}
         try:
             async with asyncio.timeout(DATABASE_TIMEOUT), self._ctx.sessions() as session:
@@ -98,6 +101,12 @@ class OpsServer:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = type(exc).__name__
+        if checks["database"] == "ok":
+            # The team chats as last seen: a lost one names its setting and the fix.
+            try:
+                checks.update(await chat_health.health(self._ctx))
+            except Exception as exc:
+                checks["team_chats"] = type(exc).__name__
         checks["application"] = "ok" if self._application.running else "stopped"
         if self._receiving is not None:
             checks["updates"] = self._receiving() or "ok"

@@ -1,16 +1,25 @@
 """The :class:`~bot.services.ports.Messenger` port over python-telegram-bot's ``Bot``.
 
 Maps Bot API failures onto the port's small exception tree, so services decide without knowing
-Telegram: ``Forbidden`` → blocked, ``BadRequest: chat not found`` → chat not found, ``RetryAfter``,
-``TimedOut``, ``NetworkError`` → temporary.
+Telegram: ``Forbidden`` → blocked (a patient's private chat) or chat lost (a group: the bot was
+removed), ``ChatMigrated`` and "not enough rights" → chat lost, ``BadRequest: chat not found`` →
+chat not found, ``RetryAfter``, ``TimedOut``, ``NetworkError`` → temporary.
 """
 
 from __future__ import annotations
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram import Bot, Chat, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
 from bot.services.ports import (
+    ChatLost,
     ChatNotFound,
     DeliveryError,
     OutgoingMessage,
@@ -18,6 +27,7 @@ from bot.services.ports import (
     SentRef,
     TemporaryFailure,
 )
+from bot.telegram.chat_rights import cannot_post
 
 
 def keyboard(message: OutgoingMessage) -> InlineKeyboardMarkup | None:
@@ -32,16 +42,25 @@ def keyboard(message: OutgoingMessage) -> InlineKeyboardMarkup | None:
     )
 
 
-def _translate(exc: TelegramError) -> DeliveryError:
+def _translate(exc: TelegramError, chat_id: int | None = None) -> DeliveryError:
+    """The port's exception for a Bot API failure; ``chat_id`` tells a group (negative id)
+    from a patient's private chat, where a 403 means the patient blocked the bot."""
     if isinstance(exc, RetryAfter):
         retry = exc.retry_after
         seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
         return TemporaryFailure("retry_after", retry_after=seconds)
+    if isinstance(exc, ChatMigrated):
+        return ChatLost("migrated", new_chat_id=int(exc.new_chat_id))
     if isinstance(exc, Forbidden):
+        if chat_id is not None and chat_id < 0:
+            return ChatLost("removed")
         return RecipientBlocked("forbidden")
     if isinstance(exc, BadRequest):
-        if "chat not found" in exc.message.lower():
+        message = exc.message.lower()
+        if "chat not found" in message:
             return ChatNotFound("chat_not_found")
+        if "not enough rights" in message:
+            return ChatLost("restricted")
         return DeliveryError("bad_request")
     if isinstance(exc, NetworkError):
         return TemporaryFailure("network")
@@ -86,7 +105,7 @@ class TelegramMessenger:
                     chat_id, message.text, reply_markup=markup, reply_parameters=reply
                 )
         except TelegramError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, chat_id) from exc
         return SentRef(sent.chat_id, sent.message_id)
 
     async def edit(self, ref: SentRef, message: OutgoingMessage) -> None:
@@ -101,16 +120,16 @@ class TelegramMessenger:
         except BadRequest as exc:
             if "not modified" in exc.message.lower():
                 return
-            raise _translate(exc) from exc
+            raise _translate(exc, ref.chat_id) from exc
         except TelegramError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, ref.chat_id) from exc
 
     async def forward(self, chat_id: int, from_chat_id: int, message_id: int) -> SentRef:
         """Forward a patient's message to staff."""
         try:
             sent = await self._bot.forward_message(chat_id, from_chat_id, message_id)
         except TelegramError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, chat_id) from exc
         return SentRef(sent.chat_id, sent.message_id)
 
     async def download(self, file_id: str) -> bytes:
@@ -120,3 +139,16 @@ class TelegramMessenger:
             return bytes(await file.download_as_bytearray())
         except TelegramError as exc:
             raise _translate(exc) from exc
+
+    async def check_chat(self, chat_id: int) -> None:
+        """getChat, then getChatMember for the bot: may it post there (see the port)?"""
+        try:
+            chat = await self._bot.get_chat(chat_id)
+            if chat.type == Chat.PRIVATE:
+                return
+            member = await self._bot.get_chat_member(chat_id, self._bot.id)
+        except TelegramError as exc:
+            raise _translate(exc, chat_id) from exc
+        refusal = cannot_post(chat, member)
+        if refusal is not None:
+            raise ChatLost(refusal[0])

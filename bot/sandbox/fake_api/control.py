@@ -37,6 +37,7 @@ _CONTROL_METHODS: Final = frozenset(
         "remove_bot_from_group",
         "restrict_bot",
         "restore_bot",
+        "upgrade_group",
         "inject_fault",
         "clear_faults",
     }

@@ -122,6 +122,8 @@ class World:
         #: The bot's standing in a group when it is not a plain member: "restricted" (may not
         #: send), "left" (removed) or "kicked" (banned).
         self.bot_standing: dict[int, str] = {}
+        #: Basic groups upgraded to a supergroup: old id → the supergroup's id.
+        self.migrated_to: dict[int, int] = {}
         self.messages: dict[tuple[int, int], Msg] = {}
         self.sent: list[SentMessage] = []
         self.sent_by_chat: dict[int, list[SentMessage]] = {}
@@ -181,7 +183,15 @@ class World:
         return chat_id
 
     def check_member(self, chat_id: int) -> None:
-        """Telegram answers 403 to a bot that is no longer in the group."""
+        """Telegram answers 403 to a bot that is no longer in the group, and 400 with the new id
+        for a group that became a supergroup."""
+        migrated = self.migrated_to.get(chat_id)
+        if migrated is not None:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=migrated,
+            )
         standing = self.bot_standing.get(chat_id)
         kind = self.chats[chat_id].get("type", "group")
         if standing == "kicked":

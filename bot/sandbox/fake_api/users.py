@@ -70,6 +70,19 @@ class ActingAsUsers:
         """The bot is a plain member of the group again."""
         self._world.bot_standing.pop(chat_id, None)
 
+    def upgrade_group(self, chat_id: int, *, new_chat_id: int) -> None:
+        """A basic group becomes a supergroup (an admin enabled a setting that needs one): it
+        gets a new id, the bot stays a member there, and every call naming the old id answers
+        400 "group chat was upgraded to a supergroup chat" with ``migrate_to_chat_id``."""
+        self._require_group(chat_id)
+        old = self._world.chats[chat_id]
+        if old.get("type") != "group":
+            raise ValueError(f"{chat_id} is already a supergroup")
+        if new_chat_id in self._world.chats:
+            raise ValueError(f"{new_chat_id} is already a chat of the fake server")
+        self.add_group(new_chat_id, title=str(old.get("title", "Staff")), type_="supergroup")
+        self._world.migrated_to[chat_id] = new_chat_id
+
     def _require_group(self, chat_id: int) -> None:
         if self._world.chats.get(chat_id, {}).get("type") not in {"group", "supergroup"}:
             raise ValueError(f"{chat_id} is not a group of the fake server (add_group first)")

@@ -28,11 +28,19 @@ SENDING_LOWER: Final = frozenset(m.lower() for m in SENDING_METHODS)
 class ApiError(Exception):
     """A Bot API error answer; carried up to the request handler, which renders it."""
 
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        description: str,
+        retry_after: int | None = None,
+        *,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
 
 def chat_not_found() -> ApiError:
@@ -129,7 +137,8 @@ def json_response(payload: object, status: int = 200) -> web.Response:
 
 
 def error_response(error: ApiError) -> web.Response:
-    """The Bot API's error object, with ``parameters.retry_after`` for a 429."""
+    """The Bot API's error object, with ``parameters.retry_after`` for a 429 and
+    ``parameters.migrate_to_chat_id`` for a group that became a supergroup."""
     payload: JSONDict = {
         "ok": False,
         "error_code": error.code,
@@ -137,4 +146,6 @@ def error_response(error: ApiError) -> web.Response:
     }
     if error.retry_after is not None:
         payload["parameters"] = {"retry_after": error.retry_after}
+    if error.migrate_to_chat_id is not None:
+        payload["parameters"] = {"migrate_to_chat_id": error.migrate_to_chat_id}
     return json_response(payload, status=error.code)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Answer
 from bot.i18n import t
-from bot.services import alerts, owed
+from bot.services import alerts, chat_health, owed
 from bot.services.context import ServiceContext
 from bot.services.conversation.blocking import mark_blocked
 from bot.services.conversation.turn import Outbox
@@ -32,11 +32,12 @@ log = structlog.get_logger(__name__)
 
 
 async def notify_staff(ctx: ServiceContext, text: str) -> None:
-    """A short notice in the staff chat (refusal, /stop, /delete): best effort, logged."""
+    """A short notice in the staff chat (on-call while the bot has lost it) about a refusal,
+    a /stop, a /delete: best effort, logged."""
     if ctx.unit.staff_chat_id is None:
         return
     try:
-        await ctx.messenger.send(ctx.unit.staff_chat_id, OutgoingMessage(text=text))
+        await chat_health.post(ctx, OutgoingMessage(text=text))
     except DeliveryError as exc:
         log.warning("staff_notice_failed", error=type(exc).__name__)
 
@@ -137,8 +138,8 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
     await owed.send_claimed(ctx, outbox.staff_owed_ids, on_blocked=_on_blocked(ctx))
     if outbox.forward_message_id is not None and ctx.unit.staff_chat_id is not None:
         try:
-            await ctx.messenger.forward(
-                ctx.unit.staff_chat_id, outbox.chat_id, outbox.forward_message_id
+            await chat_health.forward(
+                ctx, from_chat_id=outbox.chat_id, message_id=outbox.forward_message_id
             )
         except DeliveryError as exc:
             log.warning("forward_failed", error=type(exc).__name__)

@@ -13,7 +13,7 @@ from bot.domain.parsing import Parsed
 from bot.domain.protocol import Indication, Severity
 from bot.domain.rules import Finding, History, Observation, evaluate_answers, most_severe
 from bot.metrics import ANSWERS_SAVED
-from bot.services import alerts
+from bot.services import alerts, chat_health
 from bot.services.conversation.turn import Turn
 from bot.services.ports import OutgoingMessage
 
@@ -97,7 +97,7 @@ async def escalate(turn: Turn, findings: list[Finding]) -> None:
     await raise_alerts(turn, findings)
     severity = most_severe(findings)
     if severity is not None:
-        _advise(turn, severity)
+        await _advise(turn, severity)
     log.info("findings", episode_id=turn.episode.id, count=len(findings))
 
 
@@ -121,11 +121,23 @@ async def raise_alerts(turn: Turn, findings: list[Finding]) -> None:
             outbox.alerts.append(alert)
 
 
-def _advise(turn: Turn, severity: Severity) -> None:
+async def _advise(turn: Turn, severity: Severity) -> None:
     """The safety advice of ``severity``, once per update: a later, more pressing finding
-    replaces the advice already queued, where it stands; a milder one adds nothing."""
+    replaces the advice already queued, where it stands; a milder one adds nothing.
+
+    "The team has been alerted" is said only when a team chat can take the alert.
+    """
     outbox = turn.outbox
-    text = alerts.safety_advice(turn.protocol, severity, language=turn.language, ctx=turn.ctx)
+    if outbox.advice is not None and severity.rank >= outbox.advice[1].rank:
+        return
+    ctx = turn.ctx
+    reachable = await chat_health.team_reachable(turn.session, ctx)
+    text = chat_health.honest_advice(
+        alerts.safety_advice(turn.protocol, severity, language=turn.language, ctx=ctx),
+        language=turn.language,
+        team_reachable=reachable,
+        unit_phone=ctx.unit.unit_phone,
+    )
     if outbox.advice is None:
         outbox.say(text)
         outbox.advice = (len(outbox.messages) - 1, severity)
@@ -133,9 +145,7 @@ def _advise(turn: Turn, severity: Severity) -> None:
         index = outbox.advice[0]
         outbox.messages[index] = OutgoingMessage(text=text)
         outbox.advice = (index, severity)
-    else:
-        return
-    turn.audit("safety_advice_sent", severity=severity.value)
+    turn.audit("safety_advice_sent", severity=severity.value, team_reachable=reachable)
 
 
 async def evaluate(turn: Turn, new: list[Observation]) -> list[Finding]:
