@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -31,6 +31,7 @@ STAFF_LANGUAGE = "fr"
 class UnitSettings:
     """The unit's own numbers and chats, as services need them."""
 
+    #: The unit's name in any language without its own in ``unit_name_by_language``.
     unit_name: str
     unit_phone: str
     oncall_phone: str
@@ -44,6 +45,11 @@ class UnitSettings:
     bot_username: str = "cryo_followup_bot"
     media_dir: str = "media"
     media_max_bytes: int = 5_000_000
+    unit_name_by_language: Mapping[str, str] = field(default_factory=dict)
+
+    def unit_name_in(self, language: str) -> str:
+        """The unit's name as patients of ``language`` know it ("Interventional Radiology")."""
+        return self.unit_name_by_language.get(language, self.unit_name)
 
 
 @dataclass
