@@ -7,6 +7,7 @@ or malformed value stops the program at start with one line naming the variable
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -33,6 +34,8 @@ EXPECTED = {
     "UNIT_PHONE": "the unit's phone number as patients should dial it",
     "ONCALL_PHONE": "the out-of-hours phone number",
     "UNIT_NAME": "the unit's name as patients know it",
+    "UNIT_NAME_BY_LANGUAGE": "a JSON object of language code to unit name, like "
+    '{"en": "Interventional Radiology"}, or empty',
     "LOG_FORMAT": "console or json",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
     "WEBHOOK_URL": "the public https URL Telegram should post updates to, or empty for polling",
@@ -71,6 +74,8 @@ class Settings(BaseSettings):
     staff_user_ids: Annotated[tuple[int, ...], NoDecode] = ()
     timezone: str = "Europe/Paris"
     unit_name: str = "Radiologie interventionnelle"
+    #: The unit's name in the languages where it differs from ``unit_name``.
+    unit_name_by_language: Annotated[dict[str, str], NoDecode] = {}
     unit_phone: str = "01 23 45 67 89"
     oncall_phone: str = "01 98 76 54 32"
     log_format: Literal["console", "json"] = "console"
@@ -192,6 +197,26 @@ class Settings(BaseSettings):
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
             raise ValueError("malformed")
         return value
+
+    @field_validator("unit_name_by_language", mode="before")
+    @classmethod
+    def _json_mapping(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("malformed") from None
+        return value
+
+    @field_validator("unit_name_by_language")
+    @classmethod
+    def _names_by_language(cls, value: dict[str, str]) -> dict[str, str]:
+        for language, name in value.items():
+            if not re.fullmatch(r"[a-z]{2,3}", language) or not name.strip():
+                raise ValueError("malformed")
+        return {language: name.strip() for language, name in value.items()}
 
     @field_validator("timezone")
     @classmethod

@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from bot.domain.protocol import Protocol, check_protocol, format_location
+from bot.domain.wording import check_wording
 from bot.errors import ConfigError, ProtocolError
 
 DEFAULT_PROTOCOL_ID = "knee-cryoneurolysis"
@@ -62,7 +63,7 @@ def parse_protocol(text: str, *, source: str) -> Protocol:
             for error in exc.errors()
         ]
         raise ProtocolError(source, problems) from None
-    problems = check_protocol(protocol)
+    problems = [*check_protocol(protocol), *check_wording(protocol)]
     if problems:
         raise ProtocolError(source, problems)
     return protocol

@@ -232,7 +232,7 @@ async def _prepare(harness: BotHarness) -> dict[str, int]:
     harness.server.add_user(INTRUDER, first_name="Visitor", language_code="fr")
     await harness.advance_to(datetime(2026, 12, 1, 18, 0, tzinfo=PARIS))
     victim.tap(await victim.until("douleur"), "9")
-    await victim.until("saignement")
+    await victim.until("Du sang traverse-t-il encore le pansement")
     card = await harness.staff_message("P-VICTIM")
     question = await fuzzer.until("right now")
     await harness.settle()

@@ -143,6 +143,70 @@ def _education_with_an_unknown_placeholder(raw: Raw) -> str:
     return "education.topics.swelling.text.fr: unknown placeholder unit_name"
 
 
+_MISREAD = (
+    "a patient answers the words, not the grammar; ask it so that yes means the problem is present"
+)
+
+
+def _negative_yes_no_in_english(raw: Raw) -> str:
+    i = _index(raw["questions"], "bleeding")
+    raw["questions"][i]["text"]["en"] = "Is the bleeding through the dressing not stopping?"
+    return f"questions[{i}].text.en: question 'bleeding' (en) is phrased in the negative ('not'): {_MISREAD}"
+
+
+def _negative_contraction_in_english(raw: Raw) -> str:
+    i = _index(raw["questions"], "toes_check")
+    raw["questions"][i]["text"]["en"] = "Aren't your toes warm and pink?"
+    return (
+        f"questions[{i}].text.en: question 'toes_check' (en) is phrased in the negative "
+        f"('not'): {_MISREAD}"
+    )
+
+
+def _negative_red_flag_question_in_french(raw: Raw) -> str:
+    raw["red_flags"]["R7"]["question"]["fr"] = "Ne pouvez-vous plus vous appuyer sur la jambe ?"
+    return f"red_flags.R7.question.fr: red flag R7's question (fr) is phrased in the negative ('ne'): {_MISREAD}"
+
+
+def _double_reading_in_french(raw: Raw) -> str:
+    raw["red_flags"]["R10"]["question"]["fr"] = "Le saignement continue-t-il ?"
+    return f"red_flags.R10.question.fr: red flag R10's question (fr) reads both ways ('continue'): {_MISREAD}"
+
+
+def _rise_beyond_the_scale(raw: Raw) -> str:
+    i = _index(raw["rules"], "swelling_rising_early")
+    raw["rules"][i]["by"] = 5
+    return (
+        f"rules[{i}].by: rule 'swelling_rising_early': a rise of 5 on swelling can never "
+        "happen (the options of swelling are worth 0, 1, 2, 3): choose a value from 1 to 3"
+    )
+
+
+def _rise_over_baseline_beyond_the_scale(raw: Raw) -> str:
+    i = _index(raw["rules"], "pain_above_baseline")
+    raw["rules"][i]["by"] = 11
+    return (
+        f"rules[{i}].by: rule 'pain_above_baseline': a rise of 11 on pain_avg can never "
+        "happen (pain_avg is a scale from 0 to 10): choose a value from 1 to 10"
+    )
+
+
+def _days_the_wrong_way_round(raw: Raw) -> str:
+    i = _index(raw["rules"], "swelling_rising_early")
+    raw["rules"][i]["from_day"] = 5
+    return f"rules[{i}].until_day: until_day 3 is before from_day 5"
+
+
+def _greetings_out_of_order(raw: Raw) -> str:
+    raw["greetings"][1]["since"] = "04:00"
+    return "greetings[1].since: 04:00 must come after 05:00 (greetings in time-of-day order)"
+
+
+def _negative_earliest_day(raw: Raw) -> str:
+    raw["red_flags"]["R3"]["earliest_day"] = -1
+    return "red_flags.R3.earliest_day: Input should be greater than or equal to 0"
+
+
 MISTAKES: dict[str, Callable[[Raw], str]] = {
     "unknown key": _unknown_key,
     "unknown key in a rule": _unknown_key_in_a_rule,
@@ -158,6 +222,15 @@ MISTAKES: dict[str, Callable[[Raw], str]] = {
     "education text without when to call": _education_without_when_to_call,
     "education topic without French keywords": _education_without_french_keywords,
     "education text with an unknown placeholder": _education_with_an_unknown_placeholder,
+    "negative yes/no in English": _negative_yes_no_in_english,
+    "negative contraction (n't) in English": _negative_contraction_in_english,
+    "negative red-flag question in French (ne … plus)": _negative_red_flag_question_in_french,
+    "double reading in French (continue-t-il)": _double_reading_in_french,
+    "rise beyond the scale": _rise_beyond_the_scale,
+    "rise over baseline beyond the scale": _rise_over_baseline_beyond_the_scale,
+    "days the wrong way round": _days_the_wrong_way_round,
+    "greetings out of order": _greetings_out_of_order,
+    "negative earliest day": _negative_earliest_day,
 }
 
 
@@ -225,6 +298,70 @@ def test_protocol_check_refuses_a_threshold_that_can_never_fire(
     assert capsys.readouterr().err.strip().splitlines() == [f"error: {path}: {expected}"]
 
 
+def test_protocol_check_warns_about_a_red_flag_asked_after_its_earliest_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As shipped before: spreading numbness (day 0) first asked at d7; fever (day 1) at d3."""
+    raw = _raw()
+    for checklist in ("flags_day0", "flags_early"):
+        flags = raw["questions"][_index(raw["questions"], checklist)]["flags"]
+        flags[:] = [flag for flag in flags if flag not in ("V1", "R3")]
+    del raw["red_flags"]["V4"]["earliest_day"]
+    path = _write(tmp_path, raw)
+    assert main(["protocol", "check", str(path)]) == 0  # a warning, not a refusal
+    captured = capsys.readouterr()
+    assert "valid" in captured.out
+    assert captured.err.strip().splitlines() == [
+        f"warning: {path}: red_flags.R3.earliest_day: red flag R3 can be present from day 1 but "
+        "is first asked at d3: ask it at d1 (in a checklist's flags or as a yes/no's flag)",
+        f"warning: {path}: red_flags.V1.earliest_day: red flag V1 can be present from day 0 but "
+        "is first asked at d7: ask it at d0_evening (in a checklist's flags or as a yes/no's "
+        "flag)",
+        f"warning: {path}: red_flags.V4: red flag V4 has no earliest_day: when it is first "
+        "asked is unchecked",
+    ]
+
+
+def test_a_red_flag_asked_late_for_one_indication_only_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = _raw()
+    raw["red_flags"]["W1"]["earliest_day"] = 1  # the wound question comes at d3 (TKA only)
+    path = _write(tmp_path, raw)
+    assert main(["protocol", "check", str(path)]) == 0
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"warning: {path}: red_flags.W1.earliest_day: red flag W1 can be present from day 1 but "
+        "is first asked at d3: ask it at d1 (in a checklist's flags or as a yes/no's flag) for "
+        "after_knee_replacement"
+    ]
+
+
+def test_the_shipped_protocols_ask_every_red_flag_in_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for good in (KNEE, CHRONIC):
+        assert main(["protocol", "check", str(good)]) == 0
+        assert capsys.readouterr().err == ""
+
+
+def test_protocol_show_prints_which_red_flag_is_asked_at_which_check_in(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["protocol", "show", str(KNEE), "--procedure-at", "2026-10-22 09:30"]
+    assert main([*args, "--language", "en"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Red flags asked"))
+    header, *table = lines[start + 1 :]
+    assert header.split() == ["from", "d0_evening", "d1", "d2", "d3", "d7", "d14", "w6", "m3", "m6"]
+    rows = {line.split()[0]: line.split() for line in table}
+    assert rows["R10"][:11] == ["R10", "D0", "✓", "·", "·", "·", "·", "·", "·", "·", "·"]
+    assert " ".join(rows["R10"][11:]) == "Blood still coming through the dressing"
+    assert rows["R3"][1:11] == ["D1", "·", "✓", "✓", "✓", "✓", "✓", "·", "·", "·"]
+    assert rows["V3"][1:7] == ["D3", "·", "·", "·", "✓", "✓"]
+    assert rows["W1"][2:11] == ["·"] * 9  # the wound question is for knee replacements only
+    assert set(rows) == set(_raw()["red_flags"])
+
+
 def test_a_threshold_inside_the_scale_is_accepted_whatever_its_operator() -> None:
     raw = _raw()
     i = _index(raw["rules"], "pain_high")
@@ -284,7 +421,8 @@ def test_run_refuses_an_unapproved_protocol_unless_allowed(tmp_path: Path) -> No
     refused = _run_bot(tmp_path, SCHEDULES_DIR=str(schedules))
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
-        "error: knee-cryoneurolysis v1: approved_by: not approved by a physician: fill "
+        f"error: knee-cryoneurolysis v{raw['version']}: approved_by: not approved by a "
+        "physician: fill "
         "approved_by and approved_on, leave knee-cryoneurolysis out of ENABLED_PROTOCOLS, or "
         "set ALLOW_UNAPPROVED_PROTOCOL=true for testing"
     ]
@@ -360,7 +498,7 @@ async def test_an_episode_keeps_its_protocol_version_when_the_file_changes(
     first = await harness.consented_patient(1303, label="P-001")
     await harness.stop_bot()
     raw = _raw()
-    raw["version"] = 2
+    raw["version"] += 1
     raw["messages"]["day0_normal"]["fr"] = "Nouveau texte : gardez le pansement 48 h."
     harness.settings_overrides = {"schedules_dir": _write(tmp_path / "v2", raw).parent}
     await harness.start_bot()
@@ -385,7 +523,9 @@ async def test_same_version_with_other_content_is_refused_at_start(
     raw = _raw()
     raw["messages"]["day0_normal"]["fr"] = "Changé sans changer de version."
     harness.settings_overrides = {"schedules_dir": _write(tmp_path / "same", raw).parent}
-    with pytest.raises(ProtocolError, match="version 1 is already in use with other content"):
+    with pytest.raises(
+        ProtocolError, match=f"version {raw['version']} is already in use with other content"
+    ):
         await harness.start_bot()
 
 

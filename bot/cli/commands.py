@@ -23,7 +23,8 @@ from bot.config import Settings
 from bot.db.models import Episode, Patient, StaffMember
 from bot.db.queries.facts import stored_username
 from bot.db.session import create_engine, current_revision, make_sessionmaker, upgrade_database
-from bot.domain.protocol import Indication, KneeSide
+from bot.domain.coverage import flag_coverage, in_day_order, late_red_flags
+from bot.domain.protocol import Indication, KneeSide, Protocol
 from bot.domain.schedule import plan_checkins
 from bot.domain.states import CheckInStatus
 from bot.errors import BotError, ConfigError, UsageError
@@ -574,6 +575,8 @@ def protocol_command(args: argparse.Namespace) -> int:
             f"{args.file}: valid — {protocol.id} v{protocol.version}, "
             f"{len(protocol.checkins)} check-ins, {len(protocol.rules)} rules; {approval}"
         )
+        for path, message in late_red_flags(protocol):
+            output.warning(f"{args.file}: {path}: {message}")
         return 0
     from bot.cli import check_time_zone, parse_local_datetime
 
@@ -593,4 +596,24 @@ def protocol_command(args: argparse.Namespace) -> int:
         )
         output.line(f"{item.checkin_id:<11} {when:<32} until {until}{state}")
         output.line(f"{'':<11} {questions}")
+    output.line()
+    for row in coverage_table(protocol, Indication(args.indication), args.language):
+        output.line(row)
     return 0
+
+
+def coverage_table(protocol: Protocol, indication: Indication, language: str) -> list[str]:
+    """Red flag × check-in, ✓ where the flag is asked: what a physician signs off on."""
+    checkins = [c.id for c in in_day_order(protocol, indication)]
+    flag_width = max(len(flag) for flag in protocol.red_flags)
+    rows = [
+        f"Red flags asked (✓) per check-in, {indication.value}; "
+        "'from' is the first day each can be present:",
+        f"{'':<{flag_width}}  {'from':<4}  " + " ".join(checkins),
+    ]
+    for coverage in flag_coverage(protocol, indication):
+        start = "-" if coverage.earliest_day is None else f"D{coverage.earliest_day}"
+        cells = " ".join(f"{'✓' if c in coverage.asked_at else '·':<{len(c)}}" for c in checkins)
+        label = protocol.red_flags[coverage.flag].label.get(language)
+        rows.append(f"{coverage.flag:<{flag_width}}  {start:<4}  {cells}  {label}")
+    return rows

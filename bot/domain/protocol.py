@@ -17,6 +17,7 @@ import operator
 import re
 from collections.abc import Callable, Iterator
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
@@ -108,6 +109,9 @@ class RedFlag(_Frozen):
     question: LocalizedText
     label: LocalizedText
     phrases: LocalizedPhrases = LocalizedPhrases({})
+    #: The first day after the procedure the sign can be present (0 = the evening of the
+    #: procedure): ``protocol check`` warns when no check-in of that day or later asks it first.
+    earliest_day: int | None = Field(default=None, ge=0)
 
 
 QuestionType = Literal["scale", "choice", "yes_no", "checklist", "text", "photo"]
@@ -202,6 +206,24 @@ class QuietHours(_Frozen):
         return _parse_hhmm(self.end)
 
 
+class Greeting(_Frozen):
+    """How a check-in opens from a local time of day on ("Bonsoir" in the evening)."""
+
+    since: str
+    text: LocalizedText
+
+    @field_validator("since")
+    @classmethod
+    def _is_hhmm(cls, value: str) -> str:
+        _parse_hhmm(value)
+        return value
+
+    @property
+    def since_time(self) -> dt.time:
+        """The wall-clock time from which this greeting applies."""
+        return _parse_hhmm(self.since)
+
+
 class Reminders(_Frozen):
     """How the bot nudges a patient who has not answered."""
 
@@ -247,6 +269,18 @@ class RiseOverBaselineRule(_RuleBase):
     question: str
     by: int = Field(gt=0)
     from_day: int = 0
+
+
+class RiseRule(_RuleBase):
+    """A value at least ``by`` above the lowest one given at an earlier check-in, and higher
+    than at the previous one, all inside ``from_day``..``until_day`` (e.g. swelling up two
+    levels within the first 72 h)."""
+
+    kind: Literal["rise"]
+    question: str
+    by: int = Field(gt=0)
+    from_day: int = 0
+    until_day: int | None = None
 
 
 class InsufficientReliefRule(_RuleBase):
@@ -305,6 +339,7 @@ class UnheardMediaRule(_RuleBase):
 Rule = Annotated[
     ThresholdRule
     | RiseOverBaselineRule
+    | RiseRule
     | InsufficientReliefRule
     | WorseningRule
     | RedFlagRule
@@ -368,6 +403,9 @@ class Protocol(_Frozen):
     #: it the welcome names the knee-cryoneurolysis time points.
     schedule_summary: LocalizedText | None = None
     consent: Consent
+    #: How a check-in opens, by the patient's local time when it is sent; none: the bot's own
+    #: greeting (an episode enrolled under an older version keeps that one).
+    greetings: tuple[Greeting, ...] = ()
     questions: tuple[Question, ...]
     red_flags: dict[str, RedFlag]
     checkins: tuple[CheckInDef, ...]
@@ -380,6 +418,14 @@ class Protocol(_Frozen):
     def approved(self) -> bool:
         """True when a named person approved this version on a date."""
         return bool(self.approved_by) and self.approved_on is not None
+
+    def greeting_at(self, moment: dt.time, language: str) -> str | None:
+        """The greeting for a local time: the last one whose ``since`` has passed, else (before
+        the first of the day) the last one of the day before; None when the file has none."""
+        if not self.greetings:
+            return None
+        passed = [g for g in self.greetings if g.since_time <= moment]
+        return (passed or self.greetings)[-1].text.get(language)
 
     def question(self, question_id: str) -> Question:
         """The question with this id (KeyError when none)."""
@@ -564,10 +610,23 @@ def check_protocol(protocol: Protocol) -> list[tuple[str, str]]:
             unreachable = _threshold_problem(rule, protocol.question(rule.question))
             if unreachable:
                 problem((*where, "value"), unreachable)
+        if isinstance(rule, RiseRule | RiseOverBaselineRule) and question_ref in question_ids:
+            too_far = _rise_problem(rule, protocol.question(rule.question))
+            if too_far:
+                problem((*where, "by"), too_far)
+        days = (getattr(rule, "from_day", None), getattr(rule, "until_day", None))
+        if days[0] is not None and days[1] is not None and days[0] > days[1]:
+            problem((*where, "until_day"), f"until_day {days[1]} is before from_day {days[0]}")
         if isinstance(rule, InsufficientReliefRule) and rule.checkin not in checkin_ids:
             problem((*where, "checkin"), f"no check-in {rule.checkin!r}")
     for flag in sorted(flag_ids - covered):
         problem(("red_flags", flag), "no red_flag rule escalates this flag")
+    for index, (before, after) in enumerate(pairwise(protocol.greetings), start=1):
+        if after.since_time <= before.since_time:
+            problem(
+                ("greetings", index, "since"),
+                f"{after.since} must come after {before.since} (greetings in time-of-day order)",
+            )
     problems.extend(_education_problems(protocol))
     return problems
 
@@ -607,16 +666,40 @@ def _education_problems(protocol: Protocol) -> list[tuple[str, str]]:
     return problems
 
 
+def _answer_values(question: Question) -> tuple[list[int], str] | None:
+    """Every value an answer can take, and how to say so; None for a question without values."""
+    if question.type == "scale":
+        return (
+            list(range(question.min, question.max + 1)),
+            f"{question.id} is a scale from {question.min} to {question.max}",
+        )
+    if question.type == "choice":
+        answers = sorted({option.value for option in question.options})
+        return answers, f"the options of {question.id} are worth {', '.join(map(str, answers))}"
+    return None
+
+
+def _rise_problem(rule: RiseRule | RiseOverBaselineRule, question: Question) -> str | None:
+    """Why a rise of ``by`` can never happen on its question's values (None when it can)."""
+    values = _answer_values(question)
+    if values is None or not values[0]:
+        return None
+    answers, scale = values
+    widest = answers[-1] - answers[0]
+    if rule.by <= widest:
+        return None
+    return (
+        f"rule {rule.id!r}: a rise of {rule.by} on {question.id} can never happen ({scale}): "
+        f"choose a value from 1 to {widest}"
+    )
+
+
 def _threshold_problem(rule: ThresholdRule, question: Question) -> str | None:
     """Why a threshold can never fire, or fires on every answer, given its question's scale."""
-    if question.type == "scale":
-        answers = list(range(question.min, question.max + 1))
-        scale = f"{question.id} is a scale from {question.min} to {question.max}"
-    elif question.type == "choice":
-        answers = sorted({option.value for option in question.options})
-        scale = f"the options of {question.id} are worth {', '.join(map(str, answers))}"
-    else:
+    values = _answer_values(question)
+    if values is None:
         return None
+    answers, scale = values
     firing = [answer for answer in answers if rule.fires_on(answer)]
     if not answers or 0 < len(firing) < len(answers):
         return None

@@ -33,6 +33,7 @@ from bot.domain.protocol import (
     Protocol,
     RedFlagRule,
     RiseOverBaselineRule,
+    RiseRule,
     Rule,
     Severity,
     ThresholdRule,
@@ -60,6 +61,8 @@ DAY1 = "day1"
 """``Evidence.reference_source``: no baseline, so the day-1 value stood in (the alert says so)."""
 PREVIOUS = "previous"
 """``Evidence.reference_source``: the value at the previous check-in (trend rules)."""
+LOWEST_EARLIER = "lowest_earlier"
+"""``Evidence.reference_source``: the lowest value at an earlier check-in (rise rules)."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,8 @@ def _answer_evidence(
         return _threshold(rule, new)
     if isinstance(rule, RiseOverBaselineRule):
         return _rise_over_baseline(rule, history, new)
+    if isinstance(rule, RiseRule):
+        return _rise(rule, history, new)
     if isinstance(rule, InsufficientReliefRule):
         return _insufficient_relief(rule, history, new)
     if isinstance(rule, WorseningRule):
@@ -289,6 +294,39 @@ def _rise_over_baseline(
             continue
         if obs.value >= reference + rule.by:
             evidence.append(Evidence(obs.question_id, None, obs.value, obs.day, reference, source))
+    return tuple(evidence)
+
+
+def _in_days(day: int, from_day: int, until_day: int | None) -> bool:
+    return day >= from_day and (until_day is None or day <= until_day)
+
+
+def _rise(rule: RiseRule, history: History, new: Sequence[Observation]) -> tuple[Evidence, ...]:
+    """A new value at least ``by`` above the lowest value of an earlier check-in, both inside
+    the rule's days ("A little" on day 0, "A lot" on day 2).
+
+    One value per check-in, the last given there (a correction counts, and changing one's
+    answer within a check-in is no rise); notes and not-understood answers are skipped. The
+    value must also be higher than at the previous check-in: "A lot" again the next day is
+    the same finding, not a new one.
+    """
+    last_per_checkin: dict[str, Observation] = {}
+    for obs in history.observations:
+        if obs.question_id != rule.question or obs.checkin_id is None or obs.value is None:
+            continue
+        if not _in_days(obs.day, rule.from_day, rule.until_day):
+            continue
+        last_per_checkin.pop(obs.checkin_id, None)
+        last_per_checkin[obs.checkin_id] = obs
+    series = [(obs, obs.value) for obs in last_per_checkin.values() if obs.value is not None]
+    evidence = []
+    for position, (obs, value) in enumerate(series):
+        if obs not in new or position == 0:
+            continue
+        lowest = min(earlier for _, earlier in series[:position])
+        # It must rise at this answer: still "A lot" the day after is the same finding.
+        if value > series[position - 1][1] and value >= lowest + rule.by:
+            evidence.append(Evidence(obs.question_id, None, value, obs.day, lowest, LOWEST_EARLIER))
     return tuple(evidence)
 
 

@@ -258,7 +258,9 @@ async def send_notices(ctx: ServiceContext) -> None:
         if not claimed:
             continue
         try:
-            await ctx.messenger.send(target.chat_id, OutgoingMessage(text=notice(row, language=ctx.unit.staff_language)))
+            await ctx.messenger.send(
+                target.chat_id, OutgoingMessage(text=notice(row, language=ctx.unit.staff_language))
+            )
         except DeliveryError as exc:
             log.warning("team_chat_notice_failed", error=type(exc).__name__)
             async with ctx.sessions.begin() as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 class UnitSettings:
     """The unit's own numbers and chats, as services need them."""
 
+    #: The unit's name in any language without its own in ``unit_name_by_language``.
     unit_name: str
     unit_phone: str
     oncall_phone: str
@@ -43,6 +44,11 @@ class UnitSettings:
     #: The language of everything the unit's staff read (STAFF_LANGUAGE): cards, lists,
     #: replies, errors, dialogs, notices, the digest. Patients keep their own.
     staff_language: str = "fr"
+    unit_name_by_language: Mapping[str, str] = field(default_factory=dict)
+
+    def unit_name_in(self, language: str) -> str:
+        """The unit's name as patients of ``language`` know it ("Interventional Radiology")."""
+        return self.unit_name_by_language.get(language, self.unit_name)
 
 
 @dataclass

@@ -52,6 +52,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -330,7 +331,7 @@ async def _open_claimed(ctx: ServiceContext, claimed: list[int]) -> list[_Prepar
             checkin.status = CheckInStatus.AWAITING
             checkin.question_index = 0
             checkin.reminders_sent = 0
-            messages = opening_messages(protocol, checkin, episode)
+            messages = opening_messages(protocol, checkin, episode, now=now)
             prepared.append(
                 _Prepared(checkin.id, patient.chat_id, messages[checkin.opening_sent :])
             )
@@ -402,9 +403,10 @@ async def _cancel(session: AsyncSession, checkin: CheckIn, now: datetime, reason
 
 
 def opening_messages(
-    protocol: Protocol, checkin: CheckIn, episode: Episode
+    protocol: Protocol, checkin: CheckIn, episode: Episode, *, now: datetime
 ) -> list[OutgoingMessage]:
-    """The information message (if any) and the first question of a check-in."""
+    """The information message (if any) and the first question of a check-in, greeted for
+    the patient's local time ("Bonsoir" on the evening of the procedure)."""
     lang = episode.language
     definition = protocol.checkin(checkin.def_id)
     messages = []
@@ -413,7 +415,10 @@ def opening_messages(
             OutgoingMessage(text=protocol.messages[definition.message_before].get(lang))
         )
     questions = protocol.questions_for(checkin.def_id, Indication(episode.indication))
-    greeting = t(lang, "Hello! Here is your follow-up check-in.")
+    local_time = now.astimezone(ZoneInfo(episode.time_zone)).time()
+    greeting = protocol.greeting_at(local_time, lang) or t(
+        lang, "Hello! Here is your follow-up check-in."
+    )
     messages.append(
         render_question(
             protocol,

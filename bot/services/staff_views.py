@@ -491,7 +491,11 @@ async def send_unit_message(ctx: ServiceContext, *, label: str, text: str, staff
     status, message_id = "not_linked", None
     if chat_id is not None:
         outgoing = OutgoingMessage(
-            text=t(language, "Message from the care team ({unit}):", unit=ctx.unit.unit_name)
+            text=t(
+                language,
+                "Message from the care team ({unit}):",
+                unit=ctx.unit.unit_name_in(language),
+            )
             + "\n"
             + text
         )

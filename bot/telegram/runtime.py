@@ -47,6 +47,7 @@ def unit_settings(settings: Settings, bot_username: str) -> UnitSettings:
     """The part of the settings services need."""
     return UnitSettings(
         unit_name=settings.unit_name,
+        unit_name_by_language=dict(settings.unit_name_by_language),
         unit_phone=settings.unit_phone,
         oncall_phone=settings.oncall_phone,
         staff_chat_id=settings.staff_chat_id,

@@ -166,7 +166,7 @@ BROKEN: list[tuple[str, Callable[[dict[str, str], FakeTelegramServer], object], 
         "an unapproved protocol enabled",
         lambda env, _: _unapproved_enabled(env),
         "ENABLED_PROTOCOLS",
-        "chronic-knee-pain v1",
+        "chronic-knee-pain v2",
     ),
     (
         "a protocol id that no file has",

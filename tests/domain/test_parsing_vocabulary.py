@@ -87,6 +87,7 @@ def test_a_misspelt_key_is_refused_naming_the_file(tmp_path: Path) -> None:
         ("red_flags", "fillers", ["Tout"], "lower-case ASCII"),
         ("numbers", "units_after", ["(jours)"], "must not capture"),
         ("choice", "dont_know", ["sais pas("], "not a valid regular expression"),
+        ("negative_question", "words", ["Jamais"], "lower-case ASCII"),
     ],
 )
 def test_a_word_the_parser_could_never_match_is_refused(
@@ -135,3 +136,14 @@ def test_a_folder_without_vocabulary_is_refused(tmp_path: Path) -> None:
 
 def test_the_shipped_vocabulary_is_read_once() -> None:
     assert load_vocabulary() is load_vocabulary()
+
+
+def test_the_negative_question_words_are_required_in_every_language(tmp_path: Path) -> None:
+    """``protocol check`` reads them to refuse a yes/no question phrased in the negative."""
+    content = raw("en")
+    del content["negative_question"]["double_readings"]
+    path = write(tmp_path, "xx", content)
+    with pytest.raises(VocabularyError) as refused:
+        load_language("xx", tmp_path)
+    assert str(path) in str(refused.value)
+    assert "negative_question.double_readings" in str(refused.value)

@@ -242,6 +242,79 @@ def test_rise_counts_from_a_zero_baseline() -> None:
     assert ids(answer(protocol, [obs("c1", "pain", 1, 2)], baseline=0)) == {"r"}
 
 
+# --- rise within days (swelling in the first 72 h) ---------------------------------------------
+
+
+def test_swelling_a_little_on_day_0_then_a_lot_on_day_2_is_review(real: Protocol) -> None:
+    d0 = obs("d0_evening", "swelling", 0, 1)  # "A little"
+    findings = answer(real, [obs("d2", "swelling", 2, 3)], past=(d0,))  # "A lot"
+    assert fired(findings) == {
+        ("swelling_severe_early", Severity.REVIEW),
+        ("swelling_rising_early", Severity.REVIEW),
+    }
+    rising = next(f for f in findings if f.rule_id == "swelling_rising_early")
+    assert rising.evidence == (
+        Evidence("swelling", None, 3, 2, reference=1, reference_source="lowest_earlier"),
+    )
+
+
+def test_swelling_up_two_levels_without_a_lot_is_review(real: Protocol) -> None:
+    past = (obs("d0_evening", "swelling", 0, 0),)
+    assert ids(answer(real, [obs("d1", "swelling", 1, 2)], past=past)) == {"swelling_rising_early"}
+
+
+def test_swelling_up_one_level_or_steady_in_the_first_days_is_quiet(real: Protocol) -> None:
+    past = (obs("d0_evening", "swelling", 0, 1),)
+    assert answer(real, [obs("d1", "swelling", 1, 2)], past=past) == []
+    assert answer(real, [obs("d2", "swelling", 2, 1)], past=past) == []
+
+
+def test_a_lot_of_swelling_after_72_h_is_left_to_the_later_rules(real: Protocol) -> None:
+    past = (obs("d3", "swelling", 3, 1),)
+    assert ids(answer(real, [obs("d7", "swelling", 7, 3)], past=past)) == {"swelling_growing"}
+
+
+def test_rise_counts_from_the_lowest_earlier_value() -> None:
+    protocol = tiny(rule("r", "rise", question="swelling", by=2, until_day=3))
+    past = (obs("c1", "swelling", 1, 0), obs("c2", "swelling", 2, 1))
+    findings = answer(protocol, [obs("c3", "swelling", 3, 2)], past=past)
+    assert findings == [
+        Finding(
+            "r",
+            Severity.REVIEW,
+            (Evidence("swelling", None, 2, 3, reference=0, reference_source="lowest_earlier"),),
+        )
+    ]
+
+
+def test_rise_fires_when_it_appears_not_again_while_it_lasts() -> None:
+    protocol = tiny(rule("r", "rise", question="swelling", by=2, until_day=3))
+    past = (obs("c1", "swelling", 1, 0), obs("c2", "swelling", 2, 2))
+    assert answer(protocol, [obs("c3", "swelling", 3, 2)], past=past) == []
+
+
+def test_rise_only_inside_its_days() -> None:
+    protocol = tiny(rule("r", "rise", question="swelling", by=2, from_day=2, until_day=3))
+    # Day 1 is before the window: it is no reference; day 4 is after it: no finding.
+    assert (
+        answer(protocol, [obs("c2", "swelling", 2, 2)], past=(obs("c1", "swelling", 1, 0),)) == []
+    )
+    late = (obs("c2", "swelling", 2, 0),)
+    assert answer(protocol, [obs("c4", "swelling", 4, 2)], past=late) == []
+    assert ids(answer(protocol, [obs("c3", "swelling", 3, 2)], past=late)) == {"r"}
+
+
+def test_rise_ignores_a_correction_within_a_check_in_notes_and_unread_values() -> None:
+    protocol = tiny(rule("r", "rise", question="swelling", by=2))
+    assert (
+        answer(protocol, [obs("c1", "swelling", 1, 2)], past=(obs("c1", "swelling", 1, 0),)) == []
+    )
+    past = (obs(None, "swelling", 1, 0), obs("c1", "swelling", 1, None))
+    assert answer(protocol, [obs("c2", "swelling", 2, 2)], past=past) == []
+    corrected = (obs("c1", "swelling", 1, 2), obs("c1", "swelling", 1, 0))  # meant "none"
+    assert ids(answer(protocol, [obs("c2", "swelling", 2, 2)], past=corrected)) == {"r"}
+
+
 # --- insufficient relief (non-responder) --------------------------------------------------------
 
 
@@ -554,6 +627,11 @@ REAL_CASES: dict[str, Case] = {
     ),
     "swelling": Case(
         [obs("d7", "swelling", 7, 3)], {"swelling_growing"}, past=(obs("d3", "swelling", 3, 2),)
+    ),
+    "swelling_a_lot_early": Case(
+        [obs("d1", "swelling", 1, 3)],
+        {"swelling_severe_early", "swelling_rising_early"},
+        past=(obs("d0_evening", "swelling", 0, 1),),
     ),
     "numb": Case([obs("d14", "numbness_spread", 14, 1, ("V1",))], {"numbness_spreading"}),
     "burning": Case([obs("d7", "skin_sensations", 7, 1, ("V2",))], {"painful_skin"}),

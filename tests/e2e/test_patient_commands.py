@@ -105,7 +105,7 @@ async def test_language_is_changed_with_buttons_and_the_question_follows(
     patient.tap(choice, "English")
     assert (await patient.next()).text == "From now on I will write to you in English."
     again = await question(patient)
-    assert "how much does your knee hurt" in (again.text or "")
+    assert "How much does your knee hurt right now" in (again.text or "")
     patient.tap(again, "2")
     await patient.until("Noted: 2/10")
     assert (await episode(harness)).language == "en"

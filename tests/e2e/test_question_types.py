@@ -146,7 +146,7 @@ async def test_unclear_answer_is_asked_again_once_with_hint_and_buttons(
     assert len(again.buttons()) == 11
     patient.say("ça dépend")
     bleeding = await question(patient)
-    assert "saignement" in (bleeding.text or "")
+    assert "Du sang traverse-t-il encore le pansement" in (bleeding.text or "")
     attempts = await rows(harness, "pain_evening")
     assert [(a.status, a.raw_text, a.value) for a in attempts] == [
         ("unclear", "bof", None),
@@ -207,7 +207,8 @@ async def test_optional_photo_stored_with_local_copy_or_skipped(
     patient = await harness.consented_patient(3007, language=language)
     await harness.advance_to(DAY2)
     none = "Aucun de ces signes" if language == "fr" else "None of these"
-    for label in ("1", "Pas du tout" if language == "fr" else "Not at all", none):
+    no = "Non" if language == "fr" else "No"  # burning skin sensations (V2, from day 2)
+    for label in ("1", "Pas du tout" if language == "fr" else "Not at all", no, none):
         await tap(patient, label)
     photo_question = await question(patient)
     assert [label for label, _ in photo_question.buttons()] == [

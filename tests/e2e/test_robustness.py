@@ -59,7 +59,7 @@ async def test_an_answer_sent_while_the_bot_is_stopped_is_handled_after_restart(
     await harness.start_bot()
     await patient.until("Noté : 3/10")
     bleeding = await question(patient)
-    assert "saignement" in (bleeding.text or "")
+    assert "Du sang traverse-t-il encore le pansement" in (bleeding.text or "")
     await patient.until("Noté : Non")
     assert [a.value for a in await answers_to(harness, "pain_evening")] == [3]
     (bleeding_answer,) = await answers_to(harness, "bleeding")

@@ -77,10 +77,10 @@ async def test_reminders_come_after_the_delay_at_most_max_then_the_checkin_is_mi
 
 
 def _protocol_variant(folder: Path, **d1: object) -> Path:
-    """A copy of the knee protocol as version 2 with d1 changed: the harness loads it."""
+    """A copy of the knee protocol as its next version with d1 changed: the harness loads it."""
     source = default_schedules_dir() / "knee-cryoneurolysis.yaml"
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    data["version"] = 2
+    data["version"] += 1
     for checkin in data["checkins"]:
         if checkin["id"] == "d1":
             checkin.update(d1)

@@ -135,7 +135,7 @@ async def test_restart_loses_nothing_and_conversation_continues(harness: BotHarn
     question = await patient.until("douleur")
     patient.tap(question, "4")
     await patient.until("Noté : 4/10")
-    next_question = await patient.until("saignement")
+    next_question = await patient.until("Du sang traverse-t-il encore le pansement")
 
     await harness.stop_bot()
     await harness.start_bot()

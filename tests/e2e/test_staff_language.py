@@ -265,6 +265,7 @@ async def test_a_checkin_photo_after_a_high_pain_is_a_reply_to_the_pain_card(
     card = await _card(team, "9/10")
     french = words.patient == "fr"
     patient.tap(await question(patient), "Pas du tout" if french else "Not at all")  # swelling
+    patient.tap(await question(patient), "Non" if french else "No")  # burning or electric skin
     patient.tap(await question(patient), "Aucun de ces signes" if french else "None of these")
     await patient.until("photo")
     team.server.send_photo(patient.user_id)

@@ -60,7 +60,7 @@ async def test_postgres_connections_terminated_the_bot_reconnects_and_goes_on(
         patient = await harness.consented_patient(3001)
         assert await _terminate_my_connections() >= 1
         await advance(harness, EVENING)  # the dispatcher's next tick
-        question = await patient.until("Depuis le geste")
+        question = await patient.until("douleur de votre genou en ce moment")
         assert await _terminate_my_connections() >= 1
         patient.tap(question, "4")  # a handler's next transaction
         await patient.until("Noté : 4/10")
@@ -122,7 +122,7 @@ async def test_full_disk_gives_a_clear_error_no_corruption_and_the_bot_goes_on(
             )
         assert notes == typed  # nothing lost to the full disk
         await advance(harness, EVENING)
-        question = await patient.until("Depuis le geste")
+        question = await patient.until("douleur de votre genou en ce moment")
         patient.tap(question, "3")
         await patient.until("Noté : 3/10")
 

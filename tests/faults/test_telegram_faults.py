@@ -49,7 +49,7 @@ async def test_every_checkin_and_the_alert_arrive_once_after_a_telegram_outage(
         texts = [m.text for m in server.sent(patient.user_id)]
         opening = texts[-2:]
         assert (opening[0] or "").startswith("Il est normal")
-        assert "Depuis le geste" in (opening[1] or "")
+        assert "douleur de votre genou en ce moment" in (opening[1] or "")
         repeated = [t for t, n in Counter(texts).items() if n > 1]
         assert repeated == [], f"patient {patient.user_id} got {repeated} twice"
     async with harness.ctx.sessions() as session:
@@ -100,5 +100,7 @@ async def test_a_lost_response_costs_at_most_one_duplicate_never_a_checkin(
 def _questions(harness: BotHarness, chat_id: int) -> list[str]:
     """The evening check-in's first question as received by ``chat_id``."""
     return [
-        m.text or "" for m in harness.server.sent(chat_id) if "Depuis le geste" in (m.text or "")
+        m.text or ""
+        for m in harness.server.sent(chat_id)
+        if "douleur de votre genou en ce moment" in (m.text or "")
     ]

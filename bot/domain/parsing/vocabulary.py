@@ -175,6 +175,15 @@ class Questions(_Section):
     checklist_filler: Words
 
 
+class NegativeQuestion(_Section):
+    """Read by ``protocol check`` (bot/domain/wording.py), not by the parser: words that make
+    a yes/no question of the protocol file read in the negative, or both ways."""
+
+    words: Words
+    phrases: Words
+    double_readings: Words
+
+
 class LanguageWords(_Section):
     """One ``parsing.yaml``: what each key means is said in the shipped files."""
 
@@ -191,6 +200,7 @@ class LanguageWords(_Section):
     lemmas: Lemmas
     red_flags: RedFlags
     questions: Questions
+    negative_question: NegativeQuestion
 
 
 def parsing_languages(directory: Path = LOCALES_DIR) -> tuple[str, ...]:

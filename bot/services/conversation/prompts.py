@@ -39,7 +39,7 @@ def consent_message(
         opening = t(
             language,
             "Hello, I am the follow-up assistant of the {unit} unit. After your knee cryoneurolysis I will ask you a few short questions (1 to 2 minutes): {schedule}.",
-            unit=ctx.unit.unit_name,
+            unit=ctx.unit.unit_name_in(language),
             schedule=protocol.schedule_summary.get(language),
         )
     else:
@@ -48,7 +48,7 @@ def consent_message(
             "Hello, I am the follow-up assistant of the {unit} unit. After your knee cryoneurolysis I "
             "will ask you a few short questions (1 to 2 minutes): this evening, then on days 1, 2, 3, 7 "
             "and 14, then at 6 weeks, 3 and 6 months.",
-            unit=ctx.unit.unit_name,
+            unit=ctx.unit.unit_name_in(language),
         )
     text = f"{opening}\n\n{protocol.consent.text.get(language)}"
     return OutgoingMessage(
