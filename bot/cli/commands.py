@@ -196,6 +196,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
                 runtime.application,
                 port=settings.metrics_port,
                 receiving=(lambda: runtime.receiving_problem) if settings.receive_updates else None,
+                polling_role=lambda: runtime.polling_role,
             )
             await ops.start()
         mode = "webhook" if plan is not None else "polling"

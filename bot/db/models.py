@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -457,3 +458,15 @@ class BotFact(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(256))
     updated_at: Mapped[datetime]
+
+
+class SendPace(Base):
+    """When the bot's processes may send their next message under one of Telegram's budgets
+    (``global``: 30 a second; ``chat:<id>``: a group's 20 a minute), in the database's clock:
+    several processes on one PostgreSQL share it (bot/db/queries/pace.py)."""
+
+    __tablename__ = "send_pace"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Seconds since the epoch (the database's clock_timestamp()).
+    next_slot: Mapped[float] = mapped_column(Float)
