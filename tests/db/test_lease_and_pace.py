@@ -96,11 +96,8 @@ async def test_a_lease_whose_connection_dies_is_lost_and_taken_over(
         assert not await follower.try_take()
         await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder})
 
-        async def taken_over() -> bool:
-            return await follower.try_take()
-
         async with asyncio.timeout(10):
-            while not await taken_over():  # noqa: ASYNC110 - the backend exits asynchronously
+            while not await follower.try_take():  # noqa: ASYNC110 - the backend exits asynchronously
                 await asyncio.sleep(0.05)
         assert not await leader.still_held()
         assert not await leader.try_take()  # a new connection, and the follower has it now
