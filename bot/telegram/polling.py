@@ -68,6 +68,7 @@ class ConfirmingPoller:
         self._stopping = False
         #: When the last 409 came (monotonic), while a conflict is remembered.
         self._conflict_at: float | None = None
+        self._conflict_reason: str | None = None
         #: Why polling is not receiving right now (None while it is).
         self.problem: str | None = None
 
@@ -167,7 +168,7 @@ class ConfirmingPoller:
                 retry_in=retry_in,
             )
         self._conflict_at = time.monotonic()
-        self.problem = reason
+        self._conflict_reason = self.problem = reason
         POLLING_RESTARTS.labels(reason="conflict").inc()
 
     def _failed(self, reason: str, retry_in: float) -> None:
@@ -182,9 +183,11 @@ class ConfirmingPoller:
         updates = await self._fetch(offset, long_poll=0 if waiting else LONG_POLL)
         if self._conflict_at is not None:
             if time.monotonic() - self._conflict_at >= CONFLICT_MEMORY:
-                log.info("polling_conflict_over", after=self.problem)
+                log.info("polling_conflict_over")
                 self._conflict_at = None
                 self.problem = None
+            else:  # a network error meanwhile is over; the conflict is not
+                self.problem = self._conflict_reason
         elif self.problem is not None:
             log.info("polling_resumed", after=self.problem)
             self.problem = None
