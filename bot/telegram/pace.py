@@ -2,12 +2,16 @@
 process of one PostgreSQL database instead of counted by each.
 
 Three processes with a limiter each sent up to 3 × 29 messages a second and drew 1,852
-answers 429 from Telegram in one wave. :class:`SharedPace` takes its turns from the
+answers 429 from Telegram in one wave. Together they now send 29 a second, evenly spaced, with
+no burst: any second holds at most 30 messages, and Telegram's own bucket keeps its slack for
+the network's jitter (a burst of 29 after a quiet moment used it up, and drew a few 429s). :class:`SharedPace` takes its turns from the
 ``send_pace`` rows (bot/db/queries/pace.py), in batches: a process reserves at once as many
-slots as it has messages waiting (at most one second's worth), so a wave costs about one
-database round trip per batch, not one per message. A reserved slot is a moment: its message
-waits for it, and one missed by more than :data:`LATE` is dropped rather than sent in a bunch
-with the next ones.
+slots as it has messages waiting (at most :data:`BATCH_SECONDS` worth), so a wave costs one
+database round trip per batch, not one per message. Each slot of a batch is handed to one
+waiting message, which waits for its moment: no slot is left over for a message that comes
+later (it would be late, and bunch with the next ones), and none is dropped (a first version
+dropped slots its messages reached late on a busy event loop, and a process restarted into a
+backlog sent two messages a second).
 
 Private chats keep their per-process budget (ratelimit.py): a patient's messages come from the
 process that claimed its check-in or handled its update, and the rare overlap is absorbed by
@@ -32,11 +36,11 @@ log = structlog.get_logger(__name__)
 
 #: The row of Telegram's overall budget.
 OVERALL = "global"
-#: A slot missed by more than this (seconds) is not used: it would bunch with the next ones.
-LATE = 0.1
 #: A batch reserves at most this many seconds' worth of slots: enough to save round trips,
 #: little enough that a patient's reply does not queue behind another process's whole wave.
 BATCH_SECONDS = 0.5
+#: The next batch is reserved this long (seconds) before the last slot of the current one.
+RESERVE_AHEAD = 0.1
 #: A reservation that gets no answer within this time falls back to the local pace.
 RESERVE_TIMEOUT = 3.0
 
@@ -53,9 +57,9 @@ class SharedPace:
         self._group_interval = 1.0 / group_rate
         self._group_tolerance = (group_burst - 1) * self._group_interval
         self._fallback = AsyncLimiter(rate, 1)
-        self._slots: deque[float] = deque()
-        self._waiting = 0
-        self._reserving = asyncio.Lock()
+        #: Messages waiting for a slot: each future gets its moment (None: pace locally).
+        self._queue: deque[asyncio.Future[float | None]] = deque()
+        self._reserver: asyncio.Task[None] | None = None
         self._using = asyncio.Lock()  # one statement at a time on the connection
         self._connection: AsyncConnection | None = None
         self._degraded = False
@@ -64,15 +68,15 @@ class SharedPace:
 
     async def turn(self) -> None:
         """Wait for this process's next slot under the overall budget."""
-        self._waiting += 1
-        try:
-            slot = await self._next_slot()
-        finally:
-            self._waiting -= 1
-        if slot is None:
+        slot: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        self._queue.append(slot)
+        if self._reserver is None or self._reserver.done():
+            self._reserver = asyncio.create_task(self._reserve_for_queue(), name="shared-pace")
+        moment = await slot
+        if moment is None:
             await self._fallback.acquire()
             return
-        delay = slot - time.monotonic()
+        delay = moment - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -93,34 +97,47 @@ class SharedPace:
 
     async def hold_back(self, seconds: float) -> None:
         """Telegram asked every request to wait: every process waits, not only this one."""
-        self._slots.clear()
         with contextlib.suppress(Exception):
             async with self._using, asyncio.timeout(RESERVE_TIMEOUT):
                 await hold_back(await self._open(), name=OVERALL, seconds=seconds)
 
     async def close(self) -> None:
-        """Close the connection kept for reservations."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.close()
+        """Stop reserving and close the connection kept for it."""
+        reserver, self._reserver = self._reserver, None
+        if reserver is not None and not reserver.done():
+            reserver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reserver
+        await self._drop_connection()
 
-    async def _next_slot(self) -> float | None:
-        while True:
-            now = time.monotonic()
-            while self._slots and self._slots[0] < now - LATE:
-                self._slots.popleft()
-            if self._slots:
-                return self._slots.popleft()
-            async with self._reserving:
-                if self._slots:
-                    continue  # another waiter reserved meanwhile
-                count = min(max(self._waiting, 1), self._batch)
-                waits = await self._reserve(OVERALL, count=count, interval=self._interval)
-                if waits is None:
-                    return None
+    async def _reserve_for_queue(self) -> None:
+        """Reserve a batch for the messages waiting, hand each its slot, until none waits."""
+        batch: list[asyncio.Future[float | None]] = []
+        try:
+            while self._queue:
+                while self._queue and len(batch) < self._batch:
+                    waiter = self._queue.popleft()
+                    if not waiter.done():  # not cancelled meanwhile
+                        batch.append(waiter)
+                if not batch:
+                    continue
+                waits = await self._reserve(OVERALL, count=len(batch), interval=self._interval)
                 base = time.monotonic()
-                self._slots.extend(base + wait for wait in waits)
+                for index, waiter in enumerate(batch):
+                    if not waiter.done():
+                        waiter.set_result(None if waits is None else base + waits[index])
+                batch = []
+                if waits and self._queue:
+                    # The next batch only when this one is nearly out: reserving the whole
+                    # backlog at once would make the other processes' messages wait behind it.
+                    ahead = base + waits[-1] - time.monotonic() - RESERVE_AHEAD
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+        finally:  # cancelled at shutdown: nobody is left waiting for a slot
+            for waiter in (*batch, *self._queue):
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._queue.clear()
 
     async def _reserve(
         self, name: str, *, count: int, interval: float, tolerance: float = 0.0
@@ -135,7 +152,7 @@ class SharedPace:
                     tolerance=tolerance,
                 )
         except Exception as exc:
-            await self.close()
+            await self._drop_connection()
             if not self._degraded:
                 log.warning("shared_pace_unavailable", error=type(exc).__name__)
             self._degraded = True
@@ -145,6 +162,12 @@ class SharedPace:
             log.info("shared_pace_restored")
             self._degraded = False
         return waits
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
 
     async def _open(self) -> AsyncConnection:
         if self._connection is None:
