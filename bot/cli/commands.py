@@ -60,6 +60,7 @@ AUDIT_ACTIONS = frozenset(
         "consent_refused",
         "consent_renewal_asked",
         "data_copy_sent",
+        "education_sent",
         "enrol",
         "enrol_token_refused",
         "erasure_requested",
@@ -201,6 +202,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
                 runtime.application,
                 port=settings.metrics_port,
                 receiving=(lambda: runtime.receiving_problem) if settings.receive_updates else None,
+                polling_role=lambda: runtime.polling_role,
             )
             await ops.start()
         mode = "webhook" if plan is not None else "polling"

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -479,3 +480,15 @@ class ChatHealth(Base):
     since: Mapped[datetime]
     announced: Mapped[str | None] = mapped_column(String(16))
     checked_at: Mapped[datetime | None]
+
+
+class SendPace(Base):
+    """When the bot's processes may send their next message under one of Telegram's budgets
+    (``global``: 30 a second; ``chat:<id>``: a group's 20 a minute), in the database's clock:
+    several processes on one PostgreSQL share it (bot/db/queries/pace.py)."""
+
+    __tablename__ = "send_pace"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Seconds since the epoch (the database's clock_timestamp()).
+    next_slot: Mapped[float] = mapped_column(Float)

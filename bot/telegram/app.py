@@ -43,6 +43,7 @@ from bot.telegram import alert_buttons, dialog_answers, patient
 from bot.telegram.http import AiohttpRequest
 from bot.telegram.intake import record_failure
 from bot.telegram.jobs import DispatcherWaker
+from bot.telegram.pace import SharedPace
 from bot.telegram.ratelimit import ChatRateLimiter
 from bot.telegram.staff_access import StaffAccess
 from bot.telegram.staff_commands import StaffCommands
@@ -81,10 +82,12 @@ def build_application(
     rate_limit: bool,
     staff_ids: Callable[[], Awaitable[set[int]]],
     requests: tuple[AiohttpRequest, AiohttpRequest] | None = None,
+    shared_pace: SharedPace | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
     """An Application pointed at ``base_url`` (Telegram or the sandbox), handlers wired.
 
     ``requests`` = (API calls, getUpdates); the caller keeps them to close them if start fails.
+    ``shared_pace``: Telegram's overall budget shared with the other processes (PostgreSQL).
     """
     api_request, updates_request = requests or new_requests()
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
@@ -97,7 +100,7 @@ def build_application(
         .get_updates_request(updates_request)
     )
     if rate_limit:
-        builder = builder.rate_limiter(ChatRateLimiter())
+        builder = builder.rate_limiter(ChatRateLimiter(shared_pace))
     application = builder.build()
     # Staff first: their commands run in an earlier group and their button patterns are
     # exclusive; the patient handlers end with catch-alls (stale buttons, unknown commands).

@@ -57,12 +57,14 @@ class OpsServer:
         host: str = "0.0.0.0",  # noqa: S104 - Prometheus scrapes from another host
         port: int,
         receiving: Callable[[], str | None] | None = None,
+        polling_role: Callable[[], str | None] | None = None,
     ) -> None:
         self._ctx = ctx
         self._application = application
         self._host = host
         self._port = port
         self._receiving = receiving
+        self._polling_role = polling_role
         self._runner: web.AppRunner | None = None
 
     @property
@@ -93,7 +95,9 @@ class OpsServer:
     async def healthz(self, _request: web.Request) -> web.Response:
         """200 when the database answers, the bot is running (and receiving updates) and can post
         in the team chats; 503 naming what is wrong otherwise (e.g. "conflict: another process
-        is polling", "lost: the bot was removed from the group STAFF_CHAT_ID=...")."""
+        is polling this token", "lost: the bot was removed from the group STAFF_CHAT_ID=...").
+        ``polling`` says whether this process polls (``leader``) or lets another process of the
+        database poll for it (``follower``): information, not a check."""
         checks: dict[str, str] = {}
         try:
             async with asyncio.timeout(DATABASE_TIMEOUT), self._ctx.sessions() as session:
@@ -111,9 +115,11 @@ class OpsServer:
         if self._receiving is not None:
             checks["updates"] = self._receiving() or "ok"
         healthy = all(value == "ok" for value in checks.values())
-        return web.json_response(
-            {"status": "ok" if healthy else "failing", **checks}, status=200 if healthy else 503
-        )
+        body: dict[str, str] = {"status": "ok" if healthy else "failing", **checks}
+        role = self._polling_role() if self._polling_role is not None else None
+        if role is not None:
+            body["polling"] = role
+        return web.json_response(body, status=200 if healthy else 503)
 
     async def metrics(self, _request: web.Request) -> web.Response:
         """Prometheus text format; the database gauges are refreshed first."""

@@ -18,12 +18,19 @@ patients' words, and stop PTB's poller for good. Here it becomes a dead letter.
 The loop restarts after any failure with backoff; :attr:`ConfirmingPoller.problem` says why
 while it does (``/healthz`` shows it): another process polling the same token (409 Conflict),
 a refused token, or the network.
+
+Only the holder of the polling lease polls (leadership.py), so processes sharing a database
+never conflict. A 409 that still comes means a poller outside that lease (another deployment,
+a developer's laptop with the production token): it is logged once as an error naming the
+cause, ``/healthz`` reports it until :data:`CONFLICT_MEMORY` seconds pass without one, and the
+backoff keeps growing meanwhile instead of taking the updates back every second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import warnings
 from typing import Any
 
@@ -43,6 +50,9 @@ LONG_POLL = 10
 BACKOFF_MAX = 30.0
 #: How long to wait for an in-flight update to finish before asking Telegram again.
 PROGRESS_WAIT = 1.0
+#: Seconds without a 409 after which a conflict is over (the problem clears, logged once).
+CONFLICT_MEMORY = 60.0
+CONFLICT_CAUSE = "another process is polling this token"
 
 
 class ConfirmingPoller:
@@ -56,6 +66,9 @@ class ConfirmingPoller:
         self._task: asyncio.Task[None] | None = None
         self._fetched_up_to = -1
         self._stopping = False
+        #: When the last 409 came (monotonic), while a conflict is remembered.
+        self._conflict_at: float | None = None
+        self._conflict_reason: str | None = None
         #: Why polling is not receiving right now (None while it is).
         self.problem: str | None = None
 
@@ -69,8 +82,12 @@ class ConfirmingPoller:
         await self._application.bot.delete_webhook(drop_pending_updates=False)
         self._task = asyncio.create_task(self._loop(), name="confirming-poller")
 
-    async def stop(self, *, drain: float = 5.0) -> None:
-        """Stop polling; let what is in flight finish, confirm what is done."""
+    async def stop(self, *, drain: float = 5.0, confirm: bool = True) -> None:
+        """Stop polling; let what is in flight finish, confirm what is done.
+
+        ``confirm=False`` (the lease was lost) asks Telegram nothing more: another process
+        polls now, and a getUpdates from here would end its long poll with a 409.
+        """
         task, self._task = self._task, None
         if task is None:
             return
@@ -79,6 +96,8 @@ class ConfirmingPoller:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if not confirm:
+            return
         await self._intake.drain(drain)
         if self._fetched_up_to >= 0:
             offset = self._intake.confirmable_offset(self._fetched_up_to)
@@ -116,6 +135,11 @@ class ConfirmingPoller:
                 raise
             except TimedOut:
                 continue
+            except Conflict as exc:
+                self._conflicted(exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
             except RetryAfter as exc:
                 retry = exc.retry_after
                 delay = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
@@ -128,7 +152,24 @@ class ConfirmingPoller:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            backoff = 1.0
+            if self._conflict_at is None:
+                backoff = 1.0
+
+    def _conflicted(self, exc: Conflict, retry_in: float) -> None:
+        """A 409: logged once for the whole conflict, remembered for ``/healthz``."""
+        reason = _reason(exc)
+        if self._conflict_at is None:
+            log.error(
+                "polling_conflict",
+                cause=CONFLICT_CAUSE if "webhook" not in reason else "a webhook is set",
+                detail=reason,
+                hint="one deployment per token: stop the other poller, or share this database "
+                "(its processes take turns through the polling lease)",
+                retry_in=retry_in,
+            )
+        self._conflict_at = time.monotonic()
+        self._conflict_reason = self.problem = reason
+        POLLING_RESTARTS.labels(reason="conflict").inc()
 
     def _failed(self, reason: str, retry_in: float) -> None:
         if self.problem != reason:
@@ -140,7 +181,14 @@ class ConfirmingPoller:
         offset = self._intake.confirmable_offset(self._fetched_up_to)
         waiting = self._intake.in_flight > 0
         updates = await self._fetch(offset, long_poll=0 if waiting else LONG_POLL)
-        if self.problem is not None:
+        if self._conflict_at is not None:
+            if time.monotonic() - self._conflict_at >= CONFLICT_MEMORY:
+                log.info("polling_conflict_over")
+                self._conflict_at = None
+                self.problem = None
+            else:  # a network error meanwhile is over; the conflict is not
+                self.problem = self._conflict_reason
+        elif self.problem is not None:
             log.info("polling_resumed", after=self.problem)
             self.problem = None
         fresh = 0
@@ -157,7 +205,9 @@ class ConfirmingPoller:
 def _reason(exc: BaseException) -> str:
     """What ``/healthz`` says while polling is interrupted (an exception name, never content)."""
     if isinstance(exc, Conflict):
-        return "conflict: another process is polling with this token"
+        if "webhook" in str(exc).lower():
+            return "conflict: a webhook is set for this token (getUpdates refused)"
+        return f"conflict: {CONFLICT_CAUSE}"
     if isinstance(exc, InvalidToken):
         return "token refused by Telegram"
     return f"error: {type(exc).__name__}"

@@ -14,6 +14,9 @@ chat instead:
   asks. Further failures go back to the caller, whose own retry (the patient outbox, the alert
   delivery, the dispatcher) reschedules the message: one retry layer, not retries under retries.
 
+Several processes on one PostgreSQL share the overall and the group budgets through the
+database (:class:`bot.telegram.pace.SharedPace`); each keeps its own private-chat budgets.
+
 Only the production bot uses it (``rate_limit=True``); the sandbox and most tests run without.
 """
 
@@ -27,6 +30,8 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
+
+from bot.telegram.pace import SharedPace
 
 JSONDict = dict[str, Any]
 
@@ -70,9 +75,11 @@ def _seconds(exc: RetryAfter) -> float:
 
 
 class ChatRateLimiter(BaseRateLimiter[int]):
-    """Telegram's limits, with a separate budget and a separate 429 pause per chat."""
+    """Telegram's limits, with a separate budget and a separate 429 pause per chat; the
+    overall and group budgets from ``shared`` when several processes send (PostgreSQL)."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: SharedPace | None = None) -> None:
+        self._shared = shared
         self._overall = AsyncLimiter(OVERALL_RATE, 1)
         self._chats: dict[int, AsyncLimiter] = {}
         self._paused_until: dict[int, float] = {}
@@ -82,7 +89,9 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         """Nothing to open."""
 
     async def shutdown(self) -> None:
-        """Nothing to close."""
+        """Close the shared pace's connection."""
+        if self._shared is not None:
+            await self._shared.close()
 
     def _limiter(self, chat_id: int) -> AsyncLimiter:
         limiter = self._chats.get(chat_id)
@@ -128,7 +137,7 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         try:
             return await self._send(callback, args, kwargs, endpoint=endpoint, chat_id=chat_id)
         except RetryAfter as exc:
-            self._pause(chat_id, _seconds(exc))
+            await self._pause(chat_id, _seconds(exc))
         return await self._send(callback, args, kwargs, endpoint=endpoint, chat_id=chat_id)
 
     async def _send(
@@ -141,18 +150,29 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         chat_id: int | None,
     ) -> bool | JSONDict | list[JSONDict]:
         await self._wait_pauses(chat_id)
-        if endpoint not in SENDING_ENDPOINTS:
-            return await callback(*args, **kwargs)
-        if chat_id is None:
-            async with self._overall:
-                return await callback(*args, **kwargs)
-        async with self._limiter(chat_id), self._overall:
-            return await callback(*args, **kwargs)
+        if endpoint in SENDING_ENDPOINTS:
+            if chat_id is not None:
+                await self._chat_turn(chat_id)
+            if self._shared is not None:
+                await self._shared.turn()
+            else:
+                await self._overall.acquire()
+        return await callback(*args, **kwargs)
 
-    def _pause(self, chat_id: int | None, seconds: float) -> None:
-        """Telegram said wait: only that chat waits (every chat when it named none)."""
+    async def _chat_turn(self, chat_id: int) -> None:
+        """A group's turn from the shared pace (any process may post there), a private chat's
+        from this process's own budget."""
+        if chat_id < 0 and self._shared is not None and await self._shared.group_turn(chat_id):
+            return
+        await self._limiter(chat_id).acquire()
+
+    async def _pause(self, chat_id: int | None, seconds: float) -> None:
+        """Telegram said wait: only that chat waits (every chat, in every process, when it
+        named none)."""
         until = time.monotonic() + seconds + 0.1
         if chat_id is None:
             self._global_pause_until = max(self._global_pause_until, until)
+            if self._shared is not None:
+                await self._shared.hold_back(seconds + 0.1)
         else:
             self._paused_until[chat_id] = max(self._paused_until.get(chat_id, 0.0), until)

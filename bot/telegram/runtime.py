@@ -19,9 +19,10 @@ from telegram.ext import Application
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.db.lease import PollingLease
 from bot.db.models import StaffMember
 from bot.db.queries.facts import remember_username
-from bot.db.session import create_engine, make_sessionmaker, upgrade_database
+from bot.db.session import create_engine, is_postgres, make_sessionmaker, upgrade_database
 from bot.domain.protocol import Protocol
 from bot.errors import ProtocolError
 from bot.protocols import ProtocolRegistry, default_schedules_dir
@@ -31,8 +32,10 @@ from bot.telegram.app import build_application, settings_requests, start_waker
 from bot.telegram.http import AiohttpRequest
 from bot.telegram.intake import UpdateIntake, raw_json
 from bot.telegram.jobs import DispatcherWaker
+from bot.telegram.leadership import PollingLeadership
+from bot.telegram.pace import SharedPace
 from bot.telegram.patient import apologise_for, publish_commands
-from bot.telegram.polling import ConfirmingPoller
+from bot.telegram.ratelimit import GROUP_RATE, OVERALL_RATE
 from bot.telegram.sender import TelegramMessenger
 from bot.telegram.staff_commands import publish_staff_commands
 from bot.telegram.webhook import WebhookPlan, WebhookServer
@@ -94,25 +97,33 @@ class BotRuntime:
     ctx: ServiceContext
     application: Application[Any, Any, Any, Any, Any, Any]
     waker: DispatcherWaker | None = None
-    poller: ConfirmingPoller | None = None
+    leadership: PollingLeadership | None = None
     webhook: WebhookServer | None = None
     intake: UpdateIntake | None = None
     requests: tuple[AiohttpRequest, ...] = ()
 
     @property
     def receiving(self) -> bool:
-        """True while updates come in (polling, or the webhook server)."""
-        polling = self.poller is not None and self.poller.running
+        """True while updates come in (polling, standing by for the polling lease, or the
+        webhook server)."""
+        polling = self.leadership is not None and self.leadership.running
         return polling or (self.webhook is not None and self.webhook.running)
 
     @property
     def receiving_problem(self) -> str | None:
-        """Why updates do not come in, for ``/healthz`` (None when they do)."""
+        """Why updates do not come in, for ``/healthz`` (None when they do, or when another
+        process of this database polls for this one)."""
         if self.intake is not None and self.intake.stalled:
             return "updates wait for the database"
-        if self.poller is not None:
-            return self.poller.problem or (None if self.poller.running else "polling stopped")
+        if self.leadership is not None:
+            return self.leadership.problem
         return None if self.receiving else "not receiving"
+
+    @property
+    def polling_role(self) -> str | None:
+        """``leader`` or ``follower`` of the polling lease; None when this process does not
+        poll (webhook mode, ``RECEIVE_UPDATES=false``)."""
+        return self.leadership.role if self.leadership is not None else None
 
     def _new_intake(self) -> UpdateIntake:
         ctx = self.ctx
@@ -171,14 +182,24 @@ class BotRuntime:
                 return set(settings.staff_user_ids) | set(rows)
 
         requests = settings_requests(settings)
+        rate_limit = (not settings.sandbox) if rate_limit is None else rate_limit
+        # Several processes may share PostgreSQL: Telegram's 30 a second is theirs together.
+        shared_pace = (
+            SharedPace(
+                engine, rate=OVERALL_RATE, group_rate=GROUP_RATE / 60, group_burst=GROUP_RATE
+            )
+            if rate_limit and is_postgres(engine)
+            else None
+        )
         application = build_application(
             ctx,
             requests=requests,
             token=real_token,
             base_url=api,
             base_file_url=file_api,
-            rate_limit=(not settings.sandbox) if rate_limit is None else rate_limit,
+            rate_limit=rate_limit,
             staff_ids=staff_ids,
+            shared_pace=shared_pace,
         )
         ctx.messenger = TelegramMessenger(application.bot)
         return cls(
@@ -196,6 +217,8 @@ class BotRuntime:
         """Initialise PTB, learn the bot's username, start receiving and the dispatcher.
 
         Updates come by polling, or by ``webhook`` when given (then ``polling`` is ignored).
+        Polling is done by whichever process of the database holds the polling lease; the
+        others stand by (leadership.py).
         ``wake_dispatcher=False`` starts no wake-up job: nothing ticks the dispatcher but the
         caller (tests on a manual clock call ``dispatch.tick`` themselves, so theirs is the only
         tick and no second driver races it). ``waker`` then stays None.
@@ -228,8 +251,9 @@ class BotRuntime:
                 self.webhook = WebhookServer(self.application, self.intake, webhook)
                 await self.webhook.start()
             else:
-                self.poller = ConfirmingPoller(self.application, self.intake)
-                await self.poller.start()
+                lease = PollingLease(self.engine, bot_id=self.application.bot.token.split(":")[0])
+                self.leadership = PollingLeadership(self.application, self.intake, lease)
+                await self.leadership.start()
         if wake_dispatcher:
             self.waker = start_waker(
                 self.application, self.ctx, safety_tick=safety_tick or timedelta(seconds=60)
@@ -242,8 +266,8 @@ class BotRuntime:
 
     async def stop(self) -> None:
         """Stop polling and jobs, close the database."""
-        if self.poller is not None:
-            await self.poller.stop()
+        if self.leadership is not None:
+            await self.leadership.stop()
         if self.webhook is not None:
             await self.webhook.stop()
         if self.intake is not None:

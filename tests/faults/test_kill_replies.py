@@ -151,6 +151,10 @@ async def test_sigkill_during_replies_loses_no_answer_and_duplicates_none(
             if len(saved) == PATIENTS and not server.stats()["pending_updates"]:
                 break
             await asyncio.sleep(0.1)
+        for _ in range(300):  # and sends what is still owed (paced: 29 messages a second)
+            if all(any(STARTED in (m.text or "") for m in server.sent(u)) for u in users):
+                break
+            await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # anything else the new process would (wrongly) add
         saved = await _baselines(database, server, tmp_path)
     finally:

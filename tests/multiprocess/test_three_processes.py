@@ -2,7 +2,9 @@
 
 One process receives updates, two only dispatch (``RECEIVE_UPDATES=false``); all claim rows with
 ``FOR UPDATE SKIP LOCKED``. The processes are the production bot (``python -m bot run`` with a
-token, so PTB's rate limiter is on) pointed at the fake Telegram server running in this test.
+token, so PTB's rate limiter is on: 29 messages a second for the three together, through the
+database) pointed at the fake Telegram server running in this test (test_several_workers.py
+starts three alike and lets the polling lease choose the poller).
 Also: several processes migrating and registering protocols at the same moment on an empty
 schema (PostgreSQL advisory lock, ``ON CONFLICT DO NOTHING``).
 """

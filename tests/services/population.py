@@ -95,8 +95,10 @@ def bot_process(
     cwd: Path,
     name: str,
     receive_updates: bool = True,
+    metrics_port: int = 0,
 ) -> subprocess.Popen[bytes]:
-    """``python -m bot run`` against the fake server; its output goes to ``cwd/<name>.log``."""
+    """``python -m bot run`` against the fake server; its output goes to ``cwd/<name>.log``;
+    ``/healthz`` on ``metrics_port`` when given."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -116,6 +118,7 @@ def bot_process(
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "WARNING",
             "MEDIA_DIR": str(cwd / "media"),
+            "METRICS_PORT": str(metrics_port),
         }
     )
     log = (cwd / f"{name}.log").open("wb")

@@ -1,7 +1,7 @@
 """chat health: whether the bot can still post in the staff and on-call chats
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-03 10:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.db.models
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
