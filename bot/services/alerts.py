@@ -32,6 +32,7 @@ from bot.i18n import format_local, t, tn
 from bot.metrics import ALERT_ACK_SECONDS, ALERT_DELIVERY_FAILURES, ALERTS_RAISED
 from bot.services import audit
 from bot.services.context import STAFF_LANGUAGE, ServiceContext
+from bot.services.outcome_cards import describe_outcome_evidence
 from bot.services.ports import (
     Button,
     ChatNotFound,
@@ -137,6 +138,9 @@ def _describe_evidence(
             "{count} check-ins in a row unanswered",
             int(value),
         )
+    outcome = describe_outcome_evidence(rule, item, language)
+    if outcome is not None:
+        return outcome
     if flag and flag in protocol.red_flags:
         parts.append(protocol.red_flags[flag].label.get(language))
     if question_id and value is not None and not flag:

@@ -171,8 +171,8 @@ async def play_course(
                     data = f"{prefix}0"
             elif question.type == "yes_no":
                 data = f"{prefix}0"
-            elif question.type == "checklist":
-                data = f"n:{checkin.id}:{index}"
+            elif question.type in ("checklist", "painkillers"):
+                data = f"n:{checkin.id}:{index}"  # none of these / no painkiller
             elif question.type == "text" and question.optional:
                 await conversation.handle_text(
                     ctx,

@@ -18,12 +18,14 @@ class Parsed:
     ``option_id``: the choice option id; ``"yes"``/``"no"`` for yes/no.
     ``flags``: the red flags this answer reports (yes to a flagged yes/no, an option with a
     flag, checklist items read in the text).
+    ``items``: what a multi-choice answer chose (painkiller classes; empty: none).
     """
 
     status: Literal["ok", "unclear", "skip"]
     value: int | None = None
     option_id: str | None = None
     flags: frozenset[str] = frozenset()
+    items: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
