@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.db.models import Answer
 from bot.sandbox.fake_api import SentMessage
-from tests.harness import PARIS, STAFF_CHAT, BotHarness, eventually, question
+from tests.harness import NURSE, PARIS, STAFF_CHAT, BotHarness, eventually, question
 from tests.harness import Patient as VirtualPatient
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
@@ -250,3 +250,49 @@ async def test_relief_ending_at_month_3_raises_one_review_card(harness: BotHarne
         assert len(cards) == 1
 
     await eventually(one_card)
+
+
+async def _staff(
+    harness: BotHarness, text: str, needle: str, kind: str | None = None
+) -> SentMessage:
+    sent = harness.server.send_text(NURSE, text, chat_id=STAFF_CHAT)
+    after = sent["message"]["message_id"]
+    return await harness.server.wait_for(
+        lambda m: (
+            m.chat_id == STAFF_CHAT
+            and m.message_id > after
+            and needle in (m.text or "")
+            and (kind is None or m.kind == kind)
+        )
+    )
+
+
+async def test_staff_see_painkillers_relief_and_the_outcomes(harness: BotHarness) -> None:
+    patient = await harness.consented_patient(4006, language="fr", baseline=7)
+    await harness.advance_to(EVENING)
+    await _evening_with_no_painkiller(patient)
+    await harness.advance_to(D7)
+    await tap(patient, "3")  # relief: 4 points below baseline
+    for label in BEFORE_PAINKILLERS["fr"][1:]:
+        await tap(patient, label)
+    patient.say("ixprim 2 jours")
+    await patient.until("Noté : paracétamol, opioïde faible — 2 jours sur 7")
+    await harness.settle()
+
+    timeline = await _staff(harness, "/patient P-001", "P-001 · genou gauche")
+    text = timeline.text or ""
+    assert (
+        "Antalgiques : avant le geste aucun antidouleur · J+7 paracétamol, opioïde faible — 2 jours sur 7"
+        in text
+    )
+    assert "Soulagement : depuis J+7, maintenu (dernière réponse J+7)" in text
+
+    summary = await _staff(harness, "/outcomes", "Résultats — tous les suivis")
+    assert "Tous les patients — n = 1" in (summary.text or "")
+    assert "d7: douleur -4 [-4; -4] (n = 1)" in (summary.text or "")
+    figure = await harness.server.wait_for(
+        lambda m: (
+            m.chat_id == STAFF_CHAT and m.message_id > summary.message_id and m.kind == "photo"
+        )
+    )
+    assert figure.file_bytes is not None and figure.file_bytes[:8] == b"\x89PNG\r\n\x1a\n"

@@ -193,7 +193,7 @@ def test_cli_outcomes_prints_and_writes_the_same_figures(tmp_path: Path) -> None
     assert "Tous les patients — n = 7" in result.stdout
     assert "-4 [-4; -1.5] (n = 7)" in result.stdout
     assert "5/7 (71 %)" in result.stdout
-    assert "3/7 (43 %) vs 1/7 (14 %)" in result.stdout
+    assert "3/7 (43 %) contre 1/7 (14 %)" in result.stdout
     out = tmp_path / "out"
     for name in ("outcomes.png", "relief.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
