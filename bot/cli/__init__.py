@@ -189,6 +189,24 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--since", help=SINCE_HELP)
     report.add_argument("--out-dir", type=Path, default=Path("."), help="where to write files")
     report.add_argument("--language", help="fr or en (default: STAFF_LANGUAGE)")
+
+    outcomes = commands.add_parser(
+        "outcomes",
+        help="outcomes to publish: pain, MCID, KOOS JR, WHO-5, opioids, relief duration",
+    )
+    outcomes.add_argument("--since", help='only procedures from this local date, "YYYY-MM-DD"')
+    outcomes.add_argument(
+        "--indication",
+        choices=[
+            "osteoarthritis",
+            "chronic_pain",
+            "knee_replacement",
+            *(i.value for i in Indication),
+        ],
+        help="one group (knee_replacement: before and after) or one indication",
+    )
+    outcomes.add_argument("--out-dir", type=Path, default=Path("."), help="where to write files")
+    outcomes.add_argument("--language", help="fr or en (default: STAFF_LANGUAGE)")
     return parser
 
 
@@ -248,6 +266,15 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await commands.followup(settings, args)
     if args.command == "erase":
         return await commands.erase(settings, label=args.label, confirmed=args.yes)
+    if args.command == "outcomes":
+        since = parse_local_date(args.since, settings.timezone) if args.since else None
+        return await commands.outcomes(
+            settings,
+            since=since,
+            indication=args.indication,
+            out_dir=args.out_dir,
+            language=args.language or settings.staff_language,
+        )
     if args.command in ("export", "report"):
         since = parse_local_date(args.since, settings.timezone) if args.since else None
         if args.command == "export":

@@ -438,6 +438,38 @@ async def report(
     return 0
 
 
+async def outcomes(
+    settings: Settings,
+    *,
+    since: datetime | None,
+    indication: str | None,
+    out_dir: Path,
+    language: str,
+) -> int:
+    """Print the outcomes and write outcomes.html, outcomes.png, relief.png and outcomes.json."""
+    from bot.services import outcomes as outcomes_service
+    from bot.services import outcomes_render
+
+    _check_language(language, available_languages())
+    async with offline_context(settings, create=False) as ctx:
+        figures = await outcomes_service.build_outcomes(ctx, since=since, indication=indication)
+    pictures = {
+        "outcomes.png": outcomes_render.render_png(figures, language),
+        "relief.png": outcomes_render.render_relief_png(figures, language),
+    }
+    written = _write_files(
+        out_dir,
+        {
+            **pictures,
+            "outcomes.html": outcomes_render.render_html(figures, language, pictures).encode(),
+            "outcomes.json": outcomes_render.render_json(figures).encode(),
+        },
+    )
+    output.line(outcomes_render.render_table(figures, language))
+    output.line(f"written: {', '.join(str(path) for path in written)}")
+    return 0
+
+
 def _write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
     """Write ``files`` into ``folder`` (created if needed); returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -272,6 +272,8 @@ class Answer(Base):
     file_path: Mapped[str | None] = mapped_column(String(512))
     #: A computed score at full precision (KOOS JR interval score); ``value`` holds it rounded.
     score: Mapped[float | None]
+    #: What a multi-choice answer chose (painkiller classes taken; empty: none; migration 0008).
+    choices: Mapped[list[str] | None] = mapped_column(JSON)
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
 

@@ -114,7 +114,7 @@ class RedFlag(_Frozen):
     earliest_day: int | None = Field(default=None, ge=0)
 
 
-QuestionType = Literal["scale", "choice", "yes_no", "checklist", "text", "photo"]
+QuestionType = Literal["scale", "choice", "yes_no", "checklist", "text", "photo", "painkillers"]
 
 
 class Question(_Frozen):
@@ -123,6 +123,9 @@ class Question(_Frozen):
     ``scale``: integer ``min``..``max`` (one-tap keyboard). ``choice``: one of ``options``.
     ``yes_no``: answered yes means red flag ``flag`` when set. ``checklist``: any of the red
     flags in ``flags`` or "none of these". ``text`` and ``photo``: free, ``optional`` may skip.
+    ``painkillers``: which painkiller classes were taken in the last 7 days, then on how many
+    days (bot/domain/painkillers.py; ``baseline: true`` for the one asked about before the
+    procedure).
     """
 
     id: str
@@ -140,6 +143,8 @@ class Question(_Frozen):
     indications: tuple[Indication, ...] | None = None
     loinc: str | None = None
     score: str | None = None
+    #: A ``painkillers`` question about the week before the procedure (the opioid rule's reference).
+    baseline: bool = False
 
     def name(self, language: str) -> str:
         """What staff read for this question: its label, else its whole text (never its id)."""
@@ -336,6 +341,49 @@ class UnheardMediaRule(_RuleBase):
     kind: Literal["unheard_media"]
 
 
+# --- Outcome rules (issue 16: painkillers, relief duration) ---------------------------------
+
+
+class NewOpioidRule(_RuleBase):
+    """An opioid taken after the procedure by a patient who took none in the week before it.
+
+    Fires once, at the first follow-up ``painkillers`` answer naming one of ``classes``, when
+    the baseline ``painkillers`` answer named none of them; without a baseline answer it cannot
+    fire (nobody knows what "before" was).
+    """
+
+    kind: Literal["new_opioid"]
+    classes: tuple[str, ...] = ("weak_opioid", "strong_opioid")
+
+
+class ReliefEndedRule(_RuleBase):
+    """Relief (``relief:`` section) ended after ``after_day``: the nerves have probably regrown.
+
+    Fires once per episode, at the check-in that confirms the end; the card names the month.
+    """
+
+    kind: Literal["relief_ended"]
+    question: str
+    after_day: int = Field(default=60, ge=0)
+
+
+class ReliefDefinition(_Frozen):
+    """When a patient has relief, and when it has ended (the usual MCID: 30 % or 2 points).
+
+    Relief starts at the first check-in whose tracked pain is at least ``percent`` % or
+    ``points`` points below baseline; it ends when pain is back within ``back_within`` points of
+    baseline at ``consecutive`` check-ins in a row (the end is dated at the first of them).
+    """
+
+    percent: int = Field(gt=0, le=100)
+    points: int = Field(gt=0)
+    back_within: int = Field(ge=0)
+    consecutive: int = Field(ge=1)
+
+
+# --- end of outcome rules -------------------------------------------------------------------
+
+
 Rule = Annotated[
     ThresholdRule
     | RiseOverBaselineRule
@@ -346,7 +394,9 @@ Rule = Annotated[
     | UnclearAnswerRule
     | MissedInRowRule
     | BotBlockedRule
-    | UnheardMediaRule,
+    | UnheardMediaRule
+    | NewOpioidRule
+    | ReliefEndedRule,
     Field(discriminator="kind"),
 ]
 
@@ -413,6 +463,8 @@ class Protocol(_Frozen):
     rules: tuple[Rule, ...]
     safety_advice: SafetyAdvice
     education: Education | None = None
+    #: What counts as relief and as its end (outcomes report, relief rule, staff views).
+    relief: ReliefDefinition | None = None
 
     @property
     def approved(self) -> bool:
@@ -627,6 +679,7 @@ def check_protocol(protocol: Protocol) -> list[tuple[str, str]]:
                 ("greetings", index, "since"),
                 f"{after.since} must come after {before.since} (greetings in time-of-day order)",
             )
+    _check_outcomes(protocol, problem)
     problems.extend(_education_problems(protocol))
     return problems
 
@@ -692,6 +745,30 @@ def _rise_problem(rule: RiseRule | RiseOverBaselineRule, question: Question) -> 
         f"rule {rule.id!r}: a rise of {rule.by} on {question.id} can never happen ({scale}): "
         f"choose a value from 1 to {widest}"
     )
+
+
+def _check_outcomes(
+    protocol: Protocol, problem: Callable[[tuple[int | str, ...], str], None]
+) -> None:
+    """Painkiller questions and outcome rules (issue 16) make sense together."""
+    from bot.domain.painkillers import CLASS_IDS  # the classes are data of that module
+
+    painkillers = [q for q in protocol.questions if q.type == "painkillers"]
+    for index, question in enumerate(protocol.questions):
+        if question.baseline and question.type != "painkillers":
+            problem(("questions", index, "baseline"), "only a painkillers question is a baseline")
+    for index, rule in enumerate(protocol.rules):
+        where: tuple[int | str, ...] = ("rules", index)
+        if isinstance(rule, NewOpioidRule):
+            if not any(q.baseline for q in painkillers):
+                problem(where, "a new_opioid rule needs a painkillers question with baseline: true")
+            if not any(not q.baseline for q in painkillers):
+                problem(where, "a new_opioid rule needs a follow-up painkillers question")
+            for i, name in enumerate(rule.classes):
+                if name not in CLASS_IDS:
+                    problem((*where, "classes", i), f"no painkiller class {name!r}")
+        if isinstance(rule, ReliefEndedRule) and protocol.relief is None:
+            problem(where, "a relief_ended rule needs the relief: section")
 
 
 def _threshold_problem(rule: ThresholdRule, question: Question) -> str | None:

@@ -30,8 +30,10 @@ from bot.domain.protocol import (
     Indication,
     InsufficientReliefRule,
     MissedInRowRule,
+    NewOpioidRule,
     Protocol,
     RedFlagRule,
+    ReliefEndedRule,
     RiseOverBaselineRule,
     RiseRule,
     Rule,
@@ -41,6 +43,7 @@ from bot.domain.protocol import (
     UnheardMediaRule,
     WorseningRule,
 )
+from bot.domain.relief import derive_relief
 
 __all__ = [
     "Evidence",
@@ -83,6 +86,8 @@ class Observation:
     """Red flags reported by this answer (ticked, answered yes, or read in free text)."""
     unclear: bool = False
     """A red-flag question still unclear after the one re-ask."""
+    items: frozenset[str] = frozenset()
+    """What a multi-choice answer chose (the painkiller classes taken; empty: none)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ class Evidence:
     reference_source: str | None = None
     """``"baseline"``, ``"day1"`` (no baseline: the day-1 value was used — the alert must say
     so) or ``"previous"``."""
+    items: tuple[str, ...] = ()
+    """What a multi-choice answer chose (the painkiller classes of a new opioid)."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +234,10 @@ def _answer_evidence(
         return _worsening(rule, history, new)
     if isinstance(rule, UnclearAnswerRule):
         return _unclear(rule, protocol, new)
+    if isinstance(rule, NewOpioidRule):
+        return _new_opioid(rule, protocol, history, new)
+    if isinstance(rule, ReliefEndedRule):
+        return _relief_ended(rule, protocol, history, new)
     return ()  # missed_in_row, bot_blocked, unheard_media: other events, other entry points
 
 
@@ -409,3 +420,78 @@ def _unclear(
             flag = obs.question_id if obs.question_id in protocol.red_flags else None
             evidence.append(Evidence(obs.question_id, flag, obs.value, obs.day))
     return tuple(evidence)
+
+
+# --- Outcome rules (issue 16: painkillers, relief duration) ---------------------------------
+
+
+def _new_opioid(
+    rule: NewOpioidRule, protocol: Protocol, history: History, new: Sequence[Observation]
+) -> tuple[Evidence, ...]:
+    """The first follow-up painkiller answer naming an opioid, when the baseline named none.
+
+    One value per answer: the painkiller question's observations (notes and unclear answers
+    skipped). The baseline is the last answer to a ``baseline`` painkiller question; without one
+    nobody knows what "before" was and the rule stays silent.
+    """
+    kinds = {q.id: q.baseline for q in protocol.questions if q.type == "painkillers"}
+    opioid = set(rule.classes)
+    baseline: frozenset[str] | None = None
+    earlier_opioid = False
+    for obs in history.observations:
+        if obs.question_id not in kinds or obs.unclear or obs in new:
+            continue
+        if kinds[obs.question_id]:
+            baseline = obs.items
+        elif opioid & obs.items:
+            earlier_opioid = True
+    for obs in new:
+        if obs.question_id in kinds and kinds[obs.question_id] and not obs.unclear:
+            baseline = obs.items
+    if baseline is None or opioid & baseline or earlier_opioid:
+        return ()
+    for obs in new:
+        if obs.question_id not in kinds or kinds[obs.question_id] or obs.unclear:
+            continue
+        started = opioid & obs.items
+        if started:
+            return (
+                Evidence(obs.question_id, None, obs.value, obs.day, items=tuple(sorted(obs.items))),
+            )
+    return ()
+
+
+def _relief_ended(
+    rule: ReliefEndedRule, protocol: Protocol, history: History, new: Sequence[Observation]
+) -> tuple[Evidence, ...]:
+    """Relief ended after ``after_day``, confirmed by one of ``new``: once per episode.
+
+    One value per check-in (its last understood answer), as the trend rules read them; the end
+    is confirmed at one check-in only, so the card is raised once however long pain stays back.
+    """
+    if protocol.relief is None:
+        return ()
+    reference, source = _baseline_for(rule.question, history)
+    if reference is None:
+        return ()
+    last_per_checkin: dict[str, Observation] = {}
+    for obs in history.observations:
+        if obs.question_id != rule.question or obs.checkin_id is None or obs.value is None:
+            continue
+        last_per_checkin.pop(obs.checkin_id, None)
+        last_per_checkin[obs.checkin_id] = obs
+    series = list(last_per_checkin.values())
+    relief = derive_relief(
+        protocol.relief,
+        baseline=reference,
+        values=[(obs.day, obs.value) for obs in series if obs.value is not None],
+    )
+    if relief.ended_day is None or relief.confirmed_day is None:
+        return ()
+    if relief.ended_day <= rule.after_day:
+        return ()
+    confirming = next(obs for obs in series if obs.day == relief.confirmed_day)
+    if confirming not in new:
+        return ()
+    ended = next(obs for obs in series if obs.day == relief.ended_day)
+    return (Evidence(ended.question_id, None, ended.value, ended.day, reference, source),)

@@ -348,7 +348,12 @@ async def _script(
         await anne.tap_next("Non")
     await anne.question()
     anne.says("un peu gonflé")
-    await anne.tap_next("Aucun")
+    await anne.tap_next("Aucun de ces signes")
+    await anne.question()  # painkillers in the week before the procedure, in her own words
+    anne.says("du doliprane, 3 jours")
+    await anne.next_message("Noté : paracétamol")
+    for _ in range(5):  # WHO-5 well-being, the baseline of quality of life
+        await anne.tap_next("La plupart du temps")
     await anne.next_message("Prochain")
 
     await john.question()

@@ -25,6 +25,7 @@ from bot.domain.protocol import (
 from bot.domain.schedule import day_number
 from bot.domain.states import AlertStatus
 from bot.i18n import format_local, t, tn
+from bot.services.outcome_cards import describe_outcome_evidence
 from bot.services.ports import Button, OutgoingMessage
 
 SEVERITY_MARK = {"emergency": "🔴", "urgent": "🔴", "review": "🟠"}
@@ -132,6 +133,15 @@ def describe_evidence(
         last = t(language, "last answer {day}", day=day_label(language, int(day or 0)))
         return " · ".join([*silence, last])
     question = _question(protocol, question_id)
+    outcome = describe_outcome_evidence(
+        rule,
+        item,
+        language,
+        when=day_label(language, int(day)) if day is not None else "",
+        answer=_answer(question, value, language) if question and value is not None else None,
+    )
+    if outcome is not None:
+        return outcome
     parts: list[str] = []
     if isinstance(rule, UnclearAnswerRule):
         parts.append(

@@ -36,6 +36,7 @@ from bot.domain.protocol import Protocol, Question
 from bot.domain.scores import koos_jr_interval
 from bot.domain.states import CheckInStatus
 from bot.services.context import ServiceContext
+from bot.services.export_outcomes import outcome_resources, painkiller_answer_values
 
 #: Rows fetched per round trip: large enough to be fast, small enough to keep memory flat.
 CHUNK = 1000
@@ -53,6 +54,8 @@ CSV_COLUMNS = (
     "flags",
     "status",
     "answered_at_utc",
+    # What a multi-choice answer chose: the painkiller classes taken (value = days out of 7).
+    "choices",
 )
 #: Flags are joined with this in one CSV cell (flag ids never contain it).
 FLAG_SEPARATOR = "|"
@@ -95,7 +98,7 @@ async def csv_rows(
     async with ctx.sessions() as session:
         async for row in answer_rows(session, since=since, chunk=CHUNK):
             (episode_id, label, time_point, day, question_id, kind, raw, value, score, option,
-             flags, status, created_at) = row  # fmt: skip
+             flags, status, created_at, choices) = row  # fmt: skip
             yield [
                 str(episode_id),
                 label,
@@ -110,6 +113,7 @@ async def csv_rows(
                 FLAG_SEPARATOR.join(flags or []),
                 status,
                 created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                FLAG_SEPARATOR.join(choices or []),
             ]
 
 
@@ -227,6 +231,8 @@ def _answer_values(protocol: Protocol, question: Question, answer: Answer) -> li
         ]
     if question.type == "text" and answer.raw_text:
         return [{"valueString": answer.raw_text}]
+    if question.type == "painkillers":
+        return painkiller_answer_values(answer.choices or (), answer.value)
     return []
 
 
@@ -401,6 +407,17 @@ def episode_resources(data: EpisodeData) -> list[Any]:
                     derived_from=derived,
                 )
             )
+        resources.extend(
+            outcome_resources(
+                painkiller_questions=[q.id for q in protocol.questions if q.type == "painkillers"],
+                checkin=checkin,
+                answers=answers,
+                resource_id=_uuid,
+                subject=_url(_uuid("patient", data.episode.patient_id)),
+                part_of=_url(_uuid("procedure", data.episode.id)),
+                derived_from=_url(derived) if derived else None,
+            )
+        )
     return resources
 
 

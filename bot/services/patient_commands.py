@@ -294,6 +294,7 @@ async def _my_data(turn: Turn) -> bytes:
                         "score": answer.score,
                         "option": answer.option_id,
                         "flags": list(answer.flags or []),
+                        "choices": list(answer.choices or []),
                         "status": answer.status,
                         "telegram_file_id": answer.file_id,
                         "local_copy_kept": answer.file_path is not None,

@@ -6,10 +6,11 @@ patient's check-in is refused (the handler checks the check-in belongs to the ch
 
     c:<y|n|i>                  consent: yes, no, more information
     b:<n>                      baseline pain n
-    a:<checkin>:<q>:<v>        answer v to question q (scale value, option index, 1/0, s = skip)
-    t:<checkin>:<q>:<i>        toggle red flag i of a checklist
+    a:<checkin>:<q>:<v>        answer v to question q (scale value, option index, 1/0, s = skip;
+                               painkillers: days 1-7, y/n to "did you mean ...?")
+    t:<checkin>:<q>:<i>        toggle red flag i of a checklist (painkillers: class i)
     d:<checkin>:<q>            checklist done
-    n:<checkin>:<q>            checklist "none of these"
+    n:<checkin>:<q>            checklist "none of these" (painkillers: none taken)
     f:<flag>:<y|n>             clarify a red flag read in free text
     x:<y|n>                    confirm /stop
     e:<y|n>                    confirm /delete (an erasure request)
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 from bot.domain.protocol import Protocol, Question
 from bot.i18n import t
+from bot.services.painkiller_questions import describe_use, render_painkillers
 from bot.services.ports import Button, OutgoingMessage
 
 
@@ -89,6 +91,15 @@ def render_question(
     prefix_text: str | None = None,
 ) -> OutgoingMessage:
     """The message asking ``question``, with its keyboard."""
+    if question.type == "painkillers":
+        return render_painkillers(
+            question,
+            language=language,
+            checkin_id=checkin_id,
+            index=index,
+            selection=selection,
+            prefix_text=prefix_text,
+        )
     text = question.text.get(language)
     if prefix_text:
         text = f"{prefix_text}\n{text}"
@@ -119,9 +130,16 @@ def render_question(
 
 
 def answer_label(
-    question: Question, *, language: str, value: int | None, option_id: str | None
+    question: Question,
+    *,
+    language: str,
+    value: int | None,
+    option_id: str | None,
+    items: frozenset[str] = frozenset(),
 ) -> str:
     """What was understood, said back to the patient ('Noted: 4/10')."""
+    if question.type == "painkillers":
+        return describe_use(items, value if items else None, language)
     if question.type == "scale" and value is not None:
         return f"{value}/{question.max}"
     if question.type == "choice" and option_id is not None:

@@ -29,6 +29,8 @@ from bot.services import audit
 from bot.services.cards import day_label, knee_label, labelled, quoted
 from bot.services.charts import SWELLING_QUESTION, Point, pain_question_ids
 from bot.services.context import ServiceContext
+from bot.services.outcome_views import painkiller_line, relief_line
+from bot.services.painkiller_questions import describe_use
 from bot.services.ports import DeliveryError, OutgoingMessage, RecipientBlocked
 
 log = structlog.get_logger(__name__)
@@ -373,6 +375,16 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
     ]
     if episode.baseline_pain is not None:
         header.append(t(language, "Baseline pain: {value}/10", value=episode.baseline_pain))
+    header += [
+        line
+        for line in (
+            painkiller_line(protocol, answers, language),
+            relief_line(
+                protocol, baseline=episode.baseline_pain, answers=answers, language=language
+            ),
+        )
+        if line
+    ]
     body = [text for _, text in sorted(events, key=lambda item: item[0])]
     if not body:
         body = [t(language, "No answer yet.")]
@@ -437,6 +449,9 @@ def _describe(
         return quoted(language, _quote(answer.raw_text))
     if question.type == "photo":
         return t(language, "a photo")
+    if question.type == "painkillers":
+        use = describe_use(answer.choices or (), answer.value if answer.choices else None, language)
+        return f"💊 {use}"
     return ""
 
 

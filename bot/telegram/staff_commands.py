@@ -24,7 +24,16 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.errors import BotError, NotFoundError
 from bot.i18n import t, tn
-from bot.services import audit, charts, export, followup, staff_enrolment, staff_views
+from bot.services import (
+    audit,
+    charts,
+    export,
+    followup,
+    outcomes,
+    outcomes_render,
+    staff_enrolment,
+    staff_views,
+)
 from bot.services.context import ServiceContext
 from bot.services.ports import OutgoingMessage
 from bot.telegram.staff_access import StaffAccess
@@ -45,6 +54,7 @@ MENU = (
     ("resume", "Resume a follow-up: /resume <label>"),
     ("stop", "Stop a follow-up: /stop <label> [reason]"),
     ("export", "Every answer as a CSV file"),
+    ("outcomes", "Outcomes: pain, opioids, relief duration (figure and table)"),
 )
 
 Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
@@ -83,6 +93,7 @@ class StaffCommands:
             "stop": self.cmd_stop,
             "checkin": self.cmd_checkin,
             "export": self.cmd_export,
+            "outcomes": self.cmd_outcomes,
         }
         return {name: self._wrap(name, command) for name, command in commands.items()}
 
@@ -235,6 +246,17 @@ class StaffCommands:
                 file_name=f"cryo-followup-{day}.csv",
             ),
         )
+
+    async def cmd_outcomes(self, call: StaffCall) -> None:
+        """``/outcomes``: the outcomes report's summary, then its main figure."""
+        lang = self._ctx.unit.staff_language
+        report = await outcomes.build_outcomes(self._ctx)
+        await staff_views.record_view(
+            self._ctx, staff_id=call.user_id, what="outcomes", episode_id=None
+        )
+        await self._say(call.chat_id, outcomes_render.summary_text(report, lang))
+        png = await asyncio.to_thread(outcomes_render.render_png, report, lang)
+        await self._access.say(call.chat_id, OutgoingMessage("", photo=png))
 
     async def cmd_pause(self, call: StaffCall) -> None:
         """``/pause <label>``: nothing is sent until ``/resume``."""

@@ -45,6 +45,13 @@ def test_with_database_url_export_and_report_show_the_demo(tmp_path: Path) -> No
     report = run_cli("report", "--language", "en", cwd=tmp_path, DATABASE_URL=url)
     assert report.returncode == 0, report.stderr
     assert "pain_high" in report.stdout  # the demo's pain of 9
+    # One painkiller question answered in words, and an outcomes report from the demo's data.
+    assert "patient P-001    du doliprane, 3 jours" in demo.stdout
+    assert "Noté : paracétamol — 3 jours sur 7" in demo.stdout
+    outcomes = run_cli("outcomes", "--language", "en", cwd=tmp_path, DATABASE_URL=url)
+    assert outcomes.returncode == 0, outcomes.stderr
+    assert "All patients — n = 2" in outcomes.stdout
+    assert (tmp_path / "outcomes.html").exists() and (tmp_path / "outcomes.png").exists()
 
     again = run_cli("demo", cwd=tmp_path, DATABASE_URL=url)
     assert_refused(again, "already holds 2 patient(s)", "unset it")

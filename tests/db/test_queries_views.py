@@ -274,7 +274,7 @@ async def test_export_rows_leave_out_erased_patients(sessions: Sessions) -> None
         (first.id, "P-1", None, None, "a note", None),
         (first.id, "P-1", "d1", "pain_avg", None, None),
     ]
-    assert rows[0][12] == NOW + HOUR and len(rows[0]) == 13
+    assert rows[0][12] == NOW + HOUR and len(rows[0]) == 14  # 13: choices (painkillers)
     assert recent == [second.id]
     assert with_answers == sorted([first.id, second.id])
     assert answered_later == [second.id]

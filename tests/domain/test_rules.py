@@ -645,6 +645,28 @@ REAL_CASES: dict[str, Case] = {
     "unclear": Case([obs("d3", "flags_full", 3, None, unclear=True)], {"unclear_red_flag_answer"}),
 }
 
+# --- Outcome rules (issue 16) ----------------------------------------------------------------
+NO_PAINKILLER = Observation("d0_evening", "painkillers_before", 0, 0)
+REAL_CASES.update(
+    {
+        "new_opioid": Case(
+            [Observation("d7", "painkillers", 7, 3, items=frozenset({"weak_opioid"}))],
+            {"new_opioid"},
+            past=(NO_PAINKILLER,),
+        ),
+        "relief_wearing_off": Case(
+            [obs("m6", "pain_avg", 182, 6)],
+            {"relief_wearing_off"},
+            past=(
+                obs("d7", "pain_avg", 7, 3),
+                obs("w6", "pain_avg", 42, 2),
+                obs("m3", "pain_avg", 90, 6),
+            ),
+        ),
+    }
+)
+# --- end of outcome rules ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(REAL_CASES))
 def test_real_protocol_case(real: Protocol, name: str) -> None:

@@ -28,6 +28,14 @@ WHEN = {
 }
 
 
+async def finish_evening(patient: VirtualPatient, language: str) -> None:
+    """The baseline questions that close the evening check-in: no painkiller, WHO-5."""
+    french = language == "fr"
+    await tap(patient, "Aucun" if french else "None")
+    for _ in range(5):
+        await tap(patient, "La plupart du temps" if french else "Most of the time")
+
+
 async def tap(patient: VirtualPatient, label: str) -> SentMessage:
     """Wait for the next question and tap the button labelled exactly ``label``."""
     message = await question(patient)
@@ -98,6 +106,7 @@ async def test_evening_check_in_with_buttons_in_french(harness: BotHarness) -> N
     )
     patient.tap(checklist, "Valider")
     await patient.until("vérifié aujourd'hui")
+    await finish_evening(patient, "fr")
     await patient.until("Prochain point")
 
     assert (await the_answer(harness, "pain_evening")).value == 3
@@ -124,6 +133,7 @@ async def test_evening_check_in_typed_in_english(harness: BotHarness) -> None:
     await patient.until("Noted: A little")
     checklist = await type_answer(patient, "none of these")
     assert "Done" in [label for label, _ in checklist.buttons()]
+    await finish_evening(patient, "en")
     await patient.until("Thank you, that is all for today")
 
     pain = await the_answer(harness, "pain_evening")
@@ -169,6 +179,7 @@ async def test_checklist_needs_a_tick_or_none_of_these(harness: BotHarness) -> N
     else:
         raise AssertionError(harness.server.callback_answers)
     patient.tap(checklist, "None of these")
+    await finish_evening(patient, "en")
     await patient.until("Next check-in")
     answer = await the_answer(harness, "flags_day0")
     assert (answer.flags, answer.option_id) == ([], "none")
@@ -258,6 +269,8 @@ async def _answer_after_pain(
     if how == "buttons":
         labels = [] if checkin == "w6" else ["Non" if french else "No"]
         labels += [(koos_fr if french else koos_en)[value] for value in KOOS_ITEMS]
+        labels += [("La plupart du temps" if french else "Most of the time")] * 5  # WHO-5
+        labels += ["Aucun" if french else "None"]  # painkillers
         labels += ["Nettement amélioré" if french else "Much improved"]
         labels += [] if checkin == "m3" else ["Très satisfait(e)" if french else "Very satisfied"]
         labels += ["Oui" if french else "Yes"] if checkin == "m6" else []
@@ -267,6 +280,8 @@ async def _answer_after_pain(
         return
     typed = [] if checkin == "w6" else ["non" if french else "no"]
     typed += [(koos_fr if french else koos_en)[value].lower() for value in KOOS_ITEMS]
+    typed += ["souvent" if french else "mostly"] * 5  # WHO-5
+    typed += ["rien" if french else "nothing"]  # painkillers
     typed += ["beaucoup mieux" if french else "much better"]
     typed += [] if checkin == "m3" else ["satisfait" if french else "satisfied"]
     typed += ["oui" if french else "yes please"] if checkin == "m6" else []
@@ -315,8 +330,8 @@ async def test_koos_jr_item_not_understood_gives_no_score(harness: BotHarness) -
     await harness.advance_to(WHEN["w6"])
     for text in ["2", "none", "whatever", "dunno", "mild", "mild", "mild", "mild", "mild"]:
         await type_answer(patient, text)
-    pgic = await question(patient)
-    assert "overall change" in (pgic.text or "")
+    who5 = await question(patient)
+    assert "WHO-5" in (who5.text or "")
     assert await rows(harness, "koos_jr_score") == []
     statuses = [a.status for a in await rows(harness, "koos_2")]
     assert statuses == ["unclear", "unclear"]

@@ -61,6 +61,9 @@ class RecordingMessenger:
         self._next_id += 1
         return SentRef(chat_id, self._next_id)
 
+    async def check_chat(self, chat_id: int) -> None:
+        return None  # every team chat takes messages
+
 
 @dataclass
 class Services:
@@ -171,8 +174,8 @@ async def play_course(
                     data = f"{prefix}0"
             elif question.type == "yes_no":
                 data = f"{prefix}0"
-            elif question.type == "checklist":
-                data = f"n:{checkin.id}:{index}"
+            elif question.type in ("checklist", "painkillers"):
+                data = f"n:{checkin.id}:{index}"  # none of these / no painkiller
             elif question.type == "text" and question.optional:
                 await conversation.handle_text(
                     ctx,

@@ -226,6 +226,7 @@ def _answer_rows(since: datetime | None) -> Select[*tuple[Any, ...]]:
             Answer.flags,
             Answer.status,
             Answer.created_at,
+            Answer.choices,
         )
         .join(Episode, Answer.episode_id == Episode.id)
         .join(Patient, Episode.patient_id == Patient.id)
@@ -243,7 +244,7 @@ async def answer_rows(
 ) -> AsyncIterator[Row[*tuple[Any, ...]]]:
     """Every answer of patients not erased, with its label and time point, by episode then
     time, streamed in chunks (the CSV export: episode id, label, time point, day, question,
-    kind, raw text, value, score, option, flags, status, answered at)."""
+    kind, raw text, value, score, option, flags, status, answered at, choices)."""
     stream = await session.stream(_answer_rows(since).execution_options(yield_per=chunk))
     async for row in stream:
         yield row

@@ -130,4 +130,25 @@ def _parse_question(
             return Parsed("ok") if text.strip() else UNCLEAR
         case "photo":
             return SKIP if plain in _SKIP_PHRASES | _POLITE_SKIP else UNCLEAR
+        case "painkillers":
+            return _painkillers(text)
     return UNCLEAR
+
+
+def _painkillers(text: str) -> Parsed:
+    """A painkiller reply read for certain in one go (a correction); anything else is unclear.
+
+    The conversation asks the days and checks doubtful names itself (bot.services.conversation
+    .painkillers); a correction has no such dialogue, so only a certain reading counts.
+    """
+    from bot.domain.painkillers import read_painkillers  # it reads with this package's helpers
+
+    reading = read_painkillers(text)
+    if reading.status != "ok":
+        return UNCLEAR
+    return Parsed(
+        "ok",
+        value=reading.days,
+        option_id=None if reading.classes else "none",
+        items=reading.classes,
+    )

@@ -20,6 +20,7 @@ class Parsed:
     flag, checklist items read in the text).
     ``contradiction``: unclear because the answer says one thing and its words another ("no, it
     won't stop"): the bot asks again with buttons, never saving the answer word.
+    ``items``: what a multi-choice answer chose (painkiller classes; empty: none).
     """
 
     status: Literal["ok", "unclear", "skip"]
@@ -27,6 +28,7 @@ class Parsed:
     option_id: str | None = None
     flags: frozenset[str] = frozenset()
     contradiction: bool = False
+    items: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

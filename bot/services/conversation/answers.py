@@ -20,6 +20,7 @@ from bot.services.conversation.clarify import clarifying
 from bot.services.conversation.education import explain_expected
 from bot.services.conversation.evaluation import evaluate, save_answer
 from bot.services.conversation.notes import scan_free_text
+from bot.services.conversation.scores import WHO5, update_who5_score
 from bot.services.conversation.turn import Turn
 from bot.services.questions import ButtonPress, answer_label, render_question
 
@@ -79,13 +80,22 @@ async def answer_question(
         value=parsed.value,
         flags=parsed.flags,
         unclear=parsed.status == "unclear",
+        items=parsed.items,
     )
-    said = answer_label(question, language=lang, value=parsed.value, option_id=parsed.option_id)
+    said = answer_label(
+        question,
+        language=lang,
+        value=parsed.value,
+        option_id=parsed.option_id,
+        items=parsed.items,
+    )
     if said and parsed.status == "ok":
         outbox.say(t(lang, "Noted: {answer}.", answer=said))
     await evaluate(turn, [observation])
     if question.score == "koos_jr":
         await update_koos_score(turn, checkin=checkin)
+    if question.score == WHO5:
+        await update_who5_score(turn, checkin=checkin)
     if typed:
         told = await scan_free_text(turn, text=typed, skip_flags=parsed.flags)
         if not told and question.type == "text":

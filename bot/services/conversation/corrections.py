@@ -18,6 +18,7 @@ from bot.services.conversation.consent import gate
 from bot.services.conversation.evaluation import evaluate, save_answer
 from bot.services.conversation.notes import flags_in, save_note, scan_free_text
 from bot.services.conversation.prompts import resume
+from bot.services.conversation.scores import WHO5, update_who5_score
 from bot.services.conversation.turn import Turn
 from bot.services.questions import answer_label
 
@@ -112,7 +113,13 @@ async def _correct_answer(
         parsed=parsed,
         message_id=message_id,
     )
-    said = answer_label(question, language=lang, value=parsed.value, option_id=parsed.option_id)
+    said = answer_label(
+        question,
+        language=lang,
+        value=parsed.value,
+        option_id=parsed.option_id,
+        items=parsed.items,
+    )
     if parsed.status == "ok":
         observation = Observation(
             checkin_id=checkin.def_id,
@@ -120,6 +127,7 @@ async def _correct_answer(
             day=turn.day,
             value=parsed.value,
             flags=parsed.flags,
+            items=parsed.items,
         )
         if said:
             turn.outbox.say(
@@ -130,6 +138,8 @@ async def _correct_answer(
         await evaluate(turn, [observation])
         if question.score == "koos_jr":
             await update_koos_score(turn, checkin=checkin)
+        if question.score == WHO5:
+            await update_who5_score(turn, checkin=checkin)
     else:
         turn.outbox.say(t(lang, "Thank you, I have saved your correction for the team."))
     asked = await scan_free_text(turn, text=text, skip_flags=before | parsed.flags)

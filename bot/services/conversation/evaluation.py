@@ -42,6 +42,7 @@ def save_answer(
         value=parsed.value,
         option_id=parsed.option_id,
         flags=sorted(flags if flags is not None else parsed.flags),
+        choices=sorted(parsed.items) if parsed.items else None,
         status=parsed.status,
         day=turn.day,
         file_id=file_id,
@@ -76,6 +77,7 @@ async def load_history(session: AsyncSession, episode: Episode) -> History:
                 value=answer.value,
                 flags=frozenset(answer.flags or ()),
                 unclear=answer.status == "unclear",
+                items=frozenset(answer.choices or ()),
             )
         )
     return History(

@@ -24,6 +24,7 @@ from bot.services.conversation.consent import answer_consent, gate, set_baseline
 from bot.services.conversation.corrections import correct
 from bot.services.conversation.evaluation import save_answer
 from bot.services.conversation.notes import save_note, scan_free_text
+from bot.services.conversation.painkillers import painkiller_button, painkiller_text
 from bot.services.conversation.prompts import consent_for, current_protocol
 from bot.services.conversation.turn import Turn
 from bot.services.ports import Button
@@ -93,6 +94,11 @@ async def route_text(turn: Turn, *, text: str, message_id: int | None) -> None:
         return
     checkin = await episodes.open_checkin(turn.session, episode_id=episode.id)
     question = turn.current_question(checkin) if checkin is not None else None
+    if checkin is not None and question is not None and question.type == "painkillers":
+        await painkiller_text(
+            turn, checkin=checkin, question=question, text=text, message_id=message_id
+        )
+        return
     if checkin is not None and question is not None:
         await answer_question(
             turn,
@@ -154,6 +160,10 @@ async def route_button(
         question = turn.current_question(checkin)
         if question is None:
             return stale
+        if question.type == "painkillers":
+            return await painkiller_button(
+                turn, checkin=checkin, question=question, press=press, message_id=message_id
+            )
         return await answer_button(
             turn, checkin=checkin, question=question, press=press, message_id=message_id
         )
