@@ -32,6 +32,9 @@ class OutgoingMessage:
     photo: bytes | None = None
     document: bytes | None = None
     file_name: str | None = None
+    #: The protocol question this message asks (None for any other message): the Telegram
+    #: adapter remembers the chat's open question, to read an urgent reply as it arrives.
+    question_id: str | None = None
 
 
 @dataclass(frozen=True)
