@@ -44,6 +44,7 @@ from bot.services.ports import (
     SentRef,
     TemporaryFailure,
 )
+from bot.services.sent_log import SentLog
 
 log = structlog.get_logger(__name__)
 
@@ -59,19 +60,24 @@ OnBlocked = Callable[[int], Awaitable[None]]
 
 def encode(message: OutgoingMessage) -> dict[str, object]:
     """The JSON payload of a text message with buttons (files are never owed: see callers)."""
-    return {
+    payload: dict[str, object] = {
         "text": message.text,
         "buttons": [[[b.label, b.data] for b in row] for row in message.buttons],
     }
+    if message.question_id is not None:
+        payload["question"] = message.question_id
+    return payload
 
 
 def decode(payload: dict[str, object]) -> OutgoingMessage:
     """The message a payload describes."""
     rows = payload.get("buttons") or []
     assert isinstance(rows, list)
+    question = payload.get("question")
     return OutgoingMessage(
         text=str(payload["text"]),
         buttons=tuple(tuple(Button(str(label), str(data)) for label, data in row) for row in rows),
+        question_id=str(question) if question is not None else None,
     )
 
 
@@ -100,10 +106,31 @@ def owe(
     return row
 
 
-async def send_claimed(ctx: ServiceContext, ids: Sequence[int], *, on_blocked: OnBlocked) -> None:
-    """After the commit: send the rows this process just wrote, in order (the fast path)."""
-    if ids:
-        await _send_ready(ctx, set(ids), on_blocked=on_blocked)
+async def send_claimed(
+    ctx: ServiceContext,
+    ids: Sequence[int],
+    *,
+    on_blocked: OnBlocked,
+    rows: Sequence[OwedMessage] = (),
+    unsent_before: int | None = None,
+) -> None:
+    """After the commit: send the rows this process just wrote, in order (the fast path).
+
+    ``unsent_before``: the chat's unsent messages when the update began. When every one of
+    them is a send of this process not yet written (:mod:`.sent_log`), nothing earlier waits:
+    ``rows`` go at once, without reading them again."""
+    if not ids:
+        return
+    chats = {row.chat_id for row in rows}
+    if (
+        unsent_before is not None
+        and len(rows) == len(ids)
+        and len(chats) == 1
+        and unsent_before == ctx.sent_log.pending_for(next(iter(chats)))
+    ):
+        await _send_in_order(ctx, rows, on_blocked=on_blocked)
+        return
+    await _send_ready(ctx, set(ids), on_blocked=on_blocked)
 
 
 async def send_owed(
@@ -137,7 +164,7 @@ async def send_owed(
             OwedMessage.claimed_at < now - STALE_CLAIM,
             OwedMessage.claimed_by.in_(dead),
         )
-        free = [row_id for row_id, *_rest in candidates]
+        free = [row_id for row_id, *_rest in candidates if not ctx.sent_log.is_sent(row_id)]
         if not free:
             return 0
         claimed = list(
@@ -165,7 +192,9 @@ async def _send_ready(ctx: ServiceContext, mine: set[int], *, on_blocked: OnBloc
             row.id: row
             for row in await session.scalars(select(OwedMessage).where(OwedMessage.id.in_(mine)))
         }
-        unsent_by_chat = await _unsent_per_chat(session, {row.chat_id for row in rows.values()})
+        unsent_by_chat = await _unsent_per_chat(
+            session, {row.chat_id for row in rows.values()}, ctx.sent_log
+        )
     # Per chat, only the run of our rows from its earliest unsent message: a message waits while
     # an earlier one of its chat is unsent and not ours (held elsewhere, or waiting to retry).
     ready = []
@@ -179,7 +208,9 @@ async def _send_ready(ctx: ServiceContext, mine: set[int], *, on_blocked: OnBloc
     return await _send_in_order(ctx, ready, on_blocked=on_blocked)
 
 
-async def _unsent_per_chat(session: AsyncSession, chats: set[int]) -> dict[int, list[int]]:
+async def _unsent_per_chat(
+    session: AsyncSession, chats: set[int], sent_log: SentLog
+) -> dict[int, list[int]]:
     if not chats:
         return {}
     rows = await session.execute(
@@ -193,7 +224,9 @@ async def _unsent_per_chat(session: AsyncSession, chats: set[int]) -> dict[int, 
     )
     unsent: dict[int, list[int]] = {}
     for chat, row_id in rows:
-        unsent.setdefault(chat, []).append(row_id)
+        unsent.setdefault(chat, [])
+        if not sent_log.is_sent(row_id):  # taken by Telegram, written soon: not waiting
+            unsent[chat].append(row_id)
     return unsent
 
 
@@ -225,18 +258,19 @@ async def _send_in_order(
             MESSAGES_FAILED.labels(reason=type(exc).__name__).inc()
             await _retry_later(ctx, row, retry_after=None, give_up=True)
             continue
-        await _mark_sent(ctx, row.id, ref)
+        _mark_sent(ctx, row, ref)
         sent += 1
     return sent
 
 
-async def _mark_sent(ctx: ServiceContext, row_id: int, ref: SentRef) -> None:
-    async with ctx.sessions.begin() as session:
-        await session.execute(
-            update(OwedMessage)
-            .where(OwedMessage.id == row_id)
-            .values(sent_at=ctx.clock.now(), message_id=ref.message_id, claimed_by=None)
-        )
+def _mark_sent(ctx: ServiceContext, row: OwedMessage, ref: SentRef) -> None:
+    ctx.sent_log.note(
+        ctx.sessions,
+        row_id=row.id,
+        chat_id=row.chat_id,
+        message_id=ref.message_id,
+        at=ctx.clock.now(),
+    )
 
 
 async def _release(ctx: ServiceContext, row_id: int) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Alert, CheckIn, Episode, Patient
+from bot.db.models import Alert, CheckIn, Episode, OwedMessage, Patient
 from bot.domain.protocol import Indication, Protocol, Question
 from bot.domain.schedule import day_number
 from bot.services import audit
@@ -40,6 +40,11 @@ class Outbox:
     toast: str | None = None
     #: The ``owed_messages`` rows this update wrote (sent after the commit, in order).
     owed_ids: list[int] = field(default_factory=list)
+    #: Those rows themselves (what the fast path sends without reading them again).
+    owed_rows: list[OwedMessage] = field(default_factory=list)
+    #: Messages owed to the chat and unsent when the update began (None: not read): when all
+    #: of them are already sent by this process, this update's rows go without a query.
+    unsent_before: int | None = None
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         """Queue a message to the patient."""
