@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import and_, event, exists, func, literal, select
+from sqlalchemy import Select, and_, bindparam, event, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from bot.db.models import (
     Alert,
@@ -68,10 +71,9 @@ class TurnStart:
 _OPEN = "turn_start_open_checkin"
 
 
-async def turn_start(session: AsyncSession, *, chat_id: int, update_id: int | None) -> TurnStart:
-    """The duplicate-update check, the chat's patient and latest episode, the open check-in and
-    the count of unsent owed messages, in one query (it was five). Nothing is written: the
-    caller records the update id with its other rows (:func:`record_update`)."""
+@cache
+def _turn_start_query() -> Select[Any]:
+    """Built once (aliases and subqueries cost more to build than to run), bound per call."""
     later = aliased(Episode)
     latest = (
         select(func.max(later.id))
@@ -79,11 +81,8 @@ async def turn_start(session: AsyncSession, *, chat_id: int, update_id: int | No
         .correlate(Patient)
         .scalar_subquery()
     )
-    seen = (
-        exists().where(ProcessedUpdate.update_id == update_id)
-        if update_id is not None
-        else exists().where(ProcessedUpdate.update_id.is_(None))
-    )
+    chat_id: BindParameter[int] = bindparam("chat_id")
+    seen = exists().where(ProcessedUpdate.update_id == bindparam("update_id"))
     unsent = (
         select(func.count(OwedMessage.id))
         .where(
@@ -95,7 +94,7 @@ async def turn_start(session: AsyncSession, *, chat_id: int, update_id: int | No
     )
     one = select(literal(1).label("one")).subquery("one")
     awaiting = aliased(CheckIn)
-    query = (
+    return (
         select(seen.label("seen"), unsent.label("unsent"), Patient, Episode, awaiting)
         .select_from(one)
         .outerjoin(Patient, Patient.chat_id == chat_id)
@@ -106,7 +105,15 @@ async def turn_start(session: AsyncSession, *, chat_id: int, update_id: int | No
         )
         .limit(1)
     )
-    row = (await session.execute(query)).one()
+
+
+async def turn_start(session: AsyncSession, *, chat_id: int, update_id: int | None) -> TurnStart:
+    """The duplicate-update check, the chat's patient and latest episode, the open check-in and
+    the count of unsent owed messages, in one query (it was five). Nothing is written: the
+    caller records the update id with its other rows (:func:`record_update`)."""
+    # An update without an id (none in practice) is never a redelivery: -1 is no update's id.
+    params = {"chat_id": chat_id, "update_id": update_id if update_id is not None else -1}
+    row = (await session.execute(_turn_start_query(), params)).one()
     start = TurnStart(
         redelivered=bool(row[0]),
         patient=row[2],
