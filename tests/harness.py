@@ -103,6 +103,8 @@ class BotHarness:
     #: The bot's own wake-up job (DispatcherWaker): only tests about the waker turn it on; the
     #: others drive the dispatcher with :meth:`tick` alone.
     wake_dispatcher = False
+    #: Ordinary updates the intake handles at once (None: the bot's default).
+    intake_slots: int | None = None
 
     def __init__(
         self, database: TestDatabase, tmp_path: Path, *, start: datetime | None = None
@@ -137,6 +139,8 @@ class BotHarness:
             require_approval=False,
             rate_limit=self.rate_limit,
         )
+        if self.intake_slots is not None:
+            self.runtime.intake_slots = self.intake_slots
         await self.runtime.start(
             safety_tick=timedelta(seconds=3600), wake_dispatcher=self.wake_dispatcher
         )

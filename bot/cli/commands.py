@@ -482,11 +482,9 @@ def _write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    """``bench``: the code lives in the repository's bench/ folder (not installed with the bot)."""
-    try:
-        from bench.run import main as bench_main
-    except ImportError:
-        raise UsageError("run `python -m bot bench` from the repository's root folder") from None
+    """``bench``: :mod:`bot.bench`, installed with the bot (results go to ./bench/)."""
+    from bot.bench.run import main as bench_main
+
     return bench_main(quick=args.quick, postgres=args.postgres, only=args.only)
 
 

@@ -15,12 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import ProtocolVersion
+from bot.db.priority import PriorityGate
 from bot.domain.protocol import Protocol
 from bot.errors import ProtocolError
 from bot.protocols import ProtocolRegistry
 from bot.services.ports import Messenger
+from bot.services.sent_log import SentLog
 
 log = structlog.get_logger(__name__)
+
+#: Patient updates inside their transaction at once: fewer than the PostgreSQL pool's
+#: connections, so an urgent turn (let in first) never waits for one behind the crowd.
+TURNS_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
@@ -150,3 +156,7 @@ class ServiceContext:
     tick_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Called when a new due time may be earlier than the dispatcher's next wake-up.
     on_schedule_changed: Callable[[], None] = field(default=lambda: None)
+    #: Patient turns in their transaction, urgent ones let in first (bot.db.priority).
+    turn_gate: PriorityGate = field(default_factory=lambda: PriorityGate(TURNS_AT_ONCE))
+    #: Owed messages Telegram took, written as sent in batches.
+    sent_log: SentLog = field(default_factory=SentLog)

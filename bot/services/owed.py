@@ -43,6 +43,7 @@ from bot.services import claims
 from bot.services.context import ServiceContext
 from bot.services.ports import (
     Button,
+    ChatLost,
     ChatNotFound,
     DeliveryError,
     OutgoingMessage,
@@ -50,6 +51,7 @@ from bot.services.ports import (
     SentRef,
     TemporaryFailure,
 )
+from bot.services.sent_log import SentLog
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +78,8 @@ def encode(message: OutgoingMessage) -> dict[str, object]:
     }
     if message.photo_id is not None:
         payload["photo_id"] = message.photo_id
+    if message.question_id is not None:
+        payload["question"] = message.question_id
     return payload
 
 
@@ -84,10 +88,12 @@ def decode(payload: dict[str, object]) -> OutgoingMessage:
     rows = payload.get("buttons") or []
     assert isinstance(rows, list)
     photo_id = payload.get("photo_id")
+    question = payload.get("question")
     return OutgoingMessage(
         text=str(payload["text"]),
         buttons=tuple(tuple(Button(str(label), str(data)) for label, data in row) for row in rows),
         photo_id=str(photo_id) if photo_id is not None else None,
+        question_id=str(question) if question is not None else None,
     )
 
 
@@ -127,10 +133,31 @@ def owe(
     return row
 
 
-async def send_claimed(ctx: ServiceContext, ids: Sequence[int], *, on_blocked: OnBlocked) -> None:
-    """After the commit: send the rows this process just wrote, in order (the fast path)."""
-    if ids:
-        await _send_ready(ctx, set(ids), on_blocked=on_blocked)
+async def send_claimed(
+    ctx: ServiceContext,
+    ids: Sequence[int],
+    *,
+    on_blocked: OnBlocked,
+    rows: Sequence[OwedMessage] = (),
+    unsent_before: int | None = None,
+) -> None:
+    """After the commit: send the rows this process just wrote, in order (the fast path).
+
+    ``unsent_before``: the chat's unsent messages when the update began. When every one of
+    them is a send of this process not yet written (:mod:`.sent_log`), nothing earlier waits:
+    ``rows`` go at once, without reading them again."""
+    if not ids:
+        return
+    chats = {row.chat_id for row in rows}
+    if (
+        unsent_before is not None
+        and len(rows) == len(ids)
+        and len(chats) == 1
+        and unsent_before == ctx.sent_log.pending_for(next(iter(chats)))
+    ):
+        await _send_in_order(ctx, rows, on_blocked=on_blocked)
+        return
+    await _send_ready(ctx, set(ids), on_blocked=on_blocked)
 
 
 async def send_owed(
@@ -164,7 +191,7 @@ async def send_owed(
             OwedMessage.claimed_at < now - STALE_CLAIM,
             OwedMessage.claimed_by.in_(dead),
         )
-        free = [row_id for row_id, *_rest in candidates]
+        free = [row_id for row_id, *_rest in candidates if not ctx.sent_log.is_sent(row_id)]
         if not free:
             return 0
         claimed = list(
@@ -192,7 +219,9 @@ async def _send_ready(ctx: ServiceContext, mine: set[int], *, on_blocked: OnBloc
             row.id: row
             for row in await session.scalars(select(OwedMessage).where(OwedMessage.id.in_(mine)))
         }
-        unsent_by_chat = await _unsent_per_chat(session, {row.chat_id for row in rows.values()})
+        unsent_by_chat = await _unsent_per_chat(
+            session, {row.chat_id for row in rows.values()}, ctx.sent_log
+        )
     # Per chat, only the run of our rows from its earliest unsent message: a message waits while
     # an earlier one of its chat is unsent and not ours (held elsewhere, or waiting to retry).
     ready = []
@@ -206,7 +235,9 @@ async def _send_ready(ctx: ServiceContext, mine: set[int], *, on_blocked: OnBloc
     return await _send_in_order(ctx, ready, on_blocked=on_blocked)
 
 
-async def _unsent_per_chat(session: AsyncSession, chats: set[int]) -> dict[int, list[int]]:
+async def _unsent_per_chat(
+    session: AsyncSession, chats: set[int], sent_log: SentLog
+) -> dict[int, list[int]]:
     if not chats:
         return {}
     rows = await session.execute(
@@ -220,7 +251,9 @@ async def _unsent_per_chat(session: AsyncSession, chats: set[int]) -> dict[int, 
     )
     unsent: dict[int, list[int]] = {}
     for chat, row_id in rows:
-        unsent.setdefault(chat, []).append(row_id)
+        unsent.setdefault(chat, [])
+        if not sent_log.is_sent(row_id):  # taken by Telegram, written soon: not waiting
+            unsent[chat].append(row_id)
     return unsent
 
 
@@ -259,10 +292,11 @@ async def _send_in_order(
         except DeliveryError as exc:
             stopped.add(row.chat_id)
             MESSAGES_FAILED.labels(reason=type(exc).__name__).inc()
-            lost_chat = to_staff and isinstance(exc, ChatNotFound)
+            # A team chat the bot has lost is announced (chat_health): keep it until it is back.
+            lost_chat = to_staff and isinstance(exc, ChatNotFound | ChatLost)
             await _retry_later(ctx, row, retry_after=None, give_up=not lost_chat)
             continue
-        await _mark_sent(ctx, row.id, ref)
+        _mark_sent(ctx, row, ref)
         sent += 1
     return sent
 
@@ -295,13 +329,14 @@ async def _wait_for_card(ctx: ServiceContext, row_id: int) -> None:
     ctx.on_schedule_changed()
 
 
-async def _mark_sent(ctx: ServiceContext, row_id: int, ref: SentRef) -> None:
-    async with ctx.sessions.begin() as session:
-        await session.execute(
-            update(OwedMessage)
-            .where(OwedMessage.id == row_id)
-            .values(sent_at=ctx.clock.now(), message_id=ref.message_id, claimed_by=None)
-        )
+def _mark_sent(ctx: ServiceContext, row: OwedMessage, ref: SentRef) -> None:
+    ctx.sent_log.note(
+        ctx.sessions,
+        row_id=row.id,
+        chat_id=row.chat_id,
+        message_id=ref.message_id,
+        at=ctx.clock.now(),
+    )
 
 
 async def _release(ctx: ServiceContext, row_id: int) -> None:

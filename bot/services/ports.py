@@ -41,6 +41,9 @@ class OutgoingMessage:
     file_name: str | None = None
     photo_id: str | None = None
     reply_to: int | None = None
+    #: The protocol question this message asks (None for any other message): the Telegram
+    #: adapter remembers the chat's open question, to read an urgent reply as it arrives.
+    question_id: str | None = None
 
 
 @dataclass(frozen=True)

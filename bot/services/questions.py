@@ -126,7 +126,7 @@ def render_question(
         buttons = tuple(rows)
     if question.optional:
         buttons = (*buttons, (Button(t(language, "Skip"), f"{base}s"),))
-    return OutgoingMessage(text=text, buttons=buttons)
+    return OutgoingMessage(text=text, buttons=buttons, question_id=question.id)
 
 
 def answer_label(

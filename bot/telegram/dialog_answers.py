@@ -41,6 +41,8 @@ class DialogAnswers:
                 or replied.from_user.id != context.bot.id
             ):
                 return
+        if not await self._access.may_be_staff(user.id):
+            return  # a patient (the usual case): no dialog to look up
         ctx = self._access.ctx
         dialog = await staff_dialogs.current(ctx, chat_id=chat.id, user_id=user.id)
         if dialog is None:

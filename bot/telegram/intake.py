@@ -7,6 +7,12 @@ the handlers ran and their transaction committed, or the update was set aside as
 - **Lanes.** One chat's updates run one after the other, in arrival order (a patient's second
   message must never overtake the first); different chats run at the same time, so a slow chat
   (a staff group held back by Telegram's 20 messages a minute) delays nobody else.
+- **Urgent first.** The ``urgency`` hook reads each update as it arrives (a red flag, a score
+  at an urgent threshold: ``urgency.py``, no query). An urgent update's lane runs ahead of the
+  ordinary ones: it takes no ordinary slot, and everything it does waits first in line for the
+  database (:mod:`bot.db.priority`): its answer is saved, then its safety advice and staff card
+  go, ahead of the ordinary replies queued before it. The updates its chat sent before it run
+  first, urgent too: nothing is reordered within a chat.
 - **Retries.** A handler that failed because the database or the network is unavailable is run
   again with backoff, for as long as it takes; it is not confirmed meanwhile. Any other failure
   is tried :data:`MAX_TRIES` times, then the update becomes a dead letter.
@@ -38,6 +44,7 @@ from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
+from bot.db.priority import urgent_work
 from bot.metrics import DEAD_LETTERS, UPDATES_RETRIED
 
 log = structlog.get_logger(__name__)
@@ -98,6 +105,9 @@ class _Item:
 class _Lane:
     queue: deque[_Item] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
+    #: Urgent updates queued in this lane: while there is one, the updates before it (same
+    #: chat, so they must go first) run as urgent too.
+    urgent: int = 0
 
 
 DeadLetterSink = Callable[[int, dict[str, Any], str, int], Awaitable[None]]
@@ -160,6 +170,8 @@ class UpdateIntake:
         key = self._lane_key(item)
         lane = self._lanes.setdefault(key, _Lane())
         lane.queue.append(item)
+        if item.urgent:
+            lane.urgent += 1
         if lane.task is None or lane.task.done():
             lane.task = asyncio.create_task(self._run_lane(key, lane), name=f"lane-{key}")
         return item.done
@@ -228,8 +240,10 @@ class UpdateIntake:
         try:
             while lane.queue and not self._closed:
                 item = lane.queue[0]
-                outcome = await self._run(item)
+                outcome = await self._run(item, urgent=lane.urgent > 0)
                 lane.queue.popleft()
+                if item.urgent:
+                    lane.urgent -= 1
                 self._finish(item, outcome)
         finally:
             if not lane.queue and self._lanes.get(key) is lane:
@@ -245,14 +259,14 @@ class UpdateIntake:
             item.done.set_result(outcome)
         self._progress.set()
 
-    async def _run(self, item: _Item) -> Outcome:
+    async def _run(self, item: _Item, *, urgent: bool) -> Outcome:
         if item.update is None:
             await self._set_aside(item, "unreadable", tries=1)
             return Outcome.DEAD_LETTER
         tries = 0
         delay = RETRY_BASE
         while True:
-            error = await self._attempt(item)
+            error = await self._attempt(item, urgent=urgent)
             if error is None:
                 self.stalled = False
                 return Outcome.HANDLED
@@ -276,12 +290,14 @@ class UpdateIntake:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 
-    async def _attempt(self, item: _Item) -> BaseException | None:
+    async def _attempt(self, item: _Item, *, urgent: bool) -> BaseException | None:
         attempt = _Attempt()
         token = _attempt.set(attempt)
         try:
-            if item.urgent:
-                await self._application.process_update(item.update)
+            if urgent:
+                # Reserved: no ordinary slot to wait for; first to the database (priority.py).
+                with urgent_work():
+                    await self._application.process_update(item.update)
             else:
                 async with self._slots:
                     await self._application.process_update(item.update)

@@ -24,6 +24,7 @@ from bot.db.models import StaffMember
 from bot.db.queries.facts import remember_username
 from bot.db.session import create_engine, is_postgres, make_sessionmaker, upgrade_database
 from bot.domain.protocol import Protocol
+from bot.domain.urgency import UrgencyRules
 from bot.errors import ProtocolError
 from bot.protocols import ProtocolRegistry, default_schedules_dir
 from bot.services import claims, dead_letters
@@ -38,6 +39,7 @@ from bot.telegram.patient import apologise_for, publish_commands
 from bot.telegram.ratelimit import GROUP_RATE, OVERALL_RATE
 from bot.telegram.sender import TelegramMessenger
 from bot.telegram.staff_commands import publish_staff_commands
+from bot.telegram.urgency import AskedQuestions, UrgencyReader
 from bot.telegram.webhook import WebhookPlan, WebhookServer
 
 log = structlog.get_logger(__name__)
@@ -101,6 +103,8 @@ class BotRuntime:
     webhook: WebhookServer | None = None
     intake: UpdateIntake | None = None
     requests: tuple[AiohttpRequest, ...] = ()
+    #: Ordinary updates handled at once (an urgent one never waits for a slot).
+    intake_slots: int = 64
 
     @property
     def receiving(self) -> bool:
@@ -133,10 +137,16 @@ class BotRuntime:
                 ctx, update_id=update_id, raw_json=raw_json(raw), reason=reason, tries=tries
             )
 
+        messenger = ctx.messenger
+        asked = messenger.asked if isinstance(messenger, TelegramMessenger) else AskedQuestions()
+        # Every protocol version a patient may follow: their red flags and urgent thresholds.
+        rules = UrgencyRules.of(ctx.protocols.registry.all())
         return UpdateIntake(
             self.application,
             dead_letter=set_aside,
             on_give_up=lambda update: apologise_for(ctx, update),
+            urgency=UrgencyReader(rules, asked),
+            max_concurrent=self.intake_slots,
         )
 
     @classmethod
@@ -276,6 +286,7 @@ class BotRuntime:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        await self.ctx.sent_log.close()  # what Telegram took is written as sent
         await self.engine.dispose()
         gc.unfreeze()  # what start() froze may be freed again (tests start many bots)
 

@@ -8,6 +8,8 @@ chat not found, ``RetryAfter``, ``TimedOut``, ``NetworkError`` → temporary.
 
 from __future__ import annotations
 
+import json
+
 from telegram import Bot, Chat, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram.error import (
     BadRequest,
@@ -19,6 +21,7 @@ from telegram.error import (
 )
 
 from bot.services.ports import (
+    Button,
     ChatLost,
     ChatNotFound,
     DeliveryError,
@@ -28,6 +31,49 @@ from bot.services.ports import (
     TemporaryFailure,
 )
 from bot.telegram.chat_rights import cannot_post
+from bot.telegram.urgency import AskedQuestions
+
+#: Stands for the check-in id in a cached keyboard (never in a label or button data).
+_ROW_ID = "\u0000"
+_ROW_ID_JSON = json.dumps(_ROW_ID)[1:-1]
+#: Keyboards kept (one per question, language and protocol version in use: a few hundred).
+_KEYBOARDS_KEPT = 2048
+_keyboards: dict[tuple[tuple[tuple[str, str], ...], ...], str] = {}
+
+
+def keyboard_json(message: OutgoingMessage) -> str | None:
+    """The message's inline keyboard as the Bot API's JSON, or None.
+
+    A question's keyboard differs between check-ins only by the check-in id in its button data
+    (``a:<checkin>:<q>:<v>``, see ``bot/services/questions.py``): it is serialised once per
+    question, language and protocol version and the id filled in, instead of building eleven
+    python-telegram-bot button objects for every message of a wave."""
+    if not message.buttons:
+        return None
+    ids = {b.data.split(":")[1] for row in message.buttons for b in row if b.data.count(":") >= 2}
+    row_id = next(iter(ids)) if len(ids) == 1 else None
+    if row_id is None or not row_id.isdigit():
+        return json.dumps(_markup(message.buttons), ensure_ascii=False)
+    prefix, marked = f":{row_id}:", f":{_ROW_ID}:"
+    key = tuple(
+        tuple((b.label, b.data.replace(prefix, marked, 1)) for b in row) for row in message.buttons
+    )
+    template = _keyboards.get(key)
+    if template is None:
+        if len(_keyboards) >= _KEYBOARDS_KEPT:
+            _keyboards.clear()
+        rows = tuple(tuple(Button(label, data) for label, data in row) for row in key)
+        template = json.dumps(_markup(rows), ensure_ascii=False)
+        _keyboards[key] = template
+    return template.replace(_ROW_ID_JSON, row_id)
+
+
+def _markup(rows: tuple[tuple[Button, ...], ...]) -> dict[str, object]:
+    return {
+        "inline_keyboard": [
+            [{"text": b.label, "callback_data": b.data} for b in row] for row in rows
+        ]
+    }
 
 
 def keyboard(message: OutgoingMessage) -> InlineKeyboardMarkup | None:
@@ -68,14 +114,17 @@ def _translate(exc: TelegramError, chat_id: int | None = None) -> DeliveryError:
 
 
 class TelegramMessenger:
-    """Send and edit through a PTB ``Bot`` (its rate limiter applies when configured)."""
+    """Send and edit through a PTB ``Bot`` (its rate limiter applies when configured).
 
-    def __init__(self, bot: Bot) -> None:
+    Each question sent is remembered as the chat's open question (:class:`AskedQuestions`),
+    for the intake to read an urgent answer as it arrives (``urgency.py``)."""
+
+    def __init__(self, bot: Bot, asked: AskedQuestions | None = None) -> None:
         self._bot = bot
+        self.asked = asked or AskedQuestions()
 
     async def send(self, chat_id: int, message: OutgoingMessage) -> SentRef:
         """Send text, a photo (bytes, or a file id Telegram has) or a document."""
-        markup = keyboard(message)
         reply = (
             ReplyParameters(message.reply_to, allow_sending_without_reply=True)
             if message.reply_to is not None
@@ -88,7 +137,7 @@ class TelegramMessenger:
                     chat_id,
                     photo,
                     caption=message.text or None,
-                    reply_markup=markup,
+                    reply_markup=keyboard(message),
                     reply_parameters=reply,
                 )
             elif message.document is not None:
@@ -97,15 +146,24 @@ class TelegramMessenger:
                     message.document,
                     filename=message.file_name,
                     caption=message.text or None,
-                    reply_markup=markup,
+                    reply_markup=keyboard(message),
                     reply_parameters=reply,
                 )
             else:
+                markup_json = keyboard_json(message)
+                kwargs: dict[str, object] = {}
+                if markup_json:
+                    kwargs["reply_markup"] = markup_json
                 sent = await self._bot.send_message(
-                    chat_id, message.text, reply_markup=markup, reply_parameters=reply
+                    chat_id,
+                    message.text,
+                    reply_parameters=reply,
+                    api_kwargs=kwargs or None,
                 )
         except TelegramError as exc:
             raise _translate(exc, chat_id) from exc
+        if message.question_id is not None:
+            self.asked.asked(chat_id, message.question_id)
         return SentRef(sent.chat_id, sent.message_id)
 
     async def edit(self, ref: SentRef, message: OutgoingMessage) -> None:

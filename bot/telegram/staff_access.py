@@ -29,6 +29,8 @@ log = structlog.get_logger(__name__)
 REFUSAL_EVERY = 60.0
 #: Strangers remembered for that purpose (memory stays bounded).
 _MAX_REMEMBERED = 4096
+#: How long the list of staff ids read for :meth:`StaffAccess.may_be_staff` is reused.
+STAFF_LIST_FOR = 60.0
 
 
 async def answer_tap(query: CallbackQuery, text: str | None = None, *, alert: bool = False) -> None:
@@ -46,14 +48,34 @@ class StaffAccess:
         self.ctx = ctx
         self._staff_ids = staff_ids
         self._refused_at: dict[tuple[int | None, int], float] = {}
+        self._listed: set[int] = set()
+        self._listed_at: float | None = None
+        self._confirmed: set[int] = set()
 
     def refusal(self) -> str:
         """What a stranger is told when trying a staff command or button."""
         return t(self.ctx.unit.staff_language, "Sorry, only the unit's staff can do this.")
 
     async def is_staff(self, user_id: int | None) -> bool:
-        """True for allow-listed staff."""
-        return user_id is not None and user_id in await self._staff_ids()
+        """True for allow-listed staff (read now: a removal takes effect at once)."""
+        staff = user_id is not None and user_id in await self._staff_ids()
+        if staff and user_id is not None:
+            self._confirmed.add(user_id)
+        return staff
+
+    async def may_be_staff(self, user_id: int) -> bool:
+        """False only for someone who cannot have a staff dialog open: not on the staff list
+        read in the last :data:`STAFF_LIST_FOR` seconds, and never confirmed as staff by this
+        process (a dialog starts with a staff command, which checks :meth:`is_staff`). So a
+        patient's answer costs no staff query; the answer itself still checks :meth:`is_staff`.
+        """
+        if user_id in self._confirmed:
+            return True
+        now = time.monotonic()
+        if self._listed_at is None or now - self._listed_at > STAFF_LIST_FOR:
+            self._listed = await self._staff_ids()
+            self._listed_at = now
+        return user_id in self._listed
 
     async def refuse(self, user_id: int | None, action: str) -> None:
         """Audit a refused staff action."""

@@ -192,7 +192,7 @@ async def test_a_no_that_reports_the_bleeding_is_never_saved_as_no(
             patient.tap(first, YES[language])
         await patient.until(URGENT[language])
         card = await harness.staff_message(f"— {label} ·")
-        assert "Saignement" in (card.text or ""), reply
+        assert "Du sang traverse encore le pansement" in (card.text or ""), reply
         said = patient.all_texts()
         assert NOTED_NO[language] not in said, reply
         assert sum(1 for text in said if URGENT[language] in text) == 1, reply

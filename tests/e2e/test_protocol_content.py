@@ -86,6 +86,9 @@ async def test_swelling_a_little_then_a_lot_within_72_hours_is_a_review_in_engli
     await say_to_next_question(patient, "a bit swollen")
     await patient.until("Noted: A little")
     await say_to_next_question(patient, "none of these")
+    await say_to_next_question(patient, "none")  # painkillers before the procedure
+    for _ in range(5):  # WHO-5 well-being, at baseline
+        await say_to_next_question(patient, "most of the time")
     await patient.until("Thank you, that is all for today")
     assert await alert_rules(harness) == []
 
@@ -111,6 +114,9 @@ async def test_swelling_up_two_levels_on_day_1_is_a_review_in_french(harness: Bo
     await say_to_next_question(patient, "pas gonflé")
     await patient.until("Noté : Pas du tout")
     await say_to_next_question(patient, "aucun")
+    await say_to_next_question(patient, "aucun")  # painkillers before the procedure
+    for _ in range(5):  # WHO-5 well-being, at baseline
+        await say_to_next_question(patient, "souvent")
     await patient.until("Merci, c'est tout pour aujourd'hui")
 
     await harness.advance_to(DAY1)

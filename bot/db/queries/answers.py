@@ -6,15 +6,15 @@ from collections.abc import Collection
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.db.models import Answer, CheckIn
 
+#: The key of a prefetched history in ``session.info``: (episode id, rows read).
+_HISTORY = "prefetched_history"
 
-async def answers_with_checkin(
-    session: AsyncSession, *, episode_id: int
-) -> list[tuple[Answer, str | None]]:
-    """Every answer of the episode in the order given, with its check-in's definition id (None
-    outside a check-in): what the rules read as the history."""
+
+async def _read_history(session: AsyncSession, episode_id: int) -> list[tuple[Answer, str | None]]:
     rows = await session.execute(
         select(Answer, CheckIn.def_id)
         .outerjoin(CheckIn, Answer.checkin_id == CheckIn.id)
@@ -22,6 +22,54 @@ async def answers_with_checkin(
         .order_by(Answer.created_at, Answer.id)
     )
     return [(answer, def_id) for answer, def_id in rows]
+
+
+async def prefetch_history(session: AsyncSession, *, episode_id: int) -> None:
+    """Read the episode's answers now, before the turn writes anything: the rules read them
+    later (:func:`answers_with_checkin`) without a second query, and on SQLite the read is not
+    made while holding the one write lock."""
+    session.info[_HISTORY] = (episode_id, await _read_history(session, episode_id))
+
+
+def _added_since(
+    session: Session, episode_id: int, known: set[int]
+) -> list[tuple[Answer, str | None]] | None:
+    """The episode's answers this session added after the prefetch, with their check-in's
+    definition id; None when one's check-in is not in the session (then read them all)."""
+    added = []
+    candidates = [*session.new, *session.identity_map.values()]
+    for row in candidates:
+        if not isinstance(row, Answer) or row.episode_id != episode_id or id(row) in known:
+            continue
+        known.add(id(row))
+        def_id = None
+        if row.checkin_id is not None:
+            checkin = session.identity_map.get(session.identity_key(CheckIn, row.checkin_id))
+            if not isinstance(checkin, CheckIn):
+                return None
+            def_id = checkin.def_id
+        added.append((row, def_id))
+    return added
+
+
+async def answers_with_checkin(
+    session: AsyncSession, *, episode_id: int
+) -> list[tuple[Answer, str | None]]:
+    """Every answer of the episode in the order given, with its check-in's definition id (None
+    outside a check-in): what the rules read as the history. Prefetched rows plus the answers
+    added since, when :func:`prefetch_history` ran in this session."""
+    prefetched = session.info.get(_HISTORY)
+    if prefetched is not None and prefetched[0] == episode_id:
+        rows: list[tuple[Answer, str | None]] = prefetched[1]
+        sync = session.sync_session
+        if not sync.deleted:
+            added = _added_since(sync, episode_id, {id(answer) for answer, _def in rows})
+            if added is not None:
+                if any(answer.id is None for answer, _def in added):
+                    await session.flush()  # ids (and the order by them) of the new rows
+                merged = rows + added
+                return sorted(merged, key=lambda item: (item[0].created_at, item[0].id))
+    return await _read_history(session, episode_id)
 
 
 async def answer_from_message(

@@ -87,6 +87,7 @@ async def owe_queued(
     ]
     await session.flush()
     outbox.owed_ids.extend(row.id for row in rows)
+    outbox.owed_rows.extend(rows)
     outbox.messages = [m for m in outbox.messages if not _owable(m)]
 
 
@@ -123,7 +124,13 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
             await ctx.messenger.edit(SentRef(outbox.chat_id, message_id), message)
         except DeliveryError as exc:
             log.warning("patient_edit_failed", error=type(exc).__name__)
-    await owed.send_claimed(ctx, outbox.owed_ids, on_blocked=_on_blocked(ctx))
+    await owed.send_claimed(
+        ctx,
+        outbox.owed_ids,
+        on_blocked=_on_blocked(ctx),
+        rows=outbox.owed_rows,
+        unsent_before=outbox.unsent_before,
+    )
     for message in outbox.messages:
         try:
             await ctx.messenger.send(outbox.chat_id, message)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Alert, CheckIn, Episode, Patient
+from bot.db.models import Alert, CheckIn, Episode, OwedMessage, Patient
 from bot.domain.protocol import Indication, Protocol, Question, Severity
 from bot.domain.schedule import day_number
 from bot.services import audit
@@ -48,6 +48,11 @@ class Outbox:
     advice: tuple[int, Severity] | None = None
     #: The alert this update opened: later findings of the same update join it (one card).
     opened_alert: Alert | None = None
+    #: Those rows themselves (what the fast path sends without reading them again).
+    owed_rows: list[OwedMessage] = field(default_factory=list)
+    #: Messages owed to the chat and unsent when the update began (None: not read): when all
+    #: of them are already sent by this process, this update's rows go without a query.
+    unsent_before: int | None = None
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         """Queue a message to the patient."""

@@ -25,8 +25,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
-from bench.server import chat_of
-from bench.stall import StallMeter
+from bot.bench.server import chat_of
+from bot.bench.stall import StallMeter
 from bot.telegram.sender import keyboard
 
 BOT: Bot | None = None
@@ -119,7 +119,7 @@ def run_naive(
     api: str, token: str, jobs: int, store: Path, *, tuned: bool, limit: float
 ) -> dict[str, Any]:
     """Run the peer in a subprocess, killed after ``limit`` seconds (then marked as hung)."""
-    args = [sys.executable, "-m", "bench.naive", "--api", api, "--token", token]
+    args = [sys.executable, "-m", "bot.bench.naive", "--api", api, "--token", token]
     args += ["--jobs", str(jobs), "--store", str(store)] + (["--tuned"] if tuned else [])
     started = time.time()
     try:

@@ -189,7 +189,15 @@ def start_server(
     """Start ``python -m bench.server`` and wait until it listens. Its output goes to the file
     named by ``BENCH_LOG`` when set (the bench's log), so it never cuts into the bench's table."""
     ready = Path(tempfile.mkdtemp(prefix="cryo-bench-")) / "ready"
-    args = [sys.executable, "-m", "bench.server", "--users", str(users), "--ready-file", str(ready)]
+    args = [
+        sys.executable,
+        "-m",
+        "bot.bench.server",
+        "--users",
+        str(users),
+        "--ready-file",
+        str(ready),
+    ]
     args += ["--latency", str(latency)] + (["--enforce-limits"] if enforce_limits else [])
     log_path = os.environ.get("BENCH_LOG")
     if log_path:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.server import chat_of, label_of
+from bot.bench.server import chat_of, label_of
 from bot.db.models import CheckIn, Episode, Patient, ProtocolVersion
 
 CHUNK = 5_000

@@ -16,8 +16,8 @@ import os  # noqa: E402
 
 import psutil  # noqa: E402
 
-from bench.scenarios import NOW, Database, bench_settings, start_bot  # noqa: E402
-from bench.server import ServerProcess  # noqa: E402
+from bot.bench.scenarios import NOW, Database, bench_settings, start_bot  # noqa: E402
+from bot.bench.server import ServerProcess  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
 from bot.telegram.runtime import BotRuntime  # noqa: E402
 

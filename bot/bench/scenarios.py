@@ -27,9 +27,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from telegram import Bot
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bench import data
-from bench.server import STAFF_CHAT, ServerProcess, chat_of, start_server
-from bench.stall import StallMeter
+from bot.bench import data
+from bot.bench.server import STAFF_CHAT, ServerProcess, chat_of, start_server
+from bot.bench.stall import StallMeter
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.db.models import Answer, CheckIn
@@ -250,6 +250,7 @@ async def replies(
                 meter = StallMeter()
                 meter.start()
                 since = time.time()
+                counter = StatementCounter(engine)
                 wave_task = asyncio.create_task(dispatch.tick(runtime.ctx)) if wave else None
                 if wave_task is not None:
                     await asyncio.sleep(0.2)  # the wave is under way when the answers arrive
@@ -274,6 +275,7 @@ async def replies(
                 while stats["replied"] < n and time.monotonic() < deadline:
                     await asyncio.sleep(0.25)
                     stats = await server.stats(since, marker=marker)
+                counter.stop()
                 if wave_task is not None:
                     await wave_task
                 stall = await meter.stop()
@@ -316,7 +318,34 @@ async def replies(
         # Duplicated: an answer saved twice, a staff card sent twice for one patient.
         "duplicates": (saved - (answered or 0)) + (len(stats["alert_labels"]) - len(alerted)),
         "max_stall_ms": stall * 1000,
+        # Per answer, from the burst until every reply arrived (the wave's own too, if any).
+        "statements_per_reply": counter.statements / n,
+        "commits_per_reply": counter.commits / n,
     }
+
+
+class StatementCounter:
+    """Counts the SQL statements and commits the bot runs on ``engine`` (a SQLAlchemy event
+    listener), leaving out the bench's own polling of the answers saved so far."""
+
+    def __init__(self, engine: Any) -> None:
+        self.statements = 0
+        self.commits = 0
+        self._engine = engine.sync_engine
+        event.listen(self._engine, "before_cursor_execute", self._statement)
+        event.listen(self._engine, "commit", self._commit)
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "count(answers.id)" not in statement and "count(distinct" not in statement.lower():
+            self.statements += 1
+
+    def _commit(self, _conn: Any) -> None:
+        self.commits += 1
+
+    def stop(self) -> None:
+        """Stop counting."""
+        event.remove(self._engine, "before_cursor_execute", self._statement)
+        event.remove(self._engine, "commit", self._commit)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -430,7 +459,7 @@ def _measure_startup(db: Database, server: ServerProcess) -> dict[str, float]:
         }
     )
     done = subprocess.run(
-        [sys.executable, "-m", "bench.startup"],
+        [sys.executable, "-m", "bot.bench.startup"],
         capture_output=True,
         timeout=300,
         check=False,
@@ -438,6 +467,6 @@ def _measure_startup(db: Database, server: ServerProcess) -> dict[str, float]:
     )
     lines = done.stdout.decode().strip().splitlines()
     if done.returncode != 0 or not lines:
-        raise RuntimeError("bench.startup failed:\n" + done.stderr.decode()[-3000:])
+        raise RuntimeError("bot.bench.startup failed:\n" + done.stderr.decode()[-3000:])
     result: dict[str, float] = json.loads(lines[-1])
     return result
