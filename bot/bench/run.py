@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from bot.bench import scenarios
+from bot.bench import parsing, scenarios
 from bot.bench.naive import run_naive
 from bot.bench.server import chat_of, start_server
 from bot.logs import configure_logging
@@ -79,7 +79,7 @@ def _naive(jobs: int, latency: float, *, tuned: bool, limit: float) -> dict[str,
     }
 
 
-SECTIONS = ("ceiling", "dispatch", "naive", "rate_limited", "replies", "scale")
+SECTIONS = ("ceiling", "dispatch", "naive", "rate_limited", "replies", "scale", "parsing")
 
 
 def run(*, quick: bool, postgres: str | None, only: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
@@ -164,6 +164,10 @@ def run(*, quick: bool, postgres: str | None, only: tuple[str, ...] = SECTIONS) 
                 _say(f"scale: {size} patients ...")
                 out.append(asyncio.run(scenarios.scale(size, postgres=backend)))
                 save()
+    if "parsing" in only:
+        _say("parsing: red-flag scan of a patient message ...")
+        section("parsing").append(parsing.parsing_speed(300 if quick else 3000))
+        save()
     save()
     return results
 
@@ -282,6 +286,13 @@ def table(results: dict[str, Any]) -> str:
                 f"  {backend}: an idle tick costs {growth:.1f}x more with {rows:.0f}x the rows "
                 f"(<= {growth_target}x)  {_ok(growth <= growth_target)}"
             )
+    lines += ["", "parsing (red-flag scan of a message, against a naive keyword scan):"]
+    for r in results.get("parsing", []):
+        lines.append(
+            f"  {r['chars']} characters, {r['phrases']} phrases: {r['scan_us']:.0f} µs per message"
+            f" (< {parsing.TARGET_US:.0f}) {_ok(r['scan_us'] < parsing.TARGET_US)}; naive "
+            f"{r['naive_us']:.0f} µs, ratio {r['ratio']:.1f}x"
+        )
     lines.append("")
     lines.append(f"total {results['total_seconds']:.0f} s; results in {RESULTS}")
     return "\n".join(lines)
