@@ -8,8 +8,6 @@ out rather than interpolated.
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 import threading
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.i18n import t
 from bot.services.outcomes import KM_MONTHS, OutcomesReport, Share, Spread
+from bot.services.tables import html_page, text_tables
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -140,23 +139,9 @@ def table_sections(
 
 def render_table(report: OutcomesReport, language: str) -> str:
     """The report as aligned plain-text tables (for the terminal and the staff chat)."""
-    lines = [_title(report, language), ""]
     if not report.groups:
-        return "\n".join([*lines, "  " + t(language, "no data")]) + "\n"
-    for title, header, rows in table_sections(report, language):
-        lines.append(title)
-        if not rows:
-            lines.extend(["  " + t(language, "no data"), ""])
-            continue
-        widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-        for row in [header, *rows]:
-            cells = [
-                cell.ljust(width) if index == 0 else cell.rjust(width)
-                for index, (cell, width) in enumerate(zip(row, widths, strict=True))
-            ]
-            lines.append("  " + "  ".join(cells).rstrip())
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+        return f"{_title(report, language)}\n\n  {t(language, 'no data')}\n"
+    return text_tables(_title(report, language), table_sections(report, language), language)
 
 
 def summary_text(report: OutcomesReport, language: str) -> str:
@@ -351,41 +336,16 @@ def render_relief_png(report: OutcomesReport, language: str) -> bytes:
 
 def render_html(report: OutcomesReport, language: str, figures: dict[str, bytes]) -> str:
     """A self-contained HTML page: the figures inline, then every table."""
-    title = html.escape(_title(report, language))
-    parts = [
-        "<!doctype html>",
-        f'<html lang="{html.escape(language)}"><head><meta charset="utf-8">',
-        f"<title>{title}</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-        "margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head><body>",
-        f"<h1>{title}</h1>",
-        "<p>"
-        + html.escape(
-            t(
-                language,
-                "Every figure is given with its n. Small groups are shown as they are: read them as cases, not rates. Nothing is extrapolated beyond the last answer.",
-            )
-        )
-        + "</p>",
-    ]
-    for name, png in figures.items():
-        parts.append(
-            f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-        )
-    for section, header, rows in table_sections(report, language):
-        parts.append(f"<h2>{html.escape(section)}</h2>")
-        if not rows:
-            parts.append(f"<p>{html.escape(t(language, 'no data'))}</p>")
-            continue
-        parts.append(
-            "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-        )
-        for row in rows:
-            parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return html_page(
+        _title(report, language),
+        table_sections(report, language),
+        language,
+        pictures=figures,
+        preface=t(
+            language,
+            "Every figure is given with its n. Small groups are shown as they are: read them as cases, not rates. Nothing is extrapolated beyond the last answer.",
+        ),
+    )
 
 
 def render_json(report: OutcomesReport) -> str:

@@ -9,8 +9,6 @@ self-contained HTML page (the PNG embedded), so the three never disagree.
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import statistics
 import threading
@@ -24,6 +22,7 @@ from bot.domain.states import AlertStatus, CheckInStatus
 from bot.i18n import t
 from bot.services.charts import pain_question_ids
 from bot.services.context import ServiceContext
+from bot.services.tables import html_page, text_tables
 
 #: Check-in states that count as "due": the time point came and went (or is open now).
 CHUNK = 5000
@@ -250,21 +249,7 @@ def table_sections(
 
 def render_table(report: UnitReport, language: str) -> str:
     """The report as aligned plain-text tables (for the terminal)."""
-    lines = [_title(report, language), ""]
-    for title, header, rows in table_sections(report, language):
-        lines.append(title)
-        if not rows:
-            lines.extend(["  " + t(language, "no data"), ""])
-            continue
-        widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-        for row in [header, *rows]:
-            cells = [
-                cell.ljust(width) if index == 0 else cell.rjust(width)
-                for index, (cell, width) in enumerate(zip(row, widths, strict=True))
-            ]
-            lines.append("  " + "  ".join(cells).rstrip())
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return text_tables(_title(report, language), table_sections(report, language), language)
 
 
 def render_png(report: UnitReport, language: str) -> bytes:
@@ -322,28 +307,9 @@ def render_png(report: UnitReport, language: str) -> bytes:
 
 def render_html(report: UnitReport, language: str, png: bytes) -> str:
     """A self-contained HTML page (tables and the PNG inline) to open or mail as one file."""
-    title = html.escape(_title(report, language))
-    parts = [
-        "<!doctype html>",
-        f'<html lang="{html.escape(language)}"><head><meta charset="utf-8">',
-        f"<title>{title}</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-        "margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}</style></head><body>",
-        f"<h1>{title}</h1>",
-        f'<img alt="{html.escape(t(language, "Charts"))}" '
-        f'src="data:image/png;base64,{base64.b64encode(png).decode()}">',
-    ]
-    for section, header, rows in table_sections(report, language):
-        parts.append(f"<h2>{html.escape(section)}</h2>")
-        if not rows:
-            parts.append(f"<p>{html.escape(t(language, 'no data'))}</p>")
-            continue
-        parts.append(
-            "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-        )
-        for row in rows:
-            parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return html_page(
+        _title(report, language),
+        table_sections(report, language),
+        language,
+        pictures={t(language, "Charts"): png},
+    )
