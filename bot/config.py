@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import DirectoryPath, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -59,6 +59,8 @@ EXPECTED = {
     "STAFF_LANGUAGE": "fr or en (the language of everything the unit's staff read)",
     "CLOCK_SPEED": "simulated seconds per real second, a number above 0 (1 = real time)",
     "CLOCK_START": "a local date and time in TIMEZONE, like 2026-12-01T09:00, or empty for now",
+    "LOCALES_DIR": "an existing folder of extra languages (<lang>/LC_MESSAGES/messages.po, "
+    "<lang>/parsing.yaml), or empty",
 }
 
 #: Telegram's own Bot API: a rehearsal clock is refused there (real patients, real time).
@@ -105,6 +107,7 @@ class Settings(BaseSettings):
     staff_language: Literal["fr", "en"] = "fr"
     clock_speed: float = Field(default=1.0, gt=0)
     clock_start: datetime | None = None
+    locales_dir: DirectoryPath | None = None
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -195,6 +198,7 @@ class Settings(BaseSettings):
         "schedules_dir",
         "bot_username",
         "clock_start",
+        "locales_dir",
         mode="before",
     )
     @classmethod

@@ -27,7 +27,7 @@ from bot.domain.coverage import flag_coverage, in_day_order, late_red_flags
 from bot.domain.protocol import Indication, KneeSide, Protocol
 from bot.domain.schedule import plan_checkins
 from bot.domain.states import CheckInStatus
-from bot.errors import BotError, ConfigError, UsageError
+from bot.errors import BotError, ConfigError, ProtocolError, UsageError
 from bot.i18n import available_languages, format_local, t, tn
 from bot.protocols import ProtocolRegistry, load_protocol_file
 from bot.services import audit as audit_service
@@ -36,7 +36,13 @@ from bot.services import followup as followup_service
 from bot.services.context import ProtocolStore, ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, SentRef
 from bot.telegram.doctor import Findings, diagnose, fetch_username
-from bot.telegram.runtime import SANDBOX_BOT_USERNAME, BotRuntime, load_registry, unit_settings
+from bot.telegram.runtime import (
+    SANDBOX_BOT_USERNAME,
+    BotRuntime,
+    languages_missing,
+    load_registry,
+    unit_settings,
+)
 
 #: The command line speaks English (the staff chat speaks the unit's language).
 CLI_LANGUAGE = "en"
@@ -625,6 +631,9 @@ async def _require_follow_up(ctx: ServiceContext, label: str) -> None:
 def protocol_command(args: argparse.Namespace) -> int:
     """``protocol check`` and ``protocol show`` (no database needed)."""
     protocol = load_protocol_file(args.file)
+    missing = languages_missing(protocol)
+    if missing:  # valid, but run would refuse it: say so now
+        raise ProtocolError(str(args.file), missing)
     if args.protocol_command == "check":
         approval = (
             f"approved by {protocol.approved_by} on {protocol.approved_on}"
