@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from bot.db.models import Alert, Answer
 from bot.protocols import default_schedules_dir
+from bot.sandbox.fake_api import SentMessage
 from tests.cli.rehearsal import rehearsal
 from tests.harness import STAFF_CHAT, TestDatabase
 from tests.harness import Patient as VirtualPatient
@@ -29,9 +30,10 @@ from tests.test_cli import run_cli
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "locales"
 #: The protocol's Spanish wording where the test reads it (elsewhere the English is copied).
 SPANISH = {
-    "Since the procedure, how much does your knee hurt right now, from 0 (none) to 10 (worst "
-    "imaginable)?": "Desde el procedimiento, ¿cuánto le duele la rodilla ahora, de 0 (nada) a 10 "
-    "(lo peor imaginable)?",
+    "Good evening! Here is your follow-up check-in.": "¡Buenas tardes! Aquí está su control.",
+    "Hello! Here is your follow-up check-in.": "¡Hola! Aquí está su control.",
+    "How much does your knee hurt right now, from 0 (none) to 10 (worst imaginable)?": "¿Cuánto "
+    "le duele la rodilla ahora, de 0 (nada) a 10 (lo peor imaginable)?",
 }
 FEVER_PHRASES = ["fiebre", "tengo fiebre", "febril", "escalofríos", "tiritona"]
 #: A Spanish date as CLDR writes it: "martes, 1 de diciembre, 18:00".
@@ -41,6 +43,14 @@ SPANISH_DATE = re.compile(
     r", 18:00"
 )
 WAIT = 60.0
+
+
+async def until(patient: VirtualPatient, needle: str) -> SentMessage:
+    """The patient's next message containing ``needle``; what they got so far if none comes."""
+    try:
+        return await patient.until(needle, timeout=WAIT)
+    except TimeoutError:
+        raise AssertionError(f"no {needle!r} for the patient: {patient.all_texts()}") from None
 
 
 def with_spanish(node: Any, path: tuple[str, ...] = ()) -> Any:
@@ -106,20 +116,20 @@ async def test_spanish_from_files_reads_negation_number_words_and_writes_its_dat
         patient = VirtualPatient(running.server, 4201, "es")
         patient.say(f"/start {token}")
         patient.tap(await patient.next(timeout=WAIT), "Acepto")
-        started = await patient.until("Próximo control", timeout=WAIT)
+        started = await until(patient, "Próximo control")
         assert SPANISH_DATE.search(started.text or ""), started.text
         assert " at " not in (started.text or "")
 
         patient.say("sin fiebre, solo un poco cansada")
-        await patient.until("saved", timeout=WAIT)  # a note (the reply is not translated)
+        await until(patient, "saved")  # a note (the reply is not translated)
         patient.say("tengo fiebre desde ayer")
         await running.server.wait_for(
             lambda m: m.chat_id == STAFF_CHAT and "URGENT" in (m.text or ""), timeout=WAIT
         )
 
-        await patient.until("Aquí está su control", timeout=WAIT)
+        await until(patient, "Aquí está su control")
         patient.say("siete")
-        await patient.until("Anotado: 7/10.", timeout=WAIT)
+        await until(patient, "Anotado: 7/10.")
         running.alive()
         async with running.sessions() as session:
             alerts = [(a.rule_id, a.created_at) for a in await session.scalars(select(Alert))]
@@ -142,21 +152,26 @@ async def test_spanish_from_files_reads_negation_number_words_and_writes_its_dat
     assert pain == 7
 
 
-def test_run_refuses_a_protocol_language_without_its_files(tmp_path: Path) -> None:
+def test_a_protocol_language_without_its_files_is_refused(tmp_path: Path) -> None:
     locales, schedules = spanish_files(tmp_path)
-    (locales / "es" / "parsing.yaml").unlink()
+    files = {"LOCALES_DIR": str(locales), "SCHEDULES_DIR": str(schedules)}
+    vocabulary = locales / "es" / "parsing.yaml"
+    kept = vocabulary.read_text(encoding="utf-8")
+    vocabulary.unlink()
     checked = run_cli(
-        "protocol", "check", str(schedules / "knee-cryoneurolysis.yaml"), cwd=tmp_path
-    )  # without LOCALES_DIR: no Spanish at all
+        "protocol", "check", str(schedules / "knee-cryoneurolysis.yaml"), cwd=tmp_path, **files
+    )
     assert checked.returncode == 2
-    assert "es: no LC_MESSAGES/messages.po and no parsing.yaml" in checked.stderr
-    result = run_cli(
+    assert "no es/parsing.yaml" in checked.stderr
+
+    vocabulary.write_text(kept, encoding="utf-8")
+    (locales / "es" / "LC_MESSAGES" / "messages.po").unlink()
+    enrolled = run_cli(
         *("enroll", "--label", "ES-1", "--procedure-at", "2026-12-01 09:30", "--side", "left"),
         *("--indication", "osteoarthritis", "--language", "es"),
         cwd=tmp_path,
-        LOCALES_DIR=str(locales),
-        SCHEDULES_DIR=str(schedules),
+        **files,
     )
-    assert result.returncode == 2, result.stderr
-    assert "es: no parsing.yaml in es/ of LOCALES_DIR" in result.stderr
+    assert enrolled.returncode == 2, enrolled.stderr
+    assert "es: no LC_MESSAGES/messages.po in es/ of LOCALES_DIR" in enrolled.stderr
     assert not (tmp_path / "cryo-followup.db").exists()
