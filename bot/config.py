@@ -8,12 +8,15 @@ or malformed value stops the program at start with one line naming the variable
 from __future__ import annotations
 
 import json
+import math
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import DirectoryPath, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -54,7 +57,14 @@ EXPECTED = {
     "MEDIA_DIR": "a folder for local copies of patients' photos",
     "MEDIA_MAX_BYTES": "a size in bytes",
     "STAFF_LANGUAGE": "fr or en (the language of everything the unit's staff read)",
+    "CLOCK_SPEED": "simulated seconds per real second, a number above 0 (1 = real time)",
+    "CLOCK_START": "a local date and time in TIMEZONE, like 2026-12-01T09:00, or empty for now",
+    "LOCALES_DIR": "an existing folder of extra languages (<lang>/LC_MESSAGES/messages.po, "
+    "<lang>/parsing.yaml), or empty",
 }
+
+#: Telegram's own Bot API: a rehearsal clock is refused there (real patients, real time).
+TELEGRAM_API_HOST = "api.telegram.org"
 
 
 class Settings(BaseSettings):
@@ -95,6 +105,9 @@ class Settings(BaseSettings):
     media_dir: Path = Path("media")
     media_max_bytes: int = Field(default=5_000_000, ge=0)
     staff_language: Literal["fr", "en"] = "fr"
+    clock_speed: float = Field(default=1.0, gt=0)
+    clock_start: datetime | None = None
+    locales_dir: DirectoryPath | None = None
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -180,7 +193,13 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
-        "webhook_url", "webhook_secret", "schedules_dir", "bot_username", mode="before"
+        "webhook_url",
+        "webhook_secret",
+        "schedules_dir",
+        "bot_username",
+        "clock_start",
+        "locales_dir",
+        mode="before",
     )
     @classmethod
     def _empty_to_none(cls, value: object) -> object:
@@ -233,6 +252,35 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
             raise ValueError("malformed")
         return value
+
+    @field_validator("clock_speed")
+    @classmethod
+    def _speed(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("not finite")
+        return value
+
+    @field_validator("clock_start")
+    @classmethod
+    def _local_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        """A naive time is local to TIMEZONE (validated before: fields validate in order)."""
+        if value is None or value.tzinfo is not None:
+            return value
+        zone = info.data.get("timezone")
+        if zone is None:  # TIMEZONE itself is invalid: that error is reported
+            return value
+        return value.replace(tzinfo=ZoneInfo(zone))
+
+    @property
+    def rehearsal(self) -> bool:
+        """A simulated clock (CLOCK_SPEED other than 1, or CLOCK_START): never real patients."""
+        return self.clock_speed != 1 or self.clock_start is not None
+
+    @property
+    def talks_to_telegram(self) -> bool:
+        """TELEGRAM_API_BASE_URL is Telegram's own Bot API."""
+        host = (urlsplit(self.telegram_api_base_url).hostname or "").lower()
+        return host == TELEGRAM_API_HOST or host.endswith("." + TELEGRAM_API_HOST)
 
     @property
     def sandbox(self) -> bool:

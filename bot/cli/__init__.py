@@ -216,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "protocol":
+            _use_locales_dir_if_valid()  # before the parser is imported
             from bot.cli.commands import protocol_command
 
             return protocol_command(args)
@@ -224,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return bench_command(args)
         settings = load_settings()
+        if settings.locales_dir is not None:
+            from bot import i18n
+
+            i18n.use_locales_dir(settings.locales_dir)  # before the parser reads its words
         configure_logging(settings.log_format, _log_level(args, settings))
         return asyncio.run(_dispatch(args, settings))
     except (ConfigError, UsageError, ProtocolError, NotFoundError) as exc:
@@ -286,6 +291,18 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             language=args.language or settings.staff_language,
         )
     raise UsageError(f"unknown command {args.command}")
+
+
+def _use_locales_dir_if_valid() -> None:
+    """``protocol`` needs no settings, but checks its languages' files in LOCALES_DIR too."""
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return
+    if settings.locales_dir is not None:
+        from bot import i18n
+
+        i18n.use_locales_dir(settings.locales_dir)
 
 
 def _log_level(args: argparse.Namespace, settings: Settings) -> str:

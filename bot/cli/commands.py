@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from telegram.error import TelegramError
 
 from bot import output
-from bot.clock import SystemClock
+from bot.clock import AcceleratedClock, SystemClock
 from bot.config import Settings
 from bot.db.models import Episode, Patient, StaffMember
 from bot.db.queries.facts import stored_username
@@ -27,7 +27,7 @@ from bot.domain.coverage import flag_coverage, in_day_order, late_red_flags
 from bot.domain.protocol import Indication, KneeSide, Protocol
 from bot.domain.schedule import plan_checkins
 from bot.domain.states import CheckInStatus
-from bot.errors import BotError, ConfigError, UsageError
+from bot.errors import BotError, ConfigError, ProtocolError, UsageError
 from bot.i18n import available_languages, format_local, t, tn
 from bot.protocols import ProtocolRegistry, load_protocol_file
 from bot.services import audit as audit_service
@@ -36,7 +36,13 @@ from bot.services import followup as followup_service
 from bot.services.context import ProtocolStore, ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, SentRef
 from bot.telegram.doctor import Findings, diagnose, fetch_username
-from bot.telegram.runtime import SANDBOX_BOT_USERNAME, BotRuntime, load_registry, unit_settings
+from bot.telegram.runtime import (
+    SANDBOX_BOT_USERNAME,
+    BotRuntime,
+    languages_missing,
+    load_registry,
+    unit_settings,
+)
 
 #: The command line speaks English (the staff chat speaks the unit's language).
 CLI_LANGUAGE = "en"
@@ -176,6 +182,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
     from bot.telegram.ops import OpsServer
     from bot.telegram.webhook import plan_webhook
 
+    clock = rehearsal_clock(settings)
     plan = plan_webhook(settings) if webhook else None
     load_registry(settings, require_approval=True)  # a bad protocol file: its own lines
     findings = await diagnose(settings, starting=True)
@@ -185,7 +192,15 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
             f"not started: {len(findings.blocking)} problem(s) above would lose alerts "
             "(`python -m bot doctor` checks again)"
         )
-    runtime = await BotRuntime.create(settings)
+    # A rehearsal never paces at Telegram's 1 message/s per chat: on a clock 3,600 times too
+    # fast that would be one message per simulated hour (and it never talks to Telegram).
+    runtime = await BotRuntime.create(settings, clock=clock, rate_limit=clock is None)
+    if clock is not None:
+        clock.release()  # from CLOCK_START now that the database is ready, not before
+        output.line(
+            f"Rehearsal clock: {clock.now().astimezone(ZoneInfo(settings.timezone)):%Y-%m-%d %H:%M}"
+            f" ({settings.timezone}), {settings.clock_speed:g} simulated seconds per second."
+        )
     ops: OpsServer | None = None
     try:
         try:
@@ -213,6 +228,25 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> 
             await ops.stop()
         await runtime.stop()
     return 0
+
+
+def rehearsal_clock(settings: Settings) -> AcceleratedClock | None:
+    """The simulated clock of CLOCK_SPEED/CLOCK_START (held at its start), None for real time.
+
+    Refused against Telegram's own API: its users are real patients, living in real time.
+    """
+    if not settings.rehearsal:
+        return None
+    if settings.talks_to_telegram:
+        raise ConfigError(
+            f"not started: a rehearsal clock (CLOCK_SPEED={settings.clock_speed:g}"
+            f"{', CLOCK_START' if settings.clock_start else ''}) runs only against a test Bot "
+            "API, and TELEGRAM_API_BASE_URL is Telegram's own (api.telegram.org), where "
+            "patients are real: point it at the test server, or set CLOCK_SPEED=1 and no "
+            "CLOCK_START"
+        )
+    start = settings.clock_start or SystemClock().now()
+    return AcceleratedClock(start, settings.clock_speed, held=True)
 
 
 async def doctor(settings: Settings) -> int:
@@ -597,6 +631,9 @@ async def _require_follow_up(ctx: ServiceContext, label: str) -> None:
 def protocol_command(args: argparse.Namespace) -> int:
     """``protocol check`` and ``protocol show`` (no database needed)."""
     protocol = load_protocol_file(args.file)
+    missing = languages_missing(protocol)
+    if missing:  # valid, but run would refuse it: say so now
+        raise ProtocolError(str(args.file), missing)
     if args.protocol_command == "check":
         approval = (
             f"approved by {protocol.approved_by} on {protocol.approved_on}"

@@ -14,23 +14,21 @@ from collections.abc import Iterator
 from functools import cache
 
 from bot.domain.parsing.normalise import to_ascii
-from bot.domain.parsing.vocabulary import (
-    LOCALES_DIR,
-    LanguageWords,
-    load_language,
-    parsing_languages,
-)
+from bot.domain.parsing.vocabulary import LanguageWords, load_language, parsing_languages
 from bot.domain.protocol import LocalizedText, Protocol, format_location
+from bot.languages import SHIPPED_DIR, extra_dirs
 
 _WORD = re.compile(r"[a-z0-9]+")
 
 
 @cache
 def _vocabulary(language: str) -> LanguageWords | None:
-    """The language's vocabulary file, None when it has none."""
-    if language not in parsing_languages(LOCALES_DIR):
-        return None
-    return load_language(language, LOCALES_DIR)
+    """The language's vocabulary file (LOCALES_DIR first, then the shipped one), None when it
+    has none."""
+    for directory in (*extra_dirs(), SHIPPED_DIR):
+        if language in parsing_languages(directory):
+            return load_language(language, directory)
+    return None
 
 
 def _words(text: str, vocabulary: LanguageWords) -> list[str]:
@@ -86,7 +84,11 @@ def check_wording(protocol: Protocol) -> list[tuple[str, str]]:
                 why = negative_reading(wording, language)
             except KeyError:
                 problems.append(
-                    (where, f"no bot/locales/{language}/parsing.yaml to check {name} with")
+                    (
+                        where,
+                        f"no {language}/parsing.yaml (LOCALES_DIR or bot/locales) to check "
+                        f"{name} with",
+                    )
                 )
                 continue
             if why:

@@ -27,7 +27,7 @@ from bot.domain.protocol import LocalizedText, Protocol, Severity
 from bot.domain.rules import Finding
 from bot.domain.states import AlertDelivery, AlertStatus
 from bot.metrics import ALERT_ACK_SECONDS, ALERT_DELIVERY_FAILURES, ALERTS_RAISED
-from bot.services import audit, chat_health
+from bot.services import audit, chat_health, claims
 from bot.services.cards import rules_of, staff_card
 from bot.services.context import ServiceContext
 from bot.services.ports import (
@@ -42,7 +42,7 @@ log = structlog.get_logger(__name__)
 #: Backoff for staff-chat delivery retries: 5 s, 10 s, 20 s ... capped at 5 minutes.
 RETRY_BASE = timedelta(seconds=5)
 RETRY_CAP = timedelta(minutes=5)
-#: How long a claimed delivery is reserved for the process that claimed it.
+#: How long a claimed delivery is reserved for the process that claimed it (real time).
 CLAIM_FOR = timedelta(minutes=2)
 
 
@@ -164,7 +164,7 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
         ids = await claim_pending_deliveries(
-            session, now=now, limit=limit, hold_until=now + CLAIM_FOR
+            session, now=now, limit=limit, hold_until=claims.hold_until(ctx.clock, CLAIM_FOR)
         )
         jobs = []
         for alert in await alerts_by_ids(session, ids=ids):
@@ -232,7 +232,7 @@ async def _schedule_retry(
             delay = max(delay, timedelta(seconds=exc.retry_after))
         if isinstance(exc, ChatNotFound | chat_health.NoTeamChat):
             delay = max(delay, timedelta(minutes=1))
-        alert.next_delivery_at = ctx.clock.now() + delay
+        alert.next_delivery_at = ctx.clock.after_real(delay)  # a server's pace: real time
         if edit:
             alert.needs_edit = True
     ctx.on_schedule_changed()
@@ -370,5 +370,5 @@ async def reescalate_due(ctx: ServiceContext) -> int:
             async with ctx.sessions.begin() as session:
                 failed = await session.get(Alert, alert_id)
                 if failed is not None and failed.status == AlertStatus.OPEN:
-                    failed.next_escalation_at = ctx.clock.now() + RETRY_BASE * 6
+                    failed.next_escalation_at = ctx.clock.after_real(RETRY_BASE * 6)
     return sent

@@ -29,6 +29,7 @@ from typing import Final, Literal
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.clock import Clock
 from bot.db.models import ChatHealth
 from bot.db.queries.chat_health import (
     chat_states,
@@ -201,7 +202,9 @@ async def check(ctx: ServiceContext) -> None:
     now = ctx.clock.now()
     async with ctx.sessions() as session:
         seen = await chat_states(session)
-    if not any(_needs_work(seen.get(role), chat_id, now) for role, chat_id in configured.items()):
+    if not any(
+        _needs_work(seen.get(role), chat_id, ctx.clock) for role, chat_id in configured.items()
+    ):
         return  # the usual tick: one read, no write
     due: list[tuple[Role, int]] = []
     async with ctx.sessions.begin() as session:
@@ -211,7 +214,9 @@ async def check(ctx: ServiceContext) -> None:
         for role, chat_id in configured.items():
             row = rows[role]
             every = CHECK_LOST if row.problem else CHECK_REACHABLE
-            if row.checked_at is not None and now - row.checked_at < every:
+            if row.checked_at is not None and not _checked_long_ago(
+                row.checked_at, every, ctx.clock
+            ):
                 continue
             if await claim_check(
                 session, role=role, chat_id=chat_id, last_checked=row.checked_at, now=now
@@ -228,12 +233,18 @@ async def check(ctx: ServiceContext) -> None:
     await send_notices(ctx)
 
 
-def _needs_work(row: ChatHealth | None, chat_id: int, now: datetime) -> bool:
+def _checked_long_ago(checked_at: datetime, every: timedelta, clock: Clock) -> bool:
+    """``every`` of real time has passed since ``checked_at`` (a service-clock time): Telegram
+    is asked at its own pace, also on a rehearsal clock (CLOCK_SPEED)."""
+    return checked_at <= clock.after_real(-every)
+
+
+def _needs_work(row: ChatHealth | None, chat_id: int, clock: Clock) -> bool:
     """A row to create or reset, a check due, or a notice owed."""
     if row is None or row.chat_id != chat_id or row.checked_at is None:
         return True
     every = CHECK_LOST if row.problem else CHECK_REACHABLE
-    return now - row.checked_at >= every or row.announced != row.problem
+    return _checked_long_ago(row.checked_at, every, clock) or row.announced != row.problem
 
 
 async def send_notices(ctx: ServiceContext) -> None:

@@ -3,13 +3,40 @@
 A claim is ``host:pid:start``. When its holder is a process of this host that is gone (or whose
 pid now belongs to a younger process), its claims are taken over at once instead of waiting for
 them to go stale: a restarted bot sends what its killed predecessor was sending.
+
+Claims live in **real time**, whatever the service clock does (``CLOCK_SPEED``, see
+:mod:`bot.clock`): they protect against a process that died or hangs, and a process dies in
+real seconds. A claim is dated with :func:`claim_time` and is stale when older than
+:func:`stale_before`; a claim stored as a service-clock instant (an alert's next delivery
+moved forward) is held with :func:`hold_until`. On a rehearsal at 3,600 times real speed, a
+30-second claim measured on the service clock would go stale after 8 ms and a live process's
+messages would be taken over and sent twice.
 """
 
 from __future__ import annotations
 
 import socket
+from datetime import datetime, timedelta
 
 import psutil
+
+from bot.clock import Clock
+
+
+def claim_time(clock: Clock) -> datetime:
+    """When a claim is made: real time (stored in ``claimed_at`` columns)."""
+    return clock.wall_now()
+
+
+def stale_before(clock: Clock, age: timedelta) -> datetime:
+    """A claim dated before this (see :func:`claim_time`) is ``age`` old in real time."""
+    return clock.wall_now() - age
+
+
+def hold_until(clock: Clock, hold: timedelta) -> datetime:
+    """The service-clock instant ``hold`` of real time from now, for a claim kept in a
+    service-clock column (compared with ``clock.now()``)."""
+    return clock.after_real(hold)
 
 
 def process_identity() -> str:

@@ -21,12 +21,16 @@ from bot.domain.protocol import Severity
 from bot.domain.schedule import day_number
 from bot.domain.states import AlertStatus, CheckInStatus
 from bot.i18n import format_local, t
-from bot.services import chat_health
+from bot.services import chat_health, claims
 from bot.services.cards import day_label
 from bot.services.context import ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage
 
 log = structlog.get_logger(__name__)
+
+#: A process that claimed today's digest has this long (real time) to post it before another
+#: process may.
+CLAIM_FOR = timedelta(minutes=5)
 
 
 def _digest_time(ctx: ServiceContext) -> time:
@@ -125,18 +129,20 @@ async def send_if_due(ctx: ServiceContext) -> bool:
     async with ctx.sessions() as session:
         existing = await session.get(Digest, today)
         if existing is not None and (
-            existing.sent_at is not None or existing.claimed_at > now - timedelta(minutes=5)
+            existing.sent_at is not None
+            or existing.claimed_at > claims.stale_before(ctx.clock, CLAIM_FOR)
         ):
             return False
+    claimed_at = claims.claim_time(ctx.clock)
     try:
         async with ctx.sessions.begin() as session:
             if existing is None:
-                session.add(Digest(day=today, claimed_at=now, claimed_by=ctx.process_id))
+                session.add(Digest(day=today, claimed_at=claimed_at, claimed_by=ctx.process_id))
             else:
                 row = await session.get(Digest, today, with_for_update=True)
                 if row is None or row.sent_at is not None:
                     return False
-                row.claimed_at, row.claimed_by = now, ctx.process_id
+                row.claimed_at, row.claimed_by = claimed_at, ctx.process_id
     except IntegrityError:
         return False
     message = await compose(ctx, now)
@@ -163,5 +169,8 @@ async def next_due(ctx: ServiceContext) -> datetime:
         async with ctx.sessions() as session:
             row = await session.get(Digest, today)
         if row is None or row.sent_at is None:
-            return now if row is None else row.claimed_at + timedelta(minutes=5)
+            if row is None:
+                return now
+            # The claim's end is real time: when it is, on the service clock.
+            return ctx.clock.after_real(row.claimed_at + CLAIM_FOR - ctx.clock.wall_now())
     return next_digest_at(ctx, now)

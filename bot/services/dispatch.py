@@ -83,7 +83,7 @@ from bot.domain.schedule import next_outside_quiet_hours, reminder_times
 from bot.domain.states import CheckInStatus, EpisodeStatus
 from bot.i18n import t
 from bot.metrics import DISPATCHER_LAG, MESSAGES_FAILED, MESSAGES_SENT
-from bot.services import alerts, audit, chat_health, digest, owed
+from bot.services import alerts, audit, chat_health, claims, digest, owed
 from bot.services.claims import holder_is_dead
 from bot.services.context import ServiceContext
 from bot.services.conversation import mark_blocked, send_still_owed
@@ -99,7 +99,8 @@ BATCH = 64
 CLAIM = BATCH // 2
 #: Expired rows closed per transaction.
 EXPIRE_BATCH = 500
-#: A claim older than this is released whatever its holder (a process on another host died).
+#: A claim older than this (real time: bot.services.claims) is released whatever its holder
+#: (a process on another host died).
 STALE_CLAIM = timedelta(minutes=5)
 #: First retry delay after a failed send; doubled at each attempt up to RETRY_CAP.
 RETRY_BASE = timedelta(seconds=15)
@@ -158,11 +159,11 @@ async def next_wakeup(ctx: ServiceContext) -> datetime | None:
 
 async def _release_stale_claims(ctx: ServiceContext) -> int:
     """Give back to ``scheduled`` the claims of dead processes (see the module docstring)."""
-    now = ctx.clock.now()
+    claimed_before = claims.stale_before(ctx.clock, STALE_CLAIM)
     async with ctx.sessions.begin() as session:
         holders = await claim_holders(session)
         dead = [h for h in holders if h != ctx.process_id and holder_is_dead(h)]
-        released = await release_claims(session, claimed_before=now - STALE_CLAIM, holders=dead)
+        released = await release_claims(session, claimed_before=claimed_before, holders=dead)
     if released:
         log.warning("claims_released", count=released, dead_holders=len(dead))
     return released
@@ -171,7 +172,13 @@ async def _release_stale_claims(ctx: ServiceContext) -> int:
 async def _claim(ctx: ServiceContext) -> list[int]:
     now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
-        return await claim_due_checkins(session, now=now, limit=CLAIM, worker=ctx.process_id)
+        return await claim_due_checkins(
+            session,
+            now=now,
+            limit=CLAIM,
+            worker=ctx.process_id,
+            claimed_at=claims.claim_time(ctx.clock),
+        )
 
 
 @dataclass
@@ -282,7 +289,10 @@ async def _record(
                 blocked_chats.append(item.chat_id)
             elif checkin.status == CheckInStatus.AWAITING and checkin.question_index == 0:
                 checkin.status = CheckInStatus.SCHEDULED
-                checkin.retry_at = now + _retry_delay(checkin.attempts, outcome.error)
+                # Telegram's retry_after and network backoff are real time.
+                checkin.retry_at = ctx.clock.after_real(
+                    _retry_delay(checkin.attempts, outcome.error)
+                )
     for chat_id in blocked_chats:
         await mark_blocked(ctx, chat_id=chat_id)
     if sent or failed:

@@ -55,10 +55,12 @@ from bot.services.sent_log import SentLog
 
 log = structlog.get_logger(__name__)
 
-#: A claim older than this belongs to a process that died or hung: anyone may take it over.
+#: A claim older than this (real time, see :mod:`bot.services.claims`) belongs to a process
+#: that died or hung: anyone may take it over.
 STALE_CLAIM = timedelta(seconds=30)
 #: Tries of a message Telegram keeps refusing (not a temporary failure) before it is dropped.
 MAX_ATTEMPTS = 5
+#: Backoff of a failed send, in real time (the server's pace, whatever the service clock does).
 RETRY_BASE = timedelta(seconds=2)
 RETRY_MAX = timedelta(minutes=5)
 #: How long a message that replies to a staff card waits for that card before going without.
@@ -105,6 +107,7 @@ def owe(
     episode_id: int | None,
     now: datetime,
     claimed_by: str,
+    claimed_at: datetime,
     urgent: bool = False,
     to_staff: bool = False,
     reply_to_alert: int | None = None,
@@ -126,7 +129,7 @@ def owe(
         urgent=urgent,
         created_at=now,
         claimed_by=claimed_by,
-        claimed_at=now,
+        claimed_at=claimed_at,
         attempts=0,
     )
     session.add(row)
@@ -173,6 +176,7 @@ async def send_owed(
     A row is taken when nobody holds it, its claim is stale, or its holder is known dead.
     """
     now = ctx.clock.now()
+    claimed_at = claims.claim_time(ctx.clock)
     async with ctx.sessions.begin() as session:
         unsent = and_(OwedMessage.sent_at.is_(None), OwedMessage.dropped_at.is_(None))
         query = select(
@@ -188,7 +192,7 @@ async def send_owed(
         dead = {h for _id, _chat, h, _at in candidates if h is not None and holder_is_dead(h)}
         takeable = or_(
             OwedMessage.claimed_by.is_(None),
-            OwedMessage.claimed_at < now - STALE_CLAIM,
+            OwedMessage.claimed_at < claims.stale_before(ctx.clock, STALE_CLAIM),
             OwedMessage.claimed_by.in_(dead),
         )
         free = [row_id for row_id, *_rest in candidates if not ctx.sent_log.is_sent(row_id)]
@@ -204,7 +208,7 @@ async def send_owed(
                     takeable,
                     or_(OwedMessage.next_attempt_at.is_(None), OwedMessage.next_attempt_at <= now),
                 )
-                .values(claimed_by=ctx.process_id, claimed_at=now)
+                .values(claimed_by=ctx.process_id, claimed_at=claimed_at)
                 .returning(OwedMessage.id)
                 .execution_options(synchronize_session=False)
             )
@@ -315,7 +319,8 @@ async def _with_reply(ctx: ServiceContext, row: OwedMessage) -> OutgoingMessage 
         return message
     chat_id, message_id = card
     if message_id is None:
-        return None if ctx.clock.now() - row.created_at < CARD_WAIT else message
+        # CARD_WAIT is real time (the card's delivery), also on a rehearsal clock.
+        return None if row.created_at > ctx.clock.after_real(-CARD_WAIT) else message
     return replace(message, reply_to=message_id) if chat_id == row.chat_id else message
 
 
@@ -324,7 +329,9 @@ async def _wait_for_card(ctx: ServiceContext, row_id: int) -> None:
         await session.execute(
             update(OwedMessage)
             .where(OwedMessage.id == row_id)
-            .values(next_attempt_at=ctx.clock.now() + CARD_POLL, claimed_by=None, claimed_at=None)
+            .values(
+                next_attempt_at=ctx.clock.after_real(CARD_POLL), claimed_by=None, claimed_at=None
+            )
         )
     ctx.on_schedule_changed()
 
@@ -369,7 +376,10 @@ async def _retry_later(
             update(OwedMessage)
             .where(OwedMessage.id == row.id)
             .values(
-                attempts=attempts, next_attempt_at=now + backoff, claimed_by=None, claimed_at=None
+                attempts=attempts,
+                next_attempt_at=ctx.clock.after_real(backoff),
+                claimed_by=None,
+                claimed_at=None,
             )
         )
     log.warning("owed_message_retry", owed_id=row.id, attempts=attempts)

@@ -26,6 +26,7 @@ from bot.db.models import StaffDialog
 from bot.services.context import ServiceContext
 from bot.services.enrolment import PROCEDURE_AT_MOST_AHEAD, PROCEDURE_AT_MOST_DAYS_AGO
 
+#: How long a person at a keyboard has for the next step: real time, also on a rehearsal clock.
 DIALOG_TTL = timedelta(hours=1)
 _TIME = r"(?P<hour>[01]?\d|2[0-3])\s*[:hH]\s*(?P<minute>[0-5]\d)?"
 _FORMATS = (
@@ -77,7 +78,7 @@ async def begin(
             step=step,
             data=dict(data or {}),
             created_at=now,
-            expires_at=now + DIALOG_TTL,
+            expires_at=ctx.clock.after_real(DIALOG_TTL),
         )
         session.add(row)
         await session.flush()
@@ -103,14 +104,13 @@ async def current(ctx: ServiceContext, *, chat_id: int, user_id: int) -> Dialog 
 
 async def advance(ctx: ServiceContext, *, dialog_id: int, step: str, data: dict[str, Any]) -> bool:
     """Move a dialog to ``step`` with ``data``; False when it was closed meanwhile."""
-    now = ctx.clock.now()
     async with ctx.sessions.begin() as session:
         row = await session.get(StaffDialog, dialog_id)
         if row is None:
             return False
         row.step = step
         row.data = dict(data)
-        row.expires_at = now + DIALOG_TTL
+        row.expires_at = ctx.clock.after_real(DIALOG_TTL)
         return True
 
 

@@ -23,9 +23,11 @@ from bot.db.lease import PollingLease
 from bot.db.models import StaffMember
 from bot.db.queries.facts import remember_username
 from bot.db.session import create_engine, is_postgres, make_sessionmaker, upgrade_database
+from bot.domain.parsing.vocabulary import parser_languages
 from bot.domain.protocol import Protocol
 from bot.domain.urgency import UrgencyRules
 from bot.errors import ProtocolError
+from bot.i18n import available_languages
 from bot.protocols import ProtocolRegistry, default_schedules_dir
 from bot.services import claims, dead_letters
 from bot.services.context import ProtocolStore, ServiceContext, UnitSettings
@@ -74,11 +76,40 @@ def load_registry(settings: Settings, *, require_approval: bool) -> ProtocolRegi
     protocol unless explicitly allowed (one left out of ENABLED_PROTOCOLS blocks nothing)."""
     registry = ProtocolRegistry.from_dir(settings.schedules_dir or default_schedules_dir())
     registry.enable_only(settings.enabled_protocols)
+    for protocol in registry.enrollable():
+        missing = languages_missing(protocol)
+        if missing:
+            raise ProtocolError(f"{protocol.id} v{protocol.version}", missing)
     if require_approval and not settings.allow_unapproved_protocol:
         for protocol in registry.enrollable():
             if not protocol.approved:
                 raise ProtocolError(f"{protocol.id} v{protocol.version}", [unapproved(protocol)])
     return registry
+
+
+def languages_missing(protocol: Protocol) -> list[tuple[str, str]]:
+    """A protocol language without its files would be spoken without being understood (its free
+    text read with no negation: "sin fiebre" as a fever) or not spoken at all."""
+    catalogs, parsed = set(available_languages()), set(parser_languages())
+    problems = []
+    for language in protocol.languages:
+        absent = [
+            name
+            for name, present in (
+                ("LC_MESSAGES/messages.po", language in catalogs),
+                ("parsing.yaml", language in parsed),
+            )
+            if not present
+        ]
+        if absent:
+            problems.append(
+                (
+                    "languages",
+                    f"{language}: no {' and no '.join(absent)} in {language}/ of LOCALES_DIR or "
+                    "the shipped bot/locales",
+                )
+            )
+    return problems
 
 
 def unapproved(protocol: Protocol) -> tuple[str, str]:

@@ -28,6 +28,7 @@ async def _owe(
                 episode_id=None,
                 now=now,
                 claimed_by=holder or "nobody",
+                claimed_at=now,
             )
             for text in texts
         ]
@@ -118,6 +119,7 @@ async def test_advice_goes_first_across_chats_but_never_overtakes_its_own_chat(
             episode_id=None,
             now=harness.clock.now(),
             claimed_by="nobody",
+            claimed_at=harness.clock.now(),
             urgent=True,
         )
         await session.flush()

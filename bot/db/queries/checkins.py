@@ -69,10 +69,19 @@ async def release_claims(
 
 
 async def claim_due_checkins(
-    session: AsyncSession, *, now: datetime, limit: int, worker: str
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    worker: str,
+    claimed_at: datetime | None = None,
 ) -> list[int]:
     """Move up to ``limit`` due check-ins, oldest first, to ``sending`` for ``worker``: one
-    atomic claim, with SKIP LOCKED so concurrent processes take disjoint batches."""
+    atomic claim, with SKIP LOCKED so concurrent processes take disjoint batches.
+
+    ``now`` decides what is due (service clock); ``claimed_at`` dates the claim (real time,
+    see bot.services.claims; ``now`` when not given).
+    """
     due = (
         select(CheckIn.id)
         .where(
@@ -90,7 +99,7 @@ async def claim_due_checkins(
         .where(CheckIn.id.in_(claimable(due, session, name="due")))
         .values(
             status=CheckInStatus.SENDING,
-            claimed_at=now,
+            claimed_at=now if claimed_at is None else claimed_at,
             claimed_by=worker,
             attempts=CheckIn.attempts + 1,
         )

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from bot.domain.parsing.normalise import stem
 from bot.domain.parsing.tokens import phrase_words
-from bot.domain.parsing.vocabulary import every, every_mapping, load_vocabulary
+from bot.domain.parsing.vocabulary import every, every_mapping, parser_vocabulary
 
 # Stems merge plurals and French feminine/participle endings. For red flags, the text and every
 # phrase are further reduced to a crude, symmetric lemma so that everyday verb forms meet the
@@ -41,7 +41,7 @@ class _Barely:
 
 def _barely_by_last_word() -> dict[str, tuple[_Barely, ...]]:
     found: dict[str, list[_Barely]] = {}
-    for words in load_vocabulary():
+    for words in parser_vocabulary():
         rule = words.lemmas.can_barely
         can = frozenset(stem(w) for w in rule.can)
         for text in rule.barely:
@@ -54,16 +54,38 @@ def _barely_by_last_word() -> dict[str, tuple[_Barely, ...]]:
 _BARELY_BY_LAST_WORD = _barely_by_last_word()
 
 
+@dataclass(frozen=True)
+class _Ending:
+    ending: str
+    shortest: int
+    undouble: bool
+    unless: str | None
+
+
+def _stages() -> tuple[tuple[_Ending, ...], ...]:
+    """The languages' lemma endings by stage: stages in turn, the first fitting ending of each."""
+    stages: dict[int, dict[_Ending, None]] = {}
+    for rule in every(lambda words: words.lemmas.endings):
+        ending = _Ending(rule.ending, rule.min_length, rule.undouble, rule.unless)
+        stages.setdefault(rule.stage, {})[ending] = None
+    return tuple(tuple(stages[stage]) for stage in sorted(stages))
+
+
+_STAGES = _stages()
+# Double letters a dropped ending leaves that are kept ("swelling" -> "swell", not "swel").
+_KEPT_DOUBLES = frozenset(every(lambda words: words.lemmas.kept_doubles))
+
+
 def _undouble(word: str) -> str:
     """ "gett" -> "get", "stopp" -> "stop"; "swell", "dress" keep their double letter."""
-    if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "lsz":
+    if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in _KEPT_DOUBLES:
         return word[:-1]
     return word
 
 
 @lru_cache(maxsize=8192)
 def lemma(stem: str) -> str:
-    """A stem reduced further: -ing, -ed, French -ent and a final e dropped (see above)."""
+    """A stem reduced further by the languages' lemma endings (-ing, -ed, -ent, a final e)."""
     if stem in _KEEP_WORDS:
         return stem
     word = _IRREGULAR.get(stem, stem)
@@ -71,14 +93,17 @@ def lemma(stem: str) -> str:
 
 
 def _lemma_suffixes(word: str) -> str:
-    if len(word) >= 6 and word.endswith("ing"):
-        word = _undouble(word[:-3])
-    if len(word) >= 6 and word.endswith("ed") and not word.endswith("eed"):
-        word = _undouble(word[:-2])
-    elif len(word) >= 7 and word.endswith("ent"):
-        word = word[:-3]
-    if len(word) >= 4 and word.endswith("e"):
-        word = word[:-1]
+    for stage in _STAGES:
+        for rule in stage:
+            if (
+                len(word) >= rule.shortest
+                and word.endswith(rule.ending)
+                and not (rule.unless and word.endswith(rule.unless))
+            ):
+                word = word[: -len(rule.ending)]
+                if rule.undouble:
+                    word = _undouble(word)
+                break
     return word
 
 

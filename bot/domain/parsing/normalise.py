@@ -1,4 +1,4 @@
-"""Text made comparable: lower-case ASCII, English contractions expanded, crude stems.
+"""Text made comparable: lower-case ASCII, contractions expanded, crude stems.
 
 Every parser reads text through these, so a patient's accents, curly quotes and letter
 repetitions never decide an answer.
@@ -7,15 +7,15 @@ repetitions never decide an answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from unidecode import unidecode
 
 from bot.domain.parsing.results import MAX_CHARS
-from bot.domain.parsing.vocabulary import every
+from bot.domain.parsing.vocabulary import Ending, LanguageWords, every
 
-# English "can't", "doesn't", "isnt"... expanded before anything else is read.
+# "can't", "doesn't", "isnt"... expanded before anything else is read (each file's contractions).
 _CONTRACTIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(contraction.pattern), contraction.replacement)
     for contraction in every(lambda words: words.contractions)
@@ -45,19 +45,36 @@ def expand_contractions(text: str) -> str:
     return text
 
 
+def _endings(pick: Callable[[LanguageWords], Iterable[Ending]]) -> tuple[tuple[str, int], ...]:
+    """(ending, shortest word) of every language, in reading order, each once."""
+    return tuple(dict.fromkeys((rule.ending, rule.min_length) for rule in every(pick)))
+
+
+# Each language's stems (parsing.yaml): one "once" ending (plural s/x), then "repeated" ones as
+# long as they fit (French feminine/past-participle e).
+_ONCE = _endings(lambda words: words.stems.once)
+_REPEATED = _endings(lambda words: words.stems.repeated)
+
+
+def _drop(token: str, endings: tuple[tuple[str, int], ...]) -> str | None:
+    for ending, shortest in endings:
+        if len(token) >= shortest and token.endswith(ending):
+            return token[: -len(ending)]
+    return None
+
+
 @lru_cache(maxsize=8192)
 def stem(token: str) -> str:
-    """A crude, symmetric stem: plural s/x and French feminine/past-participle e dropped.
+    """A crude, symmetric stem: the endings of the languages' ``stems`` dropped.
 
     Applied to the text and to every phrase alike, so "gonflée"/"gonflés"/"gonflé"/"gonfle" and
     "cloques"/"cloque" meet. Numbers are left as they are.
     """
     if token[:1].isdigit():
         return token
-    if (len(token) > 3 and token.endswith("s")) or (len(token) > 4 and token.endswith("x")):
-        token = token[:-1]
-    while len(token) > 4 and token.endswith("e"):
-        token = token[:-1]
+    token = _drop(token, _ONCE) or token
+    while (shorter := _drop(token, _REPEATED)) is not None:
+        token = shorter
     return token
 
 

@@ -17,7 +17,10 @@ _TEMPERATURE_RE = re.compile(
     + alternatives(lambda words: words.temperature.score_after, after=r"\b")
     + r"))"
     r"(?P<half>\s*" + alternatives(lambda words: words.temperature.half) + r")?"
-    r"(?P<unit>\s*deg(?:re|ree)?s?\b(?:\s*[cf]\b)?|\s*(?:celsius|fahrenheit)\b|c\b|\s*f\b)?"
+    # "deg" is the ° sign; celsius/fahrenheit and the c/f symbols are the same in every language.
+    r"(?P<unit>\s*(?:degs?|"
+    + alternatives(lambda words: words.temperature.degree_words)
+    + r")\b(?:\s*[cf]\b)?|\s*(?:celsius|fahrenheit)\b|c\b|\s*f\b)?"
 )
 # "deg" is the ° sign (see normalise.to_ascii), in every language.
 _FEVER_CONTEXT = re.compile(

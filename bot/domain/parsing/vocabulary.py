@@ -1,8 +1,9 @@
 """The parser's words, one data file per language: ``bot/locales/<lang>/parsing.yaml``.
 
-Negators, hedges, yes/no words, number and unit words, red-flag grammar words... are data, so a
-language is added with one file (every key is required: a missing or misspelt key fails at load,
-naming the file). The parser reads every language at once, since patients mix them ("ok",
+Negators, hedges, yes/no words, number and unit words, red-flag grammar words, word endings...
+are data, so a language is added with one file (every key is required: a missing or misspelt
+key fails at load, naming the file), in the shipped folder or in ``LOCALES_DIR``
+(:mod:`bot.languages`). The parser reads every language at once, since patients mix them ("ok",
 "non merci"), so its modules take the union of a key over all languages (:func:`every`), read
 once at import. Words are written as the parser sees the text: lower-case ASCII, no accents.
 """
@@ -10,16 +11,27 @@ once at import. Words are written as the parser sees the text: lower-case ASCII,
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+from bot.languages import SHIPPED_DIR, parser_dirs
 
 #: Where the shipped languages live, beside the interface catalogs.
-LOCALES_DIR = Path(__file__).resolve().parents[2] / "locales"
+LOCALES_DIR = SHIPPED_DIR
 FILE_NAME = "parsing.yaml"
 
 T = TypeVar("T")
@@ -72,6 +84,24 @@ class Contraction(_Section):
     replacement: StrictStr
 
 
+class Ending(_Section):
+    """A word ending dropped from words at least ``min_length`` long."""
+
+    ending: Word
+    min_length: int = Field(ge=2, strict=True)
+
+
+class Stems(_Section):
+    once: tuple[Ending, ...]
+    repeated: tuple[Ending, ...]
+
+
+class LemmaEnding(Ending):
+    stage: int = Field(ge=1, strict=True)
+    undouble: StrictBool = False
+    unless: Word | None = None
+
+
 class Clauses(_Section):
     conjunctions: Words
     joiners: Words
@@ -95,6 +125,7 @@ class Numbers(_Section):
 
 
 class Temperature(_Section):
+    degree_words: Alternatives
     half: Alternatives
     score_after: Alternatives
     fever_context: Alternatives
@@ -152,6 +183,8 @@ class CanBarely(_Section):
 
 
 class Lemmas(_Section):
+    endings: tuple[LemmaEnding, ...]
+    kept_doubles: Words
     irregular: dict[Word, Word]
     keep: Words
     can_barely: CanBarely
@@ -190,6 +223,7 @@ class LanguageWords(_Section):
     reading_order: StrictInt
     text2num: StrictStr | None
     contractions: tuple[Contraction, ...]
+    stems: Stems
     clauses: Clauses
     numbers: Numbers
     temperature: Temperature
@@ -223,37 +257,58 @@ def load_language(language: str, directory: Path = LOCALES_DIR) -> LanguageWords
         raise VocabularyError(f"{path}: {error}") from None
 
 
-@cache
 def load_vocabulary(directory: Path = LOCALES_DIR) -> tuple[LanguageWords, ...]:
     """Every language of ``directory``, in ``reading_order`` (read once per directory).
 
     The order matters only where languages are read in turn (text2num converts number words
     language after language); two languages may not claim the same place.
     """
-    languages = parsing_languages(directory)
-    if not languages:
-        raise VocabularyError(f"{directory}: no */{FILE_NAME} vocabulary file")
-    loaded = {language: load_language(language, directory) for language in languages}
+    return load_vocabularies((directory,))
+
+
+@cache
+def load_vocabularies(directories: Sequence[Path]) -> tuple[LanguageWords, ...]:
+    """Every language of ``directories`` (a language's file in an earlier one wins), in
+    ``reading_order``; read once per tuple of directories."""
+    found: dict[str, Path] = {}
+    for directory in directories:
+        for language in parsing_languages(directory):
+            found.setdefault(language, directory / language / FILE_NAME)
+    if not found:
+        raise VocabularyError(f"{', '.join(map(str, directories))}: no */{FILE_NAME} file")
+    loaded = {
+        language: load_language(language, path.parents[1]) for language, path in found.items()
+    }
     by_order: dict[int, str] = {}
     for language, words in loaded.items():
         other = by_order.setdefault(words.reading_order, language)
         if other != language:
             raise VocabularyError(
-                f"{directory / language / FILE_NAME}: reading_order {words.reading_order} "
-                f"is already taken by {directory / other / FILE_NAME}"
+                f"{found[language]}: reading_order {words.reading_order} "
+                f"is already taken by {found[other]}"
             )
     return tuple(loaded[by_order[order]] for order in sorted(by_order))
 
 
+def parser_languages() -> tuple[str, ...]:
+    """The languages the parser reads (their files are :func:`parser_vocabulary`)."""
+    return tuple(sorted({lang for folder in parser_dirs() for lang in parsing_languages(folder)}))
+
+
+def parser_vocabulary() -> tuple[LanguageWords, ...]:
+    """The languages the parser reads: ``LOCALES_DIR`` (when set) and the shipped ones."""
+    return load_vocabularies(parser_dirs())
+
+
 def every(pick: Callable[[LanguageWords], Iterable[T]]) -> tuple[T, ...]:
-    """One key of every shipped language, concatenated in reading order."""
-    return tuple(item for words in load_vocabulary() for item in pick(words))
+    """One key of every language, concatenated in reading order."""
+    return tuple(item for words in parser_vocabulary() for item in pick(words))
 
 
 def every_mapping(pick: Callable[[LanguageWords], Mapping[K, V]]) -> dict[K, V]:
-    """One mapping key of every shipped language, merged; two languages may not disagree."""
+    """One mapping key of every language, merged; two languages may not disagree."""
     merged: dict[K, V] = {}
-    for words in load_vocabulary():
+    for words in parser_vocabulary():
         for key, value in pick(words).items():
             if merged.setdefault(key, value) != value:
                 raise VocabularyError(

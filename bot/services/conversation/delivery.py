@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Answer
 from bot.i18n import t
-from bot.services import alerts, chat_health, owed
+from bot.services import alerts, chat_health, claims, owed
 from bot.services.context import ServiceContext
 from bot.services.conversation.blocking import mark_blocked
 from bot.services.conversation.turn import Outbox
@@ -81,6 +81,7 @@ async def owe_queued(
             episode_id=episode_id,
             now=now,
             claimed_by=ctx.process_id,
+            claimed_at=claims.claim_time(ctx.clock),
             urgent=urgent,
         )
         for message in queued

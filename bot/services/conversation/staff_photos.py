@@ -14,7 +14,7 @@ from bot.db.models import Alert, CheckIn
 from bot.db.queries.alerts import unresolved_by_rule
 from bot.domain.protocol import Severity
 from bot.i18n import t
-from bot.services import owed
+from bot.services import claims, owed
 from bot.services.cards import day_label, quoted
 from bot.services.conversation.turn import Turn
 from bot.services.ports import OutgoingMessage
@@ -51,6 +51,7 @@ async def share_photo(
         episode_id=turn.episode.id,
         now=turn.now,
         claimed_by=ctx.process_id,
+        claimed_at=claims.claim_time(ctx.clock),
         urgent=alert is not None and alert.severity != Severity.REVIEW.value,
         to_staff=True,
         reply_to_alert=alert.id if alert is not None else None,
