@@ -402,6 +402,24 @@ async def test_oldest_unsent_due_is_the_dispatcher_lag(sessions: Sessions) -> No
         checkin(session, episode, "claimed", due_at=NOW - 7 * MINUTE, status=CheckInStatus.SENDING)
     async with sessions() as session:
         assert await oldest_unsent_due(session, now=NOW) == NOW - 7 * MINUTE
+    # Held for the patient's quiet hours (no attempt counted): not the dispatcher's lag, which
+    # would otherwise page at night after every downtime.
+    async with sessions.begin() as session:
+        checkin(session, episode, "held", due_at=NOW - 9 * 60 * MINUTE, retry_at=NOW + 60 * MINUTE)
+    async with sessions() as session:
+        assert await oldest_unsent_due(session, now=NOW) == NOW - 7 * MINUTE
+    # Waiting to retry a failed send: lag (what a Telegram outage must show).
+    async with sessions.begin() as session:
+        checkin(
+            session,
+            episode,
+            "failing",
+            due_at=NOW - 8 * MINUTE,
+            retry_at=NOW + MINUTE,
+            attempts=2,
+        )
+    async with sessions() as session:
+        assert await oldest_unsent_due(session, now=NOW) == NOW - 8 * MINUTE
 
 
 async def test_scheduled_replannable_and_next_scheduled_checkins_of_an_episode(

@@ -304,11 +304,19 @@ async def next_checkin_event(session: AsyncSession) -> datetime | None:
 async def oldest_unsent_due(session: AsyncSession, *, now: datetime) -> datetime | None:
     """The due time of the oldest check-in due by ``now`` and not yet sent: the dispatcher's lag.
 
-    One MIN per status: over an IN list PostgreSQL scans the whole table (bench, 1M rows).
+    A row held for the patient's quiet hours (a later ``retry_at`` and no attempt counted, see
+    ``dispatch._open_claimed``) is not lag: it may not be sent yet, and counting it would page
+    at night after every downtime. A row waiting to retry a failed send still counts: that is
+    the lag a Telegram outage must show. One MIN per status: over an IN list PostgreSQL scans
+    the whole table (bench, 1M rows).
     """
     found = [
         await session.scalar(
-            select(func.min(CheckIn.due_at)).where(CheckIn.status == status, CheckIn.due_at <= now)
+            select(func.min(CheckIn.due_at)).where(
+                CheckIn.status == status,
+                CheckIn.due_at <= now,
+                or_(CheckIn.retry_at.is_(None), CheckIn.retry_at <= now, CheckIn.attempts > 0),
+            )
         )
         for status in (CheckInStatus.SCHEDULED, CheckInStatus.SENDING)
     ]
