@@ -106,6 +106,13 @@ def _route(chats: dict[Role, TeamChat], prefer: Role) -> list[TeamChat]:
     return [chats[role] for role in order if role in chats and chats[role].reachable]
 
 
+async def cards_chat(session: AsyncSession, ctx: ServiceContext) -> int | None:
+    """Where staff cards go now: the staff chat, or on-call while the bot has lost it (None when
+    neither can take them), in the caller's transaction."""
+    route = _route(await team_chats(session, ctx), "staff")
+    return route[0].chat_id if route else None
+
+
 async def team_reachable(session: AsyncSession, ctx: ServiceContext) -> bool:
     """True when an alert raised now has a chat to go to (in the caller's transaction)."""
     return bool(_route(await team_chats(session, ctx), "staff"))

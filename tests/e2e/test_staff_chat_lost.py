@@ -202,3 +202,22 @@ async def test_a_bot_no_longer_allowed_to_send_in_the_staff_group_is_seen_by_the
         status, body = await healthz(ops)
         assert status == 503
         assert "restriction" in body["staff_chat"]
+
+
+async def test_a_photo_sent_while_the_staff_group_is_lost_reaches_oncall_after_its_card(
+    harness: BotHarness,
+) -> None:
+    """A knee photo used to be owed to the staff group whatever its state, so it waited there
+    while its card went to on-call."""
+    patient = await harness.consented_patient(1001, label="P-001")
+    harness.server.remove_bot_from_group(STAFF_CHAT)
+    await pain_of_nine(harness, [patient])
+
+    async def card_at_oncall() -> None:
+        assert any("P-001" in text for text in texts(harness, ONCALL_CHAT))
+
+    await eventually(card_at_oncall)
+    harness.server.send_photo(patient.user_id, caption="la peau a des cloques")
+    photo = await harness.server.wait_for(lambda m: m.chat_id == ONCALL_CHAT and m.kind == "photo")
+    assert "P-001" in (photo.text or "")
+    assert harness.server.sent(STAFF_CHAT) == []

@@ -14,7 +14,7 @@ from bot.db.models import Alert, CheckIn
 from bot.db.queries.alerts import unresolved_by_rule
 from bot.domain.protocol import Severity
 from bot.i18n import t
-from bot.services import claims, owed
+from bot.services import chat_health, claims, owed
 from bot.services.cards import day_label, quoted
 from bot.services.conversation.turn import Turn
 from bot.services.ports import OutgoingMessage
@@ -26,9 +26,13 @@ CAPTION_QUOTE_CHARS = 300
 async def share_photo(
     turn: Turn, *, file_id: str, caption: str | None, checkin: CheckIn | None
 ) -> None:
-    """Owe the staff chat a copy of this photo (after the card it illustrates, if any)."""
+    """Owe the staff a copy of this photo (after the card it illustrates, if any), where the
+    cards go now: the staff chat, or on-call while the bot has lost the staff chat (with no
+    team chat at all, the staff chat's row waits for it to come back)."""
     ctx = turn.ctx
-    staff_chat = ctx.unit.staff_chat_id
+    if ctx.unit.staff_chat_id is None and ctx.unit.oncall_chat_id is None:
+        return
+    staff_chat = await chat_health.cards_chat(turn.session, ctx) or ctx.unit.staff_chat_id
     if staff_chat is None:
         return
     lang = ctx.unit.staff_language
