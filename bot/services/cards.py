@@ -43,6 +43,22 @@ def rules_of(alert: Alert) -> list[str]:
     return rules
 
 
+def explanations(protocol: Protocol, alert: Alert, language: str) -> list[str]:
+    """What each rule of an alert says, its own first (a merged alert names every rule)."""
+    said = []
+    for rule_id in rules_of(alert):
+        named = next((r for r in protocol.rules if r.id == rule_id), None)
+        text = named.explanation.get(language) if named else t(language, "Alert")
+        if text not in said:
+            said.append(text)
+    return said
+
+
+def alert_explanation(protocol: Protocol, alert: Alert, language: str) -> str:
+    """The alert's reasons on one line (lists and the digest), never a rule id."""
+    return " + ".join(explanations(protocol, alert, language))
+
+
 def day_label(language: str, day: int) -> str:
     """'J+3' in French, 'D+3' in English: the day since the procedure, as staff write it."""
     return t(language, "D+{day}", day=day)
@@ -77,21 +93,18 @@ def staff_card(
     lang = language
     severity = Severity(alert.severity)
     rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
-    explanations = []
-    for rule_id in rules_of(alert):
-        named = next((r for r in protocol.rules if r.id == rule_id), None)
-        explanations.append(named.explanation.get(lang) if named else t(lang, "Alert"))
+    reasons = explanations(protocol, alert, lang)
     day = day_number(episode.procedure_at, now, episode.time_zone)
     header = (
         f"{SEVERITY_MARK[severity.value]} {t(lang, severity.value).upper()} — {patient.label} · "
         f"{day_label(lang, day)} · {knee_label(lang, episode.side)} "
         f"({t(lang, episode.indication)})"
     )
-    lines = [header, *explanations]
+    lines = [header, *reasons]
     for item in alert.evidence[-EVIDENCE_SHOWN:]:
         item_rule = next((r for r in protocol.rules if r.id == item.get("rule_id")), rule)
         text = describe_evidence(protocol, item_rule, item, lang)
-        if text and "• " + text not in lines and text not in explanations:
+        if text and "• " + text not in lines and text not in reasons:
             lines.append("• " + text)
     if episode.baseline_pain is not None:
         lines.append(t(lang, "Baseline pain: {value}/10", value=episode.baseline_pain))

@@ -22,7 +22,7 @@ from bot.domain.schedule import day_number
 from bot.domain.states import AlertStatus, CheckInStatus
 from bot.i18n import format_local, t
 from bot.services import chat_health, claims
-from bot.services.cards import day_label
+from bot.services.cards import alert_explanation, day_label
 from bot.services.context import ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage
 
@@ -81,8 +81,7 @@ async def compose(ctx: ServiceContext, now: datetime) -> OutgoingMessage | None:
                 continue  # acknowledged: someone has it in hand, it is not waiting any more
             if alert.severity == Severity.REVIEW.value:
                 protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-                rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
-                why = rule.explanation.get(lang) if rule else t(lang, "Alert")
+                why = alert_explanation(protocol, alert, lang)
                 day = day_number(episode.procedure_at, now, episode.time_zone)
                 reviews.append(f"{patient.label} {day_label(lang, day)} {why}")
             else:

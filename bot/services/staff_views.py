@@ -26,7 +26,7 @@ from bot.domain.states import AlertStatus, CheckInStatus, EpisodeStatus
 from bot.errors import NotFoundError
 from bot.i18n import format_local, t, tn
 from bot.services import audit
-from bot.services.cards import day_label, knee_label, labelled, quoted
+from bot.services.cards import alert_explanation, day_label, knee_label, labelled, quoted
 from bot.services.charts import SWELLING_QUESTION, Point, pain_question_ids
 from bot.services.context import ServiceContext
 from bot.services.outcome_views import painkiller_line, relief_line
@@ -198,13 +198,12 @@ async def open_alerts(ctx: ServiceContext, *, language: str) -> list[AlertRow]:
     async with ctx.sessions() as session:
         for alert, episode, patient in await views.unresolved_alerts(session):
             protocol = await ctx.protocols.protocol_of(session, episode.protocol_version_id)
-            rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
             rows.append(
                 AlertRow(
                     alert_id=alert.id,
                     label=patient.label,
                     severity=alert.severity,
-                    explanation=rule.explanation.get(language) if rule else alert.rule_id,
+                    explanation=alert_explanation(protocol, alert, language),
                     day=day_number(episode.procedure_at, now, episode.time_zone),
                     created_at=alert.created_at,
                     acknowledged_by=alert.acknowledged_by,
@@ -342,8 +341,7 @@ async def patient_course(ctx: ServiceContext, *, label: str, language: str) -> P
         )
         events.append((checkin.due_at, labelled(language, line, summary) if summary else line))
     for alert in alerts:
-        rule = next((r for r in protocol.rules if r.id == alert.rule_id), None)
-        explanation = rule.explanation.get(language) if rule else alert.rule_id
+        explanation = alert_explanation(protocol, alert, language)
         line = (
             f"{SEVERITY_MARK.get(alert.severity, '•')} "
             f"{_when(alert.created_at, language, zone)} — {explanation}"

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from bot.db.models import Alert, Answer, Episode
 from bot.db.models import Patient as PatientRow
+from tests.e2e.test_staff_commands import command
 from tests.harness import PARIS, STAFF_CHAT, BotHarness, Patient, eventually, question
 
 EVENING = datetime(2026, 12, 1, 18, 0, tzinfo=PARIS)
@@ -266,6 +267,11 @@ async def test_one_worrying_reply_gets_one_advice_and_one_card(
             "pain_high_evening",
             "pain_much_worse",
         }
+    # The staff's list names both reasons too (it used to show only the heading rule).
+    listing = await command(harness, "/alerts", needle="Alertes ouvertes")
+    assert (listing.text or "").count(
+        "Douleur ≥ 8/10 le soir du geste + Douleur bien pire qu'avant le geste"
+    ) == len(replies)
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])
