@@ -9,25 +9,23 @@ from __future__ import annotations
 import structlog
 
 from bot.db.models import Answer, CheckIn
-from bot.db.queries import answers, episodes
+from bot.db.queries import episodes
 from bot.domain.parsing import SKIP, Parsed, parse_question
-from bot.domain.protocol import Indication, Question
+from bot.domain.protocol import Question
 from bot.domain.rules import Observation
-from bot.domain.scores import KOOS_JR_ITEMS, koos_jr_interval
 from bot.domain.states import CheckInStatus, EpisodeStatus
 from bot.i18n import format_local, t
 from bot.services.conversation.clarify import clarifying
 from bot.services.conversation.education import explain_expected
 from bot.services.conversation.evaluation import evaluate, save_answer
 from bot.services.conversation.notes import scan_free_text
-from bot.services.conversation.scores import WHO5, update_who5_score
+from bot.services.conversation.scores import update_score
 from bot.services.conversation.turn import Turn
 from bot.services.questions import ButtonPress, answer_label, render_question
 
 log = structlog.get_logger(__name__)
 
 #: The Answer row holding a check-in's KOOS JR interval score.
-KOOS_SCORE_ID = "koos_jr_score"
 
 
 def parse_typed(turn: Turn, question: Question, text: str) -> Parsed:
@@ -92,10 +90,7 @@ async def answer_question(
     if said and parsed.status == "ok":
         outbox.say(t(lang, "Noted: {answer}.", answer=said))
     await evaluate(turn, [observation])
-    if question.score == "koos_jr":
-        await update_koos_score(turn, checkin=checkin)
-    if question.score == WHO5:
-        await update_who5_score(turn, checkin=checkin)
+    await update_score(turn, checkin=checkin, instrument=question.score)
     if typed:
         told = await scan_free_text(turn, text=typed, skip_flags=parsed.flags)
         if not told and question.type == "text":
@@ -184,46 +179,6 @@ async def _close(turn: Turn, *, checkin: CheckIn) -> None:
                 when=format_local(next_due, lang, episode.time_zone),
             )
         )
-
-
-async def update_koos_score(turn: Turn, *, checkin: CheckIn) -> None:
-    """When the 7 KOOS JR items of a check-in are answered, store the interval score.
-
-    One ``koos_jr_score`` row per check-in: ``value`` is the score rounded half up to an integer
-    (what tables and alert cards show), ``score`` the exact interval score from the conversion
-    table. The last understood answer of each item counts (a correction replaces the value);
-    an item skipped or never understood gives no score (KOOS JR does not impute).
-    """
-    session = turn.session
-    items = [
-        q.id
-        for q in turn.protocol.questions_for(checkin.def_id, Indication(turn.episode.indication))
-        if q.score == "koos_jr"
-    ]
-    if len(items) != KOOS_JR_ITEMS:
-        return
-    await session.flush()
-    rows = await answers.understood_answers(session, checkin_id=checkin.id, question_ids=items)
-    latest = {row.question_id: row.value for row in rows}
-    try:
-        score = koos_jr_interval([latest.get(item) for item in items])
-    except ValueError:
-        log.warning("koos_jr_values_out_of_range", checkin_id=checkin.id)
-        return
-    if score is None:
-        return
-    rounded = int(score + 0.5)
-    row = await answers.answer_to(session, checkin_id=checkin.id, question_id=KOOS_SCORE_ID)
-    if row is None:
-        row = save_answer(
-            turn,
-            checkin=checkin,
-            question_id=KOOS_SCORE_ID,
-            kind="score",
-            parsed=Parsed(status="ok", value=rounded),
-        )
-    row.value = rounded
-    row.score = score
 
 
 async def answer_button(

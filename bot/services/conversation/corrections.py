@@ -12,13 +12,13 @@ from bot.domain.protocol import Protocol, Question
 from bot.domain.rules import Observation
 from bot.domain.states import CheckInStatus
 from bot.i18n import t
-from bot.services.conversation.answers import parse_typed, update_koos_score
+from bot.services.conversation.answers import parse_typed
 from bot.services.conversation.clarify import clarifying
 from bot.services.conversation.consent import gate
 from bot.services.conversation.evaluation import evaluate, save_answer
 from bot.services.conversation.notes import flags_in, save_note, scan_free_text
 from bot.services.conversation.prompts import resume
-from bot.services.conversation.scores import WHO5, update_who5_score
+from bot.services.conversation.scores import update_score
 from bot.services.conversation.turn import Turn
 from bot.services.questions import answer_label
 
@@ -136,10 +136,7 @@ async def _correct_answer(
         else:
             turn.outbox.say(t(lang, "Thank you, I have saved your correction for the team."))
         await evaluate(turn, [observation])
-        if question.score == "koos_jr":
-            await update_koos_score(turn, checkin=checkin)
-        if question.score == WHO5:
-            await update_who5_score(turn, checkin=checkin)
+        await update_score(turn, checkin=checkin, instrument=question.score)
     else:
         turn.outbox.say(t(lang, "Thank you, I have saved your correction for the team."))
     asked = await scan_free_text(turn, text=text, skip_flags=before | parsed.flags)

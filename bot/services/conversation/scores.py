@@ -1,10 +1,16 @@
-"""The WHO-5 percentage score of a check-in, stored once its five items are answered.
+"""Scores of a check-in's questionnaires (KOOS JR, WHO-5), stored once all their items are
+answered.
 
-Like the KOOS JR score (:func:`.answers.update_koos_score`): one ``who5_score`` row per
-check-in, recomputed when an item is corrected; a missing item gives no score (no imputation).
+One score row per instrument and check-in, recomputed when an item is corrected: ``value`` is
+the score rounded half up to an integer (what tables and alert cards show), ``score`` the exact
+score. The last understood answer of each item counts; a missing item gives no score (neither
+instrument imputes).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import structlog
 
@@ -12,6 +18,7 @@ from bot.db.models import CheckIn
 from bot.db.queries import answers
 from bot.domain.parsing import Parsed
 from bot.domain.protocol import Indication
+from bot.domain.scores import KOOS_JR_ITEMS, koos_jr_interval
 from bot.domain.who5 import who5_percentage, who5_scoring
 from bot.services.conversation.evaluation import save_answer
 from bot.services.conversation.turn import Turn
@@ -20,38 +27,56 @@ log = structlog.get_logger(__name__)
 
 #: The protocol's ``score:`` of the WHO-5 items.
 WHO5 = "who5"
-#: The Answer row holding a check-in's WHO-5 percentage score.
-WHO5_SCORE_ID = "who5_score"
 
 
-async def update_who5_score(turn: Turn, *, checkin: CheckIn) -> None:
-    """When the WHO-5 items of a check-in are all answered, store the percentage score."""
+@dataclass(frozen=True)
+class _Instrument:
+    """How a questionnaire (a protocol ``score:`` name) is totalled, and where it is stored."""
+
+    items: Callable[[], int]
+    total: Callable[[Sequence[int | None]], float | None]
+    row_id: str
+
+
+_INSTRUMENTS = {
+    "koos_jr": _Instrument(lambda: KOOS_JR_ITEMS, koos_jr_interval, "koos_jr_score"),
+    WHO5: _Instrument(lambda: who5_scoring().items, who5_percentage, "who5_score"),
+}
+
+
+async def update_score(turn: Turn, *, checkin: CheckIn, instrument: str | None) -> None:
+    """When every item of ``instrument`` in this check-in is answered, store its score (no
+    instrument, or one the bot does not total: nothing to do)."""
+    spec = _INSTRUMENTS.get(instrument) if instrument else None
+    if spec is None:
+        return
     session = turn.session
     items = [
         q.id
         for q in turn.protocol.questions_for(checkin.def_id, Indication(turn.episode.indication))
-        if q.score == WHO5
+        if q.score == instrument
     ]
-    if len(items) != who5_scoring().items:
+    if len(items) != spec.items():
         return
     await session.flush()
     rows = await answers.understood_answers(session, checkin_id=checkin.id, question_ids=items)
     latest = {row.question_id: row.value for row in rows}
     try:
-        score = who5_percentage([latest.get(item) for item in items])
+        score = spec.total([latest.get(item) for item in items])
     except ValueError:
-        log.warning("who5_values_out_of_range", checkin_id=checkin.id)
+        log.warning(f"{instrument}_values_out_of_range", checkin_id=checkin.id)
         return
     if score is None:
         return
-    row = await answers.answer_to(session, checkin_id=checkin.id, question_id=WHO5_SCORE_ID)
+    rounded = int(score + 0.5)
+    row = await answers.answer_to(session, checkin_id=checkin.id, question_id=spec.row_id)
     if row is None:
         row = save_answer(
             turn,
             checkin=checkin,
-            question_id=WHO5_SCORE_ID,
+            question_id=spec.row_id,
             kind="score",
-            parsed=Parsed(status="ok", value=score),
+            parsed=Parsed(status="ok", value=rounded),
         )
-    row.value = score
+    row.value = rounded
     row.score = float(score)
