@@ -287,6 +287,26 @@ class ProcessedUpdate(Base):
     processed_at: Mapped[datetime]
 
 
+class InboxUpdate(Base):
+    """An update fetched by polling and not yet handled: kept so it can be confirmed to Telegram
+    at once (bot/services/inbox.py).
+
+    getUpdates returns only the 100 updates after the lowest unconfirmed one, so confirming
+    only what is handled made an urgent update wait behind every reply fetched before it.
+    Stored first (one statement per batch) and confirmed next, an update is never only in
+    memory: a process killed before handling it leaves it here, and whoever polls next handles
+    it. ``raw`` is the JSON exactly as Telegram sent it (a patient's words: never logged).
+    """
+
+    __tablename__ = "inbox_updates"
+
+    #: The token's first part (not a secret): update ids are per bot.
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    raw: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+
+
 class OwedMessage(Base):
     """A message the bot owes a patient (the next question, "noted", the safety advice).
 

@@ -25,10 +25,19 @@ import structlog
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Answer, AuditEvent, Base, DeadLetter, OwedMessage, Patient
+from bot.db.models import (
+    Answer,
+    AuditEvent,
+    Base,
+    DeadLetter,
+    InboxUpdate,
+    OwedMessage,
+    Patient,
+)
 from bot.db.queries.patients import (
     anonymise_chat_actor,
     delete_dead_letters_from_chat,
+    delete_inbox_from_chat,
     delete_owed_to_chat,
     patient_by_label,
     stored_file_paths,
@@ -108,6 +117,9 @@ async def erase(ctx: ServiceContext, *, label: str, actor: str = "cli") -> Erasu
                 await delete_owed_to_chat(session, chat_id=patient.chat_id)
             )
             rows[DeadLetter.__tablename__] = await delete_dead_letters_from_chat(
+                session, chat_id=patient.chat_id
+            )
+            rows[InboxUpdate.__tablename__] = await delete_inbox_from_chat(
                 session, chat_id=patient.chat_id
             )
         patient.chat_id = None

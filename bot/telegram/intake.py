@@ -19,8 +19,11 @@ the handlers ran and their transaction committed, or the update was set aside as
 - **Dead letters.** An update that cannot be parsed (a Bot API field newer than our
   python-telegram-bot) or that fails every try is stored in ``dead_letters`` with its raw JSON
   and counted in a metric; intake goes on. Its content is never logged.
-- **Offset.** :meth:`UpdateIntake.confirmable_offset` is the lowest update id not yet done:
-  polling never confirms past an update still being handled, so a crash loses nothing.
+- **Offset.** :meth:`UpdateIntake.confirmable_offset` is the lowest update id neither done
+  nor kept: polling stores each fetched batch in its inbox (bot/services/inbox.py) and marks
+  it :meth:`UpdateIntake.mark_kept`, so Telegram may forget it before it is handled; an update
+  the inbox could not store (the database is away) holds the offset until it is done. A crash
+  loses nothing either way.
 
 python-telegram-bot's error handlers record a handler's exception here (:func:`record_failure`),
 because ``Application.process_update`` swallows it.
@@ -99,6 +102,8 @@ class _Item:
     update: Update | None
     done: asyncio.Future[Outcome]
     urgent: bool = False
+    #: Stored in the polling inbox: may be confirmed to Telegram before it is done.
+    kept: bool = False
 
 
 @dataclass
@@ -135,6 +140,8 @@ class UpdateIntake:
         self._pending: dict[int, _Item] = {}
         self._recently_done: set[int] = set()
         self._done_order: deque[int] = deque()
+        #: Kept updates now done, whose inbox rows may go (:meth:`take_forgettable`).
+        self._forgettable: list[int] = []
         self._slots = asyncio.Semaphore(max_concurrent)
         self._progress = asyncio.Event()
         self._closed = False
@@ -143,9 +150,10 @@ class UpdateIntake:
 
     # ------------------------------------------------------------------------- submitting
 
-    def submit(self, raw: dict[str, Any]) -> asyncio.Future[Outcome]:
+    def submit(self, raw: dict[str, Any], *, kept: bool = False) -> asyncio.Future[Outcome]:
         """Queue one update (as Telegram sent it); the future resolves once it is done.
 
+        ``kept``: it is already in the polling inbox (one a previous process left there).
         A second delivery of an update still in flight gets the same future, so a webhook
         retry or an overlapping poll never runs it twice at once.
         """
@@ -156,14 +164,17 @@ class UpdateIntake:
             future.set_exception(ValueError("an update without an integer update_id"))
             return future
         if (pending := self._pending.get(update_id)) is not None:
+            pending.kept = pending.kept or kept
             return pending.done
         if update_id in self._recently_done:
+            if kept:  # handled here already (the lease came back to this process): drop the row
+                self._forgettable.append(update_id)
             # Done in this process (a poll overlapping a slow update fetches it again); the
             # handlers would recognise it too (processed_updates): this only saves the work.
             future = loop.create_future()
             future.set_result(Outcome.HANDLED)
             return future
-        item = _Item(update_id, raw, self._parse(raw), loop.create_future())
+        item = _Item(update_id, raw, self._parse(raw), loop.create_future(), kept=kept)
         if item.update is not None and self._urgency is not None:
             item.urgent = self._urgency(item.update)
         self._pending[update_id] = item
@@ -177,16 +188,41 @@ class UpdateIntake:
         return item.done
 
     def confirmable_offset(self, fetched_up_to: int) -> int:
-        """The getUpdates offset that confirms only what is done (``fetched_up_to`` = the
-        highest update id fetched so far)."""
-        if self._pending:
-            return min(self._pending)
+        """The getUpdates offset that confirms only what is done or kept (``fetched_up_to`` =
+        the highest update id fetched so far)."""
+        unkept = [update_id for update_id, item in self._pending.items() if not item.kept]
+        if unkept:
+            return min(unkept)
         return fetched_up_to + 1
+
+    def mark_kept(self, update_ids: list[int]) -> None:
+        """The inbox stored these updates: they may be confirmed. One already done meanwhile
+        (an urgent one is handled while its batch is being stored) is forgettable at once."""
+        for update_id in update_ids:
+            item = self._pending.get(update_id)
+            if item is not None:
+                item.kept = True
+            else:
+                self._forgettable.append(update_id)
+
+    def take_forgettable(self) -> list[int]:
+        """The kept updates done since the last call (their inbox rows may be removed)."""
+        taken, self._forgettable = self._forgettable, []
+        return taken
+
+    def give_back_forgettable(self, update_ids: list[int]) -> None:
+        """Rows the inbox could not remove yet (the database is away): tried again later."""
+        self._forgettable.extend(update_ids)
 
     @property
     def in_flight(self) -> int:
         """Updates received and not yet done."""
         return len(self._pending)
+
+    @property
+    def unkept_in_flight(self) -> int:
+        """Updates received, not done and not in the inbox: they hold the offset back."""
+        return sum(1 for item in self._pending.values() if not item.kept)
 
     async def wait_progress(self, timeout: float) -> None:  # noqa: ASYNC109
         """Wait until some update is done (or ``timeout``), to poll again without spinning."""
@@ -251,6 +287,8 @@ class UpdateIntake:
 
     def _finish(self, item: _Item, outcome: Outcome) -> None:
         self._pending.pop(item.update_id, None)
+        if item.kept:
+            self._forgettable.append(item.update_id)
         self._recently_done.add(item.update_id)
         self._done_order.append(item.update_id)
         if len(self._done_order) > RECENT:

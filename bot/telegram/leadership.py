@@ -24,6 +24,7 @@ import structlog
 from telegram.ext import Application
 
 from bot.db.lease import PollingLease
+from bot.services.inbox import Inbox
 from bot.telegram.intake import UpdateIntake
 from bot.telegram.polling import ConfirmingPoller
 
@@ -42,11 +43,13 @@ class PollingLeadership:
         intake: UpdateIntake,
         lease: PollingLease,
         *,
+        inbox: Inbox | None = None,
         retry: float = LEASE_RETRY,
     ) -> None:
         self._application = application
         self._intake = intake
         self._lease = lease
+        self._inbox = inbox
         self._retry = retry
         self._task: asyncio.Task[None] | None = None
         self._trouble: str | None = None
@@ -100,7 +103,7 @@ class PollingLeadership:
         await self._lease.release()
 
     async def _lead(self) -> None:
-        poller = ConfirmingPoller(self._application, self._intake)
+        poller = ConfirmingPoller(self._application, self._intake, self._inbox)
         await poller.start()
         self.poller = poller
         log.info("polling_lease_taken")

@@ -2,14 +2,19 @@
 
 Telegram forgets every update below the ``offset`` of a ``getUpdates`` call. PTB's ``Updater``
 moves the offset as soon as it has queued a batch, before any handler ran, so a killed process
-loses what it had fetched. Here the offset is :meth:`UpdateIntake.confirmable_offset`: the
-lowest update not yet handled and committed (or set aside). A crash therefore makes Telegram
-deliver the unfinished updates again, and the handlers recognise those already saved.
+loses what it had fetched. Here each fetched batch goes to the intake at once (an urgent
+update starts right away) and to the inbox (bot/services/inbox.py: one statement); the offset
+is :meth:`UpdateIntake.confirmable_offset`, past everything handled or kept. A crash leaves
+the kept updates in the inbox, handled first by whoever polls next; an update the inbox could
+not store (the database is away) is confirmed only once handled, so Telegram delivers it
+again after a crash.
 
-There is no batch barrier: the loop fetches again as soon as it has handed a batch to the
-intake, so one slow chat never holds back the others. While an update is still in flight the
-next ``getUpdates`` returns it again at once (the offset cannot pass it); the loop then waits
-for some update to finish instead of spinning.
+There is no batch barrier, and no window: getUpdates returns at most 100 updates past the
+offset, and with the inbox the offset follows the fetch, so an update behind a burst of a
+thousand is fetched as soon as Telegram has it, not once the thousand are handled. Without the
+inbox (the database away) an update still in flight comes back in the next ``getUpdates``; the
+loop then waits for some update to finish instead of spinning. At most :data:`MAX_HELD` updates
+wait in memory; beyond that the loop waits for them to be handled.
 
 Raw JSON is fetched (``do_api_request``), not PTB's parsed ``get_updates``: one update PTB
 cannot parse would make ``get_updates`` raise for the whole batch, log it at CRITICAL with the
@@ -40,7 +45,9 @@ from telegram.error import Conflict, InvalidToken, RetryAfter, TimedOut
 from telegram.ext import Application
 from telegram.warnings import PTBUserWarning
 
+from bot.db.priority import urgent_work
 from bot.metrics import POLLING_RESTARTS
+from bot.services.inbox import Inbox
 from bot.telegram.intake import UpdateIntake
 
 log = structlog.get_logger(__name__)
@@ -53,17 +60,28 @@ PROGRESS_WAIT = 1.0
 #: Seconds without a 409 after which a conflict is over (the problem clears, logged once).
 CONFLICT_MEMORY = 60.0
 CONFLICT_CAUSE = "another process is polling this token"
+#: Updates fetched and not yet handled beyond which polling waits (memory bound).
+MAX_HELD = 5000
+#: Seconds between removals of handled updates from the inbox (one statement each).
+FORGET_EVERY = 0.5
 
 
 class ConfirmingPoller:
     """``await start()`` after ``application.start()``; ``await stop()`` before stopping it."""
 
     def __init__(
-        self, application: Application[Any, Any, Any, Any, Any, Any], intake: UpdateIntake
+        self,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        intake: UpdateIntake,
+        inbox: Inbox | None = None,
     ) -> None:
         self._application = application
         self._intake = intake
+        self._inbox = inbox
+        #: The inbox rows a previous process left are handed to the intake before polling.
+        self._restored = inbox is None
         self._task: asyncio.Task[None] | None = None
+        self._forgetter: asyncio.Task[None] | None = None
         self._fetched_up_to = -1
         self._stopping = False
         #: When the last 409 came (monotonic), while a conflict is remembered.
@@ -81,6 +99,8 @@ class ConfirmingPoller:
         """Drop any webhook (Telegram refuses getUpdates while one is set) and start polling."""
         await self._application.bot.delete_webhook(drop_pending_updates=False)
         self._task = asyncio.create_task(self._loop(), name="confirming-poller")
+        if self._inbox is not None:
+            self._forgetter = asyncio.create_task(self._forget_loop(), name="inbox-forget")
 
     async def stop(self, *, drain: float = 5.0, confirm: bool = True) -> None:
         """Stop polling; let what is in flight finish, confirm what is done.
@@ -97,12 +117,53 @@ class ConfirmingPoller:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         if not confirm:
+            await self._stop_forgetting(forget=False)
             return
         await self._intake.drain(drain)
+        await self._stop_forgetting(forget=True)
         if self._fetched_up_to >= 0:
             offset = self._intake.confirmable_offset(self._fetched_up_to)
             with contextlib.suppress(Exception):
                 await self._fetch(offset, long_poll=0, limit=1)
+
+    async def _stop_forgetting(self, *, forget: bool) -> None:
+        forgetter, self._forgetter = self._forgetter, None
+        if forgetter is None:
+            return
+        forgetter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forgetter
+        if forget:  # what is done now need not be handled again by the next process
+            await self._forget_done()
+
+    async def _forget_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FORGET_EVERY)
+            await self._forget_done()
+
+    async def _forget_done(self) -> None:
+        assert self._inbox is not None
+        done = self._intake.take_forgettable()
+        if not done:
+            return
+        try:
+            await self._inbox.forget(done)
+        except Exception as exc:  # the database is away: tried again later, nothing lost
+            self._intake.give_back_forgettable(done)
+            log.warning("inbox_forget_failed", error=type(exc).__name__, updates=len(done))
+
+    async def _restore(self) -> None:
+        """Hand the intake what a previous process kept and did not handle (oldest first)."""
+        assert self._inbox is not None
+        kept = await self._inbox.waiting()
+        for raw in kept:
+            update_id = raw.get("update_id")
+            if isinstance(update_id, int):
+                self._fetched_up_to = max(self._fetched_up_to, update_id)
+            self._intake.submit(raw, kept=True)
+        if kept:
+            log.info("inbox_restored", updates=len(kept))
+        self._restored = True
 
     async def _fetch(
         self, offset: int, *, long_poll: int, limit: int = 100
@@ -178,8 +239,13 @@ class ConfirmingPoller:
         POLLING_RESTARTS.labels(reason=reason).inc()
 
     async def _poll_once(self) -> None:
+        if not self._restored:
+            await self._restore()
+        if self._intake.in_flight >= MAX_HELD:
+            await self._intake.wait_progress(PROGRESS_WAIT)
+            return
         offset = self._intake.confirmable_offset(self._fetched_up_to)
-        waiting = self._intake.in_flight > 0
+        waiting = self._intake.unkept_in_flight > 0
         updates = await self._fetch(offset, long_poll=0 if waiting else LONG_POLL)
         if self._conflict_at is not None:
             if time.monotonic() - self._conflict_at >= CONFLICT_MEMORY:
@@ -191,15 +257,29 @@ class ConfirmingPoller:
         elif self.problem is not None:
             log.info("polling_resumed", after=self.problem)
             self.problem = None
-        fresh = 0
+        fresh: list[dict[str, Any]] = []
         for raw in updates:
             update_id = raw.get("update_id")
             if isinstance(update_id, int) and update_id > self._fetched_up_to:
                 self._fetched_up_to = update_id
-                fresh += 1
+                fresh.append(raw)
             self._intake.submit(raw)
-        if not fresh and self._intake.in_flight:
+        if fresh and self._inbox is not None:
+            await self._keep(fresh)
+        if not fresh and self._intake.unkept_in_flight:
             await self._intake.wait_progress(PROGRESS_WAIT)
+
+    async def _keep(self, fresh: list[dict[str, Any]]) -> None:
+        """Store the batch so the next getUpdates confirms it; on failure it stays unconfirmed
+        until handled (the database is away: handling waits for it too)."""
+        assert self._inbox is not None
+        try:
+            with urgent_work():  # the head of every update's path: ahead of ordinary turns
+                await self._inbox.keep(fresh)
+        except Exception as exc:
+            log.warning("inbox_keep_failed", error=type(exc).__name__, updates=len(fresh))
+            return
+        self._intake.mark_kept([raw["update_id"] for raw in fresh])
 
 
 def _reason(exc: BaseException) -> str:

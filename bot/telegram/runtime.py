@@ -31,6 +31,7 @@ from bot.i18n import available_languages
 from bot.protocols import ProtocolRegistry, default_schedules_dir
 from bot.services import claims, dead_letters
 from bot.services.context import ProtocolStore, ServiceContext, UnitSettings
+from bot.services.inbox import Inbox
 from bot.telegram.app import build_application, settings_requests, start_waker
 from bot.telegram.http import AiohttpRequest
 from bot.telegram.intake import UpdateIntake, raw_json
@@ -292,8 +293,12 @@ class BotRuntime:
                 self.webhook = WebhookServer(self.application, self.intake, webhook)
                 await self.webhook.start()
             else:
-                lease = PollingLease(self.engine, bot_id=self.application.bot.token.split(":")[0])
-                self.leadership = PollingLeadership(self.application, self.intake, lease)
+                bot_id = self.application.bot.token.split(":")[0]
+                lease = PollingLease(self.engine, bot_id=bot_id)
+                inbox = Inbox(self.ctx, bot_id=int(bot_id)) if bot_id.isdigit() else None
+                self.leadership = PollingLeadership(
+                    self.application, self.intake, lease, inbox=inbox
+                )
                 await self.leadership.start()
         if wake_dispatcher:
             self.waker = start_waker(

@@ -79,3 +79,30 @@ async def test_the_urgent_lane_keeps_the_order_of_its_own_chat(
     assert _position(sent, noted) < _position(sent, advice)
     # And the whole lane ran ahead of the other patients' queued answers.
     assert _position(sent, card) < _position(sent, last_noted)
+
+
+async def test_an_urgent_answer_behind_more_than_a_getupdates_window_is_not_held_back(
+    database: TestDatabase, tmp_path: Path
+) -> None:
+    """getUpdates returns at most 100 updates past the offset. Confirming only what was handled
+    made the 151st update wait until 51 of the 150 before it were handled: the card followed
+    at least 51 ordinary replies. Kept in the inbox, the batch is confirmed at once and the
+    red flag is fetched with the crowd."""
+    async with _OneAtATime(database, tmp_path) as harness:
+        ordinary, urgent = await _patients(harness)
+        harness.server.latency = 0.05
+        start = {p.user_id: len(harness.server.sent(p.user_id)) for p in ordinary}
+        for patient in ordinary:
+            patient.say("4")
+            for _ in range(29):
+                patient.say("merci")
+        urgent.say("9")
+        card = await harness.staff_message("P-URG", timeout=60)
+        harness.server.latency = 0.0
+        sent = harness.server.sent()
+        before = [m for m in sent[: _position(sent, card)] if m.chat_id != urgent.user_id]
+        for patient in ordinary:  # every ordinary update is still answered
+            await harness.server.wait_for_count(
+                start[patient.user_id] + 30, chat_id=patient.user_id, timeout=60
+            )
+    assert len(before) < 40, f"{len(before)} ordinary replies went before the card"

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.cli.commands import offline_context
-from bot.db.models import Answer, Episode, Patient
+from bot.db.models import Answer, Episode, InboxUpdate, Patient
 from bot.domain.protocol import Indication, KneeSide
 from bot.sandbox.fake_api import FakeTelegramServer
 from bot.services import enrolment
@@ -89,6 +89,13 @@ async def _baselines(
         return {int(chat): int(count) for chat, count in rows}
 
 
+async def _kept(database: h.TestDatabase, server: FakeTelegramServer, tmp_path: Path) -> set[int]:
+    """The update ids in the polling inbox (fetched and confirmed, not yet handled)."""
+    settings = h.test_settings(database, server, tmp_path)
+    async with offline_context(settings) as ctx, ctx.sessions() as session:
+        return set(await session.scalars(select(InboxUpdate.update_id)))
+
+
 async def _enrol(
     database: h.TestDatabase, server: FakeTelegramServer, tmp_path: Path, *, prefix: str
 ) -> list[str]:
@@ -141,7 +148,15 @@ async def test_sigkill_during_replies_loses_no_answer_and_duplicates_none(
         bot.wait(10)
         pending = {e.update_id for e in server._pending}  # not confirmed: will be redelivered
         fetched = {uid for uid in taps.values() if server._all_updates[uid].delivered}
-        in_flight = {uid for uid in taps.values() if uid not in pending}
+        confirmed = {uid for uid in taps.values() if uid not in pending}
+        # What the killed process confirmed is saved, or kept in the inbox for the next one.
+        saved_at_kill = await _baselines(database, server, tmp_path)
+        kept_at_kill = await _kept(database, server, tmp_path)
+        in_flight = {
+            uid
+            for user, uid in taps.items()
+            if uid in confirmed and user not in saved_at_kill and uid not in kept_at_kill
+        }
 
         bot = _bot_process(database, server, tmp_path)
         redelivered = [u for u, uid in taps.items() if uid in pending]
@@ -166,7 +181,8 @@ async def test_sigkill_during_replies_loses_no_answer_and_duplicates_none(
     lost = [user for user in users if user not in saved]
     assert lost == []
     assert fetched, "the kill came before the bot fetched the burst: nothing was tested"
-    assert in_flight == set()  # nothing fetched was confirmed before it was handled
+    assert in_flight == set()  # nothing was confirmed before it was handled or kept
+    assert await _kept(database, server, tmp_path) == set()  # every kept update was forgotten
     started = {
         user: sum("Votre suivi a commencé" in (m.text or "") for m in server.sent(user))
         for user in users
@@ -178,7 +194,8 @@ async def test_sigkill_during_replies_loses_no_answer_and_duplicates_none(
     assert max(started.values()) <= 2
     print(  # the measured bound, for the closing note (pytest -s)
         f"\nSIGKILL: {len(taps)} answers, {len(fetched)} fetched by the killed process, "
-        f"{len(in_flight)} confirmed by it, {len(redelivered)} redelivered, {len(lost)} lost"
+        f"{len(confirmed)} confirmed by it ({len(kept_at_kill)} kept in its inbox), "
+        f"{len(redelivered)} redelivered, {len(lost)} lost"
     )
 
 

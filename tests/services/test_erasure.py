@@ -23,6 +23,7 @@ from bot.db.models import (
 )
 from bot.errors import UsageError
 from bot.services import dead_letters, erasure
+from bot.services.inbox import Inbox
 from tests.harness import PARIS, BotHarness, eventually
 from tests.test_cli import run_cli
 
@@ -179,4 +180,32 @@ async def test_erase_removes_the_patients_updates_set_aside_and_no_one_elses(
     async with harness.ctx.sessions() as session:
         kept = set(await session.scalars(select(DeadLetter.update_id)))
     assert kept == {theirs["update_id"]}
+    assert SECRET not in await _everything_as_text(harness)
+
+
+async def test_erase_removes_the_patients_updates_waiting_in_the_polling_inbox(
+    harness: BotHarness,
+) -> None:
+    """An update kept in the polling inbox (fetched, not yet handled: a process died) holds the
+    patient's words until the next poller handles it; erasure removes it, and no one else's."""
+    patient = await harness.consented_patient(CHAT, language="fr")
+    other = await harness.consented_patient(4444, label="P-002", language="fr")
+    raw = {"update_id": 9_000_001, "message": {"message_id": 1, "date": 0, "text": SECRET}}
+    mine = {
+        **raw,
+        "message": {**raw["message"], "chat": {"id": patient.user_id, "type": "private"}},
+    }
+    theirs = {
+        **raw,
+        "update_id": 9_000_002,
+        "message": {
+            **raw["message"],
+            "text": "4",
+            "chat": {"id": other.user_id, "type": "private"},
+        },
+    }
+    await Inbox(harness.ctx, bot_id=1).keep([mine, theirs])
+    report = await erasure.erase(harness.ctx, label="P-001")
+    assert report.rows["inbox_updates"] >= 1  # and the bot's own, handled, not yet forgotten
+    assert [u["update_id"] for u in await Inbox(harness.ctx, bot_id=1).waiting()] == [9_000_002]
     assert SECRET not in await _everything_as_text(harness)

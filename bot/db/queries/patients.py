@@ -20,6 +20,7 @@ from bot.db.models import (
     DeadLetter,
     EnrolmentToken,
     Episode,
+    InboxUpdate,
     OwedMessage,
     Patient,
 )
@@ -119,6 +120,25 @@ async def delete_dead_letters_from_chat(session: AsyncSession, *, chat_id: int) 
             delete(DeadLetter)
             .where(DeadLetter.update_id.in_(doomed))
             .execution_options(synchronize_session=False)
+        )
+    return len(doomed)
+
+
+async def delete_inbox_from_chat(session: AsyncSession, *, chat_id: int) -> int:
+    """Erase the chat's updates still waiting in the polling inbox (their raw JSON may hold the
+    patient's words; the inbox holds only the few updates not handled yet)."""
+    doomed = [
+        (bot_id, update_id)
+        for bot_id, update_id, raw in await session.execute(
+            select(InboxUpdate.bot_id, InboxUpdate.update_id, InboxUpdate.raw)
+        )
+        if _mentions_chat(raw, chat_id)
+    ]
+    for bot_id, update_id in doomed:
+        await session.execute(
+            delete(InboxUpdate).where(
+                InboxUpdate.bot_id == bot_id, InboxUpdate.update_id == update_id
+            )
         )
     return len(doomed)
 
