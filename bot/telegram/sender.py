@@ -9,6 +9,7 @@ chat not found, ``RetryAfter``, ``TimedOut``, ``NetworkError`` → temporary.
 from __future__ import annotations
 
 import json
+import warnings
 
 from telegram import Bot, Chat, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram.error import (
@@ -19,6 +20,7 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
+from telegram.warnings import PTBUserWarning
 
 from bot.services.ports import (
     Button,
@@ -150,21 +152,42 @@ class TelegramMessenger:
                     reply_parameters=reply,
                 )
             else:
-                markup_json = keyboard_json(message)
-                kwargs: dict[str, object] = {}
-                if markup_json:
-                    kwargs["reply_markup"] = markup_json
-                sent = await self._bot.send_message(
-                    chat_id,
-                    message.text,
-                    reply_parameters=reply,
-                    api_kwargs=kwargs or None,
-                )
+                return self._asked(chat_id, message, await self._send_text(chat_id, message))
         except TelegramError as exc:
             raise _translate(exc, chat_id) from exc
+        return self._asked(chat_id, message, SentRef(sent.chat_id, sent.message_id))
+
+    def _asked(self, chat_id: int, message: OutgoingMessage, ref: SentRef) -> SentRef:
         if message.question_id is not None:
             self.asked.asked(chat_id, message.question_id)
-        return SentRef(sent.chat_id, sent.message_id)
+        return ref
+
+    async def _send_text(self, chat_id: int, message: OutgoingMessage) -> SentRef:
+        """sendMessage with the keyboard as cached JSON, reading only the ids of the answer.
+
+        Not ``Bot.send_message``: it builds a ``Message`` object from Telegram's answer (with
+        its keyboard: the user, the chat, every button) only for us to read two numbers; that
+        was 15 % of the time of a dispatch wave. The request is the same (``do_api_request``
+        goes through the same rate limiter and HTTP session)."""
+        data: dict[str, object] = {"chat_id": chat_id, "text": message.text}
+        markup_json = keyboard_json(message)
+        if markup_json:
+            data["reply_markup"] = markup_json
+        if message.reply_to is not None:
+            data["reply_parameters"] = json.dumps(
+                {"message_id": message.reply_to, "allow_sending_without_reply": True}
+            )
+        with warnings.catch_warnings():  # do_api_request on purpose (above)
+            warnings.filterwarnings("ignore", message="Please use 'Bot.", category=PTBUserWarning)
+            result = await self._bot.do_api_request("sendMessage", api_kwargs=data)
+        if not isinstance(result, dict):
+            raise TelegramError("sendMessage returned no message")
+        chat = result.get("chat")
+        sent_chat = chat.get("id") if isinstance(chat, dict) else None
+        message_id = result.get("message_id")
+        if not isinstance(message_id, int):
+            raise TelegramError("sendMessage returned no message id")
+        return SentRef(sent_chat if isinstance(sent_chat, int) else chat_id, message_id)
 
     async def edit(self, ref: SentRef, message: OutgoingMessage) -> None:
         """Edit a message's text and keyboard; 'not modified' is not an error."""

@@ -52,6 +52,11 @@ def _added_since(
     return added
 
 
+def _order_key(answer: Answer, index: int) -> tuple[object, ...]:
+    """Time, then id (an unsaved row, without one, last), then the order rows were added."""
+    return (answer.created_at, answer.id is None, answer.id or 0, index)
+
+
 async def answers_with_checkin(
     session: AsyncSession, *, episode_id: int
 ) -> list[tuple[Answer, str | None]]:
@@ -65,10 +70,12 @@ async def answers_with_checkin(
         if not sync.deleted:
             added = _added_since(sync, episode_id, {id(answer) for answer, _def in rows})
             if added is not None:
-                if any(answer.id is None for answer, _def in added):
-                    await session.flush()  # ids (and the order by them) of the new rows
-                merged = rows + added
-                return sorted(merged, key=lambda item: (item[0].created_at, item[0].id))
+                # Not flushed for ids: a row added in this turn comes after every older one
+                # of its time, in the order added; the writes (and, on SQLite, the one write
+                # lock) wait for the end of the turn.
+                merged = [*rows, *added]
+                order = {id(answer): index for index, (answer, _def) in enumerate(merged)}
+                return sorted(merged, key=lambda item: _order_key(item[0], order[id(item[0])]))
     return await _read_history(session, episode_id)
 
 

@@ -152,7 +152,6 @@ async def _advise(turn: Turn, severity: Severity) -> None:
 
 async def evaluate(turn: Turn, new: list[Observation]) -> list[Finding]:
     """Read the new observations against the rules (with the whole history) and escalate."""
-    await turn.session.flush()
     history = await load_history(turn.session, turn.episode)
     findings = evaluate_answers(turn.protocol, history, new)
     await escalate(turn, findings)
