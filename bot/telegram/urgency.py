@@ -1,4 +1,5 @@
-"""Which arriving update is urgent, read from the update alone (no query): the intake's hook.
+"""Which arriving update is urgent, read from its JSON alone (no query, no parsing): the
+intake's hook.
 
 The reading itself is :mod:`bot.domain.urgency` (the protocols' urgent flags and thresholds).
 Here: what of an update it reads (a patient's text, edit, caption or button data, in a private
@@ -9,8 +10,8 @@ chat), and the open question of each chat, remembered as the messenger sends it
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
-from telegram import Update
 from telegram.constants import ChatType
 
 from bot.domain.urgency import UrgencyRules
@@ -39,26 +40,36 @@ class AskedQuestions:
 
 
 class UrgencyReader:
-    """``reader(update)``: True when the update reports something urgent (the intake's hook)."""
+    """``reader(raw)``: True when the update (Telegram's JSON, before python-telegram-bot
+    parses it) reports something urgent (the intake's hook)."""
 
     def __init__(self, rules: UrgencyRules, asked: AskedQuestions) -> None:
         self._rules = rules
         self._asked = asked
 
-    def __call__(self, update: Update) -> bool:
-        chat = update.effective_chat
-        if chat is None or chat.type != ChatType.PRIVATE:
+    def __call__(self, raw: dict[str, Any]) -> bool:
+        query = raw.get("callback_query")
+        if isinstance(query, dict):
+            chat = _private_chat(query.get("message"))
+            data = query.get("data")
+            if chat is None or not isinstance(data, str) or not data:
+                return False
+            return self._rules.press_is_urgent(data, open_question=self._asked.get(chat))
+        message = raw.get("message") or raw.get("edited_message")
+        chat = _private_chat(message)
+        if chat is None:
             return False
-        open_question = self._asked.get(chat.id)
-        query = update.callback_query
-        if query is not None:
-            return bool(query.data) and self._rules.press_is_urgent(
-                query.data or "", open_question=open_question
-            )
-        message = update.message or update.edited_message
-        if message is None:
+        assert isinstance(message, dict)
+        text = message.get("text") or message.get("caption")
+        if not isinstance(text, str) or not text or text.startswith("/"):
             return False
-        text = message.text or message.caption
-        if not text or text.startswith("/"):
-            return False
-        return self._rules.text_is_urgent(text, open_question=open_question)
+        return self._rules.text_is_urgent(text, open_question=self._asked.get(chat))
+
+
+def _private_chat(message: object) -> int | None:
+    """The id of the private chat ``message`` (a JSON object) is in, or None."""
+    chat = message.get("chat") if isinstance(message, dict) else None
+    if not isinstance(chat, dict) or chat.get("type") != ChatType.PRIVATE:
+        return None
+    chat_id = chat.get("id")
+    return chat_id if isinstance(chat_id, int) else None

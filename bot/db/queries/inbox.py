@@ -25,7 +25,9 @@ async def keep(
     if not rows:
         return
     insert = postgresql.insert if on_postgres(session) else sqlite.insert
-    await session.execute(insert(InboxUpdate).values(rows).on_conflict_do_nothing())
+    # executemany: SQLAlchemy sends it as one multi-row INSERT ("insertmanyvalues"), from a
+    # statement compiled once, not one compiled for every batch's rows.
+    await session.execute(insert(InboxUpdate).on_conflict_do_nothing(), rows)
 
 
 async def waiting(session: AsyncSession, *, bot_id: int) -> list[tuple[int, str]]:
