@@ -56,6 +56,9 @@ class WriteGate:
     def _take(self, session: Session) -> None:
         if _HOLDS in session.info:
             return
+        # The connection first, then the gate: a transaction holding the gate while it waits
+        # for the pool, which the transactions queued at the gate have emptied, waits forever.
+        session.connection()
         urgent = is_urgent()
         try:
             await_only(asyncio.wait_for(self._gate.acquire(), WAIT_LIMIT))

@@ -9,7 +9,7 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import ProcessedUpdate
@@ -85,3 +85,40 @@ async def test_no_ordinary_holder_is_let_in_while_an_urgent_one_is_inside() -> N
     gate.release(urgent=True)
     await asyncio.wait_for(waiting, 5)
     assert order == ["ordinary"]
+
+
+async def test_a_writer_waits_for_a_connection_before_it_takes_the_gate(tmp_path: Path) -> None:
+    """Every pooled connection held by transactions that read and will write: a session whose
+    first statement is a write used to take the gate and then wait for the pool, while those
+    transactions waited for the gate (the bot hung at start with 30 patients' /start)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gate.db'}")
+    await upgrade_database(engine)
+    sessions = make_sessionmaker(engine)
+    pool = engine.sync_engine.pool
+    held = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
+    go = asyncio.Event()
+    done: list[int] = []
+
+    async def reads_then_writes(update_id: int) -> None:
+        async with sessions.begin() as session:
+            await session.scalar(select(func.count()).select_from(ProcessedUpdate))
+            await go.wait()
+            session.add(ProcessedUpdate(update_id=update_id, processed_at=datetime.now(UTC)))
+            await session.flush()
+        done.append(update_id)
+
+    async def writes_first() -> None:
+        async with sessions.begin() as session:
+            await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.update_id == -1))
+        done.append(0)
+
+    try:
+        readers = [asyncio.create_task(reads_then_writes(i + 1)) for i in range(held)]
+        await asyncio.sleep(0.3)  # every connection is taken
+        writer = asyncio.create_task(writes_first())
+        await asyncio.sleep(0.3)
+        go.set()
+        await asyncio.wait_for(asyncio.gather(*readers, writer), 20)
+    finally:
+        await engine.dispose()
+    assert sorted(done) == list(range(held + 1))
