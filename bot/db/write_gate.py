@@ -47,7 +47,7 @@ class WriteGate:
     def session_class(self) -> type[Session]:
         """A synchronous session class whose sessions pass the gate before writing (the
         ``sync_session_class`` of the async sessions of one SQLite engine)."""
-        gated: type[Session] = type("GatedSession", (Session,), {})
+        gated: type[Session] = type("GatedSession", (Session,), {"write_gate": self})
         event.listen(gated, "before_flush", self._before_flush)
         event.listen(gated, "do_orm_execute", self._before_execute)
         event.listen(gated, "after_transaction_end", self._after_transaction_end)
