@@ -200,8 +200,8 @@ class BotHarness:
     async def settle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Wait until every update queued at the fake server was fetched, handled and confirmed.
 
-        The server drops an update once a later getUpdates confirms it, and the poller confirms
-        only updates the intake has finished (handled and committed, or set aside), so what the
+        The server drops an update once a later getUpdates confirms it (the poller confirms what
+        is handled or kept in its inbox), and the intake has nothing in flight, so what the
         patients said is saved when this returns.
         """
         assert self.runtime is not None

@@ -22,8 +22,6 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
-from bot.db.write_gate import WriteGate
-
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Arbitrary constant key of the advisory lock taken while migrating.
 MIGRATION_LOCK_KEY = 7_401_226_551
@@ -68,13 +66,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded attributes after commit (no lazy loads in async code); on
-    SQLite they take the engine's write gate before writing (write_gate.py)."""
-    if engine.dialect.name == "sqlite":
-        gate = WriteGate()
-        return async_sessionmaker(
-            engine, expire_on_commit=False, sync_session_class=gate.session_class()
-        )
+    """Sessions that keep loaded attributes after commit (no lazy loads in async code)."""
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

@@ -70,7 +70,10 @@ async def test_a_late_checkin_found_at_night_waits_for_the_morning(spring: BotHa
 
     for when in (NIGHT, datetime(2027, 3, 28, 3, 30, tzinfo=PARIS), BEFORE_END):
         await spring.advance_to(when)
-        assert len(spring.server.sent(1301)) == sent_before, when
+        assert len(spring.server.sent(1301)) == sent_before, (
+            when,
+            [m.text for m in spring.server.sent(1301)[sent_before:]],
+        )
     assert (await _d7(spring)).status == "scheduled"
 
     await spring.advance_to(QUIET_END)
