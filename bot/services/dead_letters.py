@@ -7,8 +7,17 @@ or shown in a chat.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from bot.db.models import DeadLetter
 from bot.services.context import ServiceContext
+
+
+def raw_json(raw: dict[str, Any]) -> str:
+    """An update as stored in a dead letter or the polling inbox (compact JSON, valid on both
+    databases)."""
+    return json.dumps(raw, separators=(",", ":"))
 
 
 async def set_aside(

@@ -21,6 +21,7 @@ from typing import Any
 
 from bot.db.queries import inbox as queries
 from bot.services.context import ServiceContext
+from bot.services.dead_letters import raw_json
 
 
 class Inbox:
@@ -34,7 +35,7 @@ class Inbox:
         """Store a fetched batch (one statement, one commit); raises when the database is away
         (the caller then confirms those updates only once handled, as before)."""
         pairs = [
-            (raw["update_id"], json.dumps(raw, separators=(",", ":")))
+            (raw["update_id"], raw_json(raw))
             for raw in updates
             if isinstance(raw.get("update_id"), int)
         ]

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -413,8 +412,3 @@ def raw_lane_key(raw: dict[str, Any]) -> object | None:
         if message is None and isinstance(user, dict) and isinstance(user.get("id"), int):
             return ("user", user["id"])
     return None
-
-
-def raw_json(raw: dict[str, Any]) -> str:
-    """The update as stored in a dead letter (compact, and valid on both databases)."""
-    return json.dumps(raw, separators=(",", ":"))

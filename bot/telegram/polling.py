@@ -45,7 +45,6 @@ from telegram.error import Conflict, InvalidToken, RetryAfter, TimedOut
 from telegram.ext import Application
 from telegram.warnings import PTBUserWarning
 
-from bot.db.priority import urgent_work
 from bot.metrics import POLLING_RESTARTS
 from bot.services.inbox import Inbox
 from bot.telegram.intake import UpdateIntake
@@ -274,8 +273,7 @@ class ConfirmingPoller:
         until handled (the database is away: handling waits for it too)."""
         assert self._inbox is not None
         try:
-            with urgent_work():  # the head of every update's path: ahead of ordinary turns
-                await self._inbox.keep(fresh)
+            await self._inbox.keep(fresh)
         except Exception as exc:
             log.warning("inbox_keep_failed", error=type(exc).__name__, updates=len(fresh))
             return

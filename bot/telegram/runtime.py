@@ -34,7 +34,7 @@ from bot.services.context import ProtocolStore, ServiceContext, UnitSettings
 from bot.services.inbox import Inbox
 from bot.telegram.app import build_application, settings_requests, start_waker
 from bot.telegram.http import AiohttpRequest
-from bot.telegram.intake import UpdateIntake, raw_json
+from bot.telegram.intake import UpdateIntake
 from bot.telegram.jobs import DispatcherWaker
 from bot.telegram.leadership import PollingLeadership
 from bot.telegram.pace import SharedPace
@@ -166,7 +166,11 @@ class BotRuntime:
 
         async def set_aside(update_id: int, raw: dict[str, Any], reason: str, tries: int) -> None:
             await dead_letters.set_aside(
-                ctx, update_id=update_id, raw_json=raw_json(raw), reason=reason, tries=tries
+                ctx,
+                update_id=update_id,
+                raw_json=dead_letters.raw_json(raw),
+                reason=reason,
+                tries=tries,
             )
 
         messenger = ctx.messenger

@@ -52,9 +52,11 @@ def _added_since(
     return added
 
 
-def _order_key(answer: Answer, index: int) -> tuple[object, ...]:
-    """Time, then id (an unsaved row, without one, last), then the order rows were added."""
-    return (answer.created_at, answer.id is None, answer.id or 0, index)
+def _order_key(item: tuple[Answer, str | None]) -> tuple[object, ...]:
+    """Time, then id; an unsaved row (no id yet) after the saved ones of its time (the sort is
+    stable: unsaved rows keep the order they were added in)."""
+    answer = item[0]
+    return (answer.created_at, answer.id is None, answer.id or 0)
 
 
 async def answers_with_checkin(
@@ -73,9 +75,7 @@ async def answers_with_checkin(
                 # Not flushed for ids: a row added in this turn comes after every older one
                 # of its time, in the order added; the writes (and, on SQLite, the one write
                 # lock) wait for the end of the turn.
-                merged = [*rows, *added]
-                order = {id(answer): index for index, (answer, _def) in enumerate(merged)}
-                return sorted(merged, key=lambda item: _order_key(item[0], order[id(item[0])]))
+                return sorted([*rows, *added], key=_order_key)
     return await _read_history(session, episode_id)
 
 

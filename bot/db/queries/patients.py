@@ -11,7 +11,7 @@ import re
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -134,11 +134,11 @@ async def delete_inbox_from_chat(session: AsyncSession, *, chat_id: int) -> int:
         )
         if _mentions_chat(raw, chat_id)
     ]
-    for bot_id, update_id in doomed:
+    if doomed:
         await session.execute(
-            delete(InboxUpdate).where(
-                InboxUpdate.bot_id == bot_id, InboxUpdate.update_id == update_id
-            )
+            delete(InboxUpdate)
+            .where(tuple_(InboxUpdate.bot_id, InboxUpdate.update_id).in_(doomed))
+            .execution_options(synchronize_session=False)
         )
     return len(doomed)
 
