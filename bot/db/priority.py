@@ -9,13 +9,9 @@ sends, the staff card) then passes ahead of ordinary work wherever work waits:
   holder is inside. The conversation takes one before its transaction, so at most
   ``capacity`` ordinary turns hold connections, an urgent one never queues behind thousands of
   them in the pool, and while it runs the event loop is not crowded with new ordinary turns.
-
-Tried and left out: SQLite's one writer taken in such a gate at a transaction's first write
-(SQLAlchemy's session events), instead of SQLite's busy handler, which sleeps up to 100 ms
-between tries. It cut the staff card's p99 in a 1,000-reply burst from ~2.3 s to ~0.8 s, but
-it is held from a flush that may write nothing (SQLite would take no lock), and under load
-one shutdown waited 30 s for it, cause not pinned down. PostgreSQL, the production database,
-has row locks and no such wait.
+- SQLite's one writer is such a gate too (:mod:`bot.db.write_gate`), taken at a
+  transaction's first write instead of SQLite's busy handler, which sleeps up to 100 ms
+  between tries.
 """
 
 from __future__ import annotations
@@ -61,11 +57,19 @@ class PriorityGate:
         """How many are waiting (for metrics and tests)."""
         return len(self._waiters)
 
-    async def acquire(self) -> None:
-        """Wait for a place (urgent work first)."""
-        urgent = is_urgent()
+    def try_acquire(self, *, urgent: bool) -> bool:
+        """Take a place if one is free for ``urgent`` work now, without waiting."""
         if self._free > 0 and not self._waiters and (urgent or not self._urgent_holders):
             self._take(urgent)
+            return True
+        return False
+
+    async def acquire(self, *, urgent: bool | None = None) -> None:
+        """Wait for a place (urgent work first; ``urgent`` None: as :func:`urgent_work` says).
+        Give it back with ``release(urgent=...)`` of the same value."""
+        if urgent is None:
+            urgent = is_urgent()
+        if self.try_acquire(urgent=urgent):
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (0 if urgent else 1, next(self._order), future))
@@ -101,7 +105,7 @@ class PriorityGate:
     async def slot(self) -> AsyncIterator[None]:
         """``async with gate.slot():`` hold a place for the block."""
         urgent = is_urgent()
-        await self.acquire()
+        await self.acquire(urgent=urgent)
         try:
             yield
         finally:

@@ -117,12 +117,40 @@ def owe(
     ``to_staff``: a staff chat, where failures only delay; ``reply_to_alert``: sent as a reply
     to that alert's card once the card is posted.
     """
+    row = owed_row(
+        chat_id=chat_id,
+        message=message,
+        episode_id=episode_id,
+        now=now,
+        claimed_by=claimed_by,
+        claimed_at=claimed_at,
+        urgent=urgent,
+        to_staff=to_staff,
+        reply_to_alert=reply_to_alert,
+    )
+    session.add(row)
+    return row
+
+
+def owed_row(
+    *,
+    chat_id: int,
+    message: OutgoingMessage,
+    episode_id: int | None,
+    now: datetime,
+    claimed_by: str,
+    claimed_at: datetime,
+    urgent: bool = False,
+    to_staff: bool = False,
+    reply_to_alert: int | None = None,
+) -> OwedMessage:
+    """The row of a message owed to ``chat_id`` (see :func:`owe`), not yet written."""
     payload = encode(message)
     if to_staff:
         payload["to_staff"] = True
     if reply_to_alert is not None:
         payload["reply_to_alert"] = reply_to_alert
-    row = OwedMessage(
+    return OwedMessage(
         chat_id=chat_id,
         episode_id=episode_id,
         payload=payload,
@@ -132,8 +160,6 @@ def owe(
         claimed_at=claimed_at,
         attempts=0,
     )
-    session.add(row)
-    return row
 
 
 async def send_claimed(

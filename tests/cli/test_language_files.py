@@ -86,7 +86,10 @@ def spanish_files(tmp_path: Path) -> tuple[Path, Path]:
     return locales, schedules
 
 
+# What it tests is a language added from files, not the database (the same rows and queries
+# run on PostgreSQL in the e2e tests): SQLite only, to keep the suite within its time budget.
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"])
 async def test_spanish_from_files_reads_negation_number_words_and_writes_its_dates(
     database: TestDatabase, tmp_path: Path
 ) -> None:

@@ -76,7 +76,10 @@ async def checkins(running: Rehearsal) -> dict[str, CheckIn]:
         return {row.def_id: row for row in rows}
 
 
+# What it tests is the simulated clock, not the database (the same rows and queries run on
+# PostgreSQL in the e2e tests): SQLite only, to keep the suite within its time budget.
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"])
 async def test_a_week_of_follow_up_plays_in_about_a_minute_on_the_simulated_clock(
     database: TestDatabase, tmp_path: Path
 ) -> None:

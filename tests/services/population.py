@@ -43,6 +43,7 @@ async def populate(
     chat_base: int = CHAT_BASE,
     def_id: str = "d1",
     window: timedelta = timedelta(hours=10),
+    time_zone: str = "Europe/Paris",
 ) -> list[int]:
     """``count`` active follow-ups with check-in ``def_id`` due at ``due_at``; their chat ids."""
     registry = ProtocolRegistry.from_dir(default_schedules_dir())
@@ -56,7 +57,7 @@ async def populate(
                 patient=patient,
                 protocol_version_id=row,
                 procedure_at=due_at - timedelta(days=1, hours=1),
-                time_zone="Europe/Paris",
+                time_zone=time_zone,
                 side="left",
                 indication="osteoarthritis",
                 language="fr",
@@ -169,6 +170,18 @@ async def recorded(sessions: async_sessionmaker[AsyncSession]) -> int:
     return int(count or 0)
 
 
+def daytime_zone(now: datetime) -> str:
+    """A time zone where ``now`` is about midday: real processes run on the wall clock, and in
+    the patients' quiet hours (21:00-08:00 by the protocol) a due check-in rightly waits for
+    the morning (these tests failed whenever they ran after 21:00 in Paris)."""
+    offset = 12 - now.astimezone(UTC).hour
+    if offset > 14:
+        offset -= 24
+    elif offset < -12:
+        offset += 24
+    return f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-2 is two hours ahead of UTC
+
+
 async def prepare_wave(
     engine: AsyncEngine, server: FakeTelegramServer, *, count: int
 ) -> tuple[async_sessionmaker[AsyncSession], list[int]]:
@@ -176,7 +189,8 @@ async def prepare_wave(
     (and the staff group): the common start of the crash and multi-process tests."""
     await upgrade_database(engine)
     sessions = make_sessionmaker(engine)
-    chats = await populate(sessions, count=count, due_at=datetime.now(UTC))
+    now = datetime.now(UTC)
+    chats = await populate(sessions, count=count, due_at=now, time_zone=daytime_zone(now))
     await server.start()
     server.add_group(STAFF_CHAT)
     for chat_id in chats:

@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Answer
+from bot.db.queries.owed import insert_owed
 from bot.i18n import t
 from bot.services import alerts, chat_health, claims, owed
 from bot.services.context import ServiceContext
@@ -74,8 +75,7 @@ async def owe_queued(
     urgent = any(alert.severity in ("urgent", "emergency") for alert in outbox.alerts)
     now = ctx.clock.now()
     rows = [
-        owed.owe(
-            session,
+        owed.owed_row(
             chat_id=outbox.chat_id,
             message=message,
             episode_id=episode_id,
@@ -86,7 +86,7 @@ async def owe_queued(
         )
         for message in queued
     ]
-    await session.flush()
+    await insert_owed(session, rows)
     outbox.owed_ids.extend(row.id for row in rows)
     outbox.owed_rows.extend(rows)
     outbox.messages = [m for m in outbox.messages if not _owable(m)]
