@@ -1,7 +1,6 @@
 """Engines, sessions and migrations.
 
-SQLite gets WAL, a busy timeout and foreign keys on every connection, and its one writer is
-handed over in order, urgent work first (write_gate.py); PostgreSQL goes through
+SQLite gets WAL, a busy timeout and foreign keys on every connection; PostgreSQL goes through
 asyncpg. Migrations (Alembic) run at start, under a PostgreSQL advisory lock so several processes
 starting together are safe.
 """
@@ -22,8 +21,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
-
-from bot.db.write_gate import gate_writes
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Arbitrary constant key of the advisory lock taken while migrating.
@@ -56,7 +53,6 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        gate_writes(engine.sync_engine)
     return engine
 
 

@@ -5,7 +5,7 @@ one query for whether its update id was handled before, the chat's patient and e
 open check-in and what the chat is still owed (:func:`~bot.db.queries.episodes.turn_start`) →
 the history the rules read → build the :class:`~.turn.Turn` → run its route, and record the
 update id last, all in one transaction (reads first, writes together at the end) → after the
-commit, run what needed the commit and send what was queued. An ordinary reply costs about 7
+commit, run what needed the commit and send what was queued. An ordinary reply costs about 6
 statements and one commit (it was 15 and four). A crash never leaves an answer half-saved, and a
 failure to send never loses one. The kinds of update differ only in their route and in what a
 chat we do not know is told (:data:`Stranger`).
