@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.clock import ManualClock
 from bot.config import Settings
+from bot.db.models import OwedMessage
 from bot.domain.protocol import Indication, KneeSide
 from bot.sandbox.fake_api import FakeTelegramServer, SentMessage
-from bot.services import dispatch, enrolment
+from bot.services import dispatch, enrolment, owed
 from bot.services.enrolment import Invitation
 from bot.telegram.runtime import BotRuntime
 
@@ -254,3 +256,10 @@ async def eventually(check, timeout: float = 10.0):  # type: ignore[no-untyped-d
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.02)
+
+
+def owe(session: Any, **fields: Any) -> OwedMessage:
+    """An owed row added to ``session`` (the bot writes a turn's rows together, delivery.py)."""
+    row = owed.owed_row(**fields)
+    session.add(row)
+    return row

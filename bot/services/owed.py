@@ -99,39 +99,6 @@ def decode(payload: dict[str, object]) -> OutgoingMessage:
     )
 
 
-def owe(
-    session: AsyncSession,
-    *,
-    chat_id: int,
-    message: OutgoingMessage,
-    episode_id: int | None,
-    now: datetime,
-    claimed_by: str,
-    claimed_at: datetime,
-    urgent: bool = False,
-    to_staff: bool = False,
-    reply_to_alert: int | None = None,
-) -> OwedMessage:
-    """Record a message owed to ``chat_id``, claimed by the writer (it sends it after commit).
-
-    ``to_staff``: a staff chat, where failures only delay; ``reply_to_alert``: sent as a reply
-    to that alert's card once the card is posted.
-    """
-    row = owed_row(
-        chat_id=chat_id,
-        message=message,
-        episode_id=episode_id,
-        now=now,
-        claimed_by=claimed_by,
-        claimed_at=claimed_at,
-        urgent=urgent,
-        to_staff=to_staff,
-        reply_to_alert=reply_to_alert,
-    )
-    session.add(row)
-    return row
-
-
 def owed_row(
     *,
     chat_id: int,
@@ -144,7 +111,12 @@ def owed_row(
     to_staff: bool = False,
     reply_to_alert: int | None = None,
 ) -> OwedMessage:
-    """The row of a message owed to ``chat_id`` (see :func:`owe`), not yet written."""
+    """The row of a message owed to ``chat_id``, claimed by the writer (it sends it after the
+    commit), for the caller to write in its transaction.
+
+    ``to_staff``: a staff chat, where failures only delay; ``reply_to_alert``: sent as a reply
+    to that alert's card once the card is posted.
+    """
     payload = encode(message)
     if to_staff:
         payload["to_staff"] = True

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.db.models import OwedMessage
 from bot.services import owed
 from bot.services.ports import OutgoingMessage
-from tests.harness import BotHarness
+from tests.harness import BotHarness, owe
 
 CHAT_A, CHAT_B = 7001, 7002
 
@@ -21,7 +21,7 @@ async def _owe(
     now = harness.clock.now()
     async with harness.ctx.sessions.begin() as session:
         rows = [
-            owed.owe(
+            owe(
                 session,
                 chat_id=chat,
                 message=OutgoingMessage(text=text),
@@ -112,7 +112,7 @@ async def test_advice_goes_first_across_chats_but_never_overtakes_its_own_chat(
     await _owe(harness, CHAT_B, ["b ordinary"], holder=None)
     await _owe(harness, CHAT_A, ["a noted"], holder=None)
     async with harness.ctx.sessions.begin() as session:
-        advice = owed.owe(
+        advice = owe(
             session,
             chat_id=CHAT_A,
             message=OutgoingMessage(text="a advice"),

@@ -9,7 +9,7 @@ from datetime import timedelta
 from bot.clock import AcceleratedClock, ManualClock
 from bot.services import claims, owed
 from bot.services.ports import OutgoingMessage
-from tests.harness import BotHarness
+from tests.harness import BotHarness, owe
 
 CHAT = 7101
 SPEED = 3600
@@ -31,7 +31,7 @@ async def test_a_live_claim_is_not_taken_over_after_simulated_hours(harness: Bot
     wall = rehearsal_clock(harness)
     ctx = harness.ctx
     async with ctx.sessions.begin() as session:
-        owed.owe(
+        owe(
             session,
             chat_id=CHAT,
             message=OutgoingMessage(text="owed"),
@@ -52,7 +52,7 @@ async def test_a_retry_waits_real_seconds_on_a_fast_clock(harness: BotHarness) -
     wall = rehearsal_clock(harness)
     ctx = harness.ctx
     async with ctx.sessions.begin() as session:
-        row = owed.owe(
+        row = owe(
             session,
             chat_id=CHAT,
             message=OutgoingMessage(text="retried"),

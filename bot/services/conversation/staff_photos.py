@@ -48,8 +48,7 @@ async def share_photo(
             words = words[: CAPTION_QUOTE_CHARS - 1] + "…"
         text += "\n" + quoted(lang, words)
     alert = await _worrying_alert(turn, checkin)
-    row = owed.owe(
-        turn.session,
+    row = owed.owed_row(
         chat_id=staff_chat,
         message=OutgoingMessage(text=text, photo_id=file_id),
         episode_id=turn.episode.id,
@@ -60,6 +59,7 @@ async def share_photo(
         to_staff=True,
         reply_to_alert=alert.id if alert is not None else None,
     )
+    turn.session.add(row)
     await turn.session.flush()
     turn.outbox.staff_owed_ids.append(row.id)
 
