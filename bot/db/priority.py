@@ -64,19 +64,11 @@ class PriorityGate:
         """How many are waiting (for metrics and tests)."""
         return len(self._waiters)
 
-    def try_acquire(self, *, urgent: bool) -> bool:
-        """Take a place if one is free for ``urgent`` work now, without waiting."""
+    async def acquire(self) -> None:
+        """Wait for a place (urgent work first)."""
+        urgent = is_urgent()
         if self._free > 0 and not self._waiters and (urgent or not self._urgent_holders):
             self._take(urgent)
-            return True
-        return False
-
-    async def acquire(self, *, urgent: bool | None = None) -> None:
-        """Wait for a place (urgent work first; ``urgent`` None: as :func:`urgent_work` says).
-        Give it back with ``release(urgent=...)`` of the same value."""
-        if urgent is None:
-            urgent = is_urgent()
-        if self.try_acquire(urgent=urgent):
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (0 if urgent else 1, next(self._order), future))
@@ -112,7 +104,7 @@ class PriorityGate:
     async def slot(self) -> AsyncIterator[None]:
         """``async with gate.slot():`` hold a place for the block."""
         urgent = is_urgent()
-        await self.acquire(urgent=urgent)
+        await self.acquire()
         try:
             yield
         finally:
