@@ -45,6 +45,9 @@ class SentLog:
     _per_chat: Counter[int] = field(default_factory=Counter)
     _task: asyncio.Task[None] | None = None
     _sessions: async_sessionmaker[AsyncSession] | None = None
+    #: True while the background writer is inside :meth:`flush` (shutdown waits for it).
+    _flushing: bool = False
+    _closing: bool = False
 
     def note(
         self,
@@ -60,7 +63,7 @@ class SentLog:
             self._per_chat[chat_id] += 1
         self._pending[row_id] = _Sent(chat_id, message_id, at)
         self._sessions = sessions
-        if self._task is None or self._task.done():
+        if not self._closing and (self._task is None or self._task.done()):
             with urgent_work(False):  # a background write, whoever's send started it
                 self._task = asyncio.create_task(self._write_soon(), name="sent-log")
 
@@ -74,15 +77,18 @@ class SentLog:
 
     async def _write_soon(self) -> None:
         delay = DELAY
-        while self._pending:
+        while self._pending and not self._closing:
             await asyncio.sleep(delay)
+            self._flushing = True
             try:
                 await self.flush()
             except Exception as exc:  # the database is away: keep them, try again
-                log.warning("sent_log_retry", error=type(exc).__name__, pending=len(self._pending))
+                log.warning("sent_log_retry", **_describe(exc), pending=len(self._pending))
                 delay = min(max(delay, 0.5) * 2, RETRY_MAX)
             else:
                 delay = DELAY
+            finally:
+                self._flushing = False
 
     async def flush(self) -> None:
         """Write every noted send now (in one transaction)."""
@@ -112,12 +118,26 @@ class SentLog:
                     del self._per_chat[sent.chat_id]
 
     async def close(self) -> None:
-        """At shutdown: write what is noted, stop the background writer."""
+        """At shutdown: stop the background writer, then write what is still noted.
+
+        A batch the writer is writing is finished, never cancelled half-way: a transaction
+        cancelled inside the database driver is the one place a shutdown could leave SQLite's
+        write lock behind it (and the final write waiting the whole busy timeout)."""
+        self._closing = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            if not self._flushing:
+                task.cancel()  # asleep between batches: nothing is half-done
             await asyncio.gather(task, return_exceptions=True)
         try:
             await self.flush()
         except Exception as exc:
-            log.warning("sent_log_unwritten", error=type(exc).__name__, pending=len(self._pending))
+            log.warning("sent_log_unwritten", **_describe(exc), pending=len(self._pending))
+
+
+def _describe(exc: Exception) -> dict[str, str | None]:
+    """The error's class and the driver's error code (SQLITE_BUSY, a SQLSTATE): never its text,
+    which may quote a row."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorname", None) or getattr(orig, "sqlstate", None)
+    return {"error": type(exc).__name__, "code": code}
