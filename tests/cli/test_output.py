@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from tests.cli.support import enrol
 from tests.test_cli import run_cli
 
-TODAY = f"{datetime.now():%Y-%m-%d}"
-TOMORROW = f"{datetime.now() + timedelta(days=1):%Y-%m-%d}"
+# The command line reads a date in the unit's time zone (Paris), not the machine's: from 23:00
+# UTC, the machine's "tomorrow" is already today in Paris.
+_NOW = datetime.now(ZoneInfo("Europe/Paris"))
+TODAY = f"{_NOW:%Y-%m-%d}"
+TOMORROW = f"{_NOW + timedelta(days=1):%Y-%m-%d}"
 
 
 def test_changes_print_their_result_and_no_log_line(tmp_path: Path) -> None:
