@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from telegram.error import TelegramError
 
 from bot import output
 from bot.clock import AcceleratedClock, SystemClock
@@ -35,14 +35,10 @@ from bot.services import enrolment, erasure
 from bot.services import followup as followup_service
 from bot.services.context import ProtocolStore, ServiceContext
 from bot.services.ports import DeliveryError, OutgoingMessage, SentRef
-from bot.telegram.doctor import Findings, diagnose, fetch_username
-from bot.telegram.runtime import (
-    SANDBOX_BOT_USERNAME,
-    BotRuntime,
-    languages_missing,
-    load_registry,
-    unit_settings,
-)
+from bot.wiring import SANDBOX_BOT_USERNAME, languages_missing, load_registry, unit_settings
+
+if TYPE_CHECKING:
+    from bot.telegram.doctor import Findings
 
 #: The command line speaks English (the staff chat speaks the unit's language).
 CLI_LANGUAGE = "en"
@@ -179,7 +175,11 @@ def _check_language(language: str, supported: Sequence[str]) -> None:
 async def run_bot(settings: Settings, *, stop: asyncio.Event, webhook: bool) -> int:
     """The long-running bot against real Telegram: polling, or a webhook with its secret token;
     ``/healthz`` and ``/metrics`` on METRICS_PORT when set."""
+    from telegram.error import TelegramError
+
+    from bot.telegram.doctor import diagnose
     from bot.telegram.ops import OpsServer
+    from bot.telegram.runtime import BotRuntime
     from bot.telegram.webhook import plan_webhook
 
     clock = rehearsal_clock(settings)
@@ -252,6 +252,8 @@ def rehearsal_clock(settings: Settings) -> AcceleratedClock | None:
 async def doctor(settings: Settings) -> int:
     """Check everything a production start needs; exit 2 when a problem would lose an alert,
     1 when only warnings remain."""
+    from bot.telegram.doctor import diagnose
+
     findings = await diagnose(settings)
     _print_problems(findings)
     if findings.problems:
@@ -280,6 +282,10 @@ async def _bot_username(ctx: ServiceContext, settings: Settings) -> str:
         stored = await stored_username(session, token=settings.telegram_bot_token)
     if stored is not None:
         return stored
+    from telegram.error import TelegramError
+
+    from bot.telegram.doctor import fetch_username
+
     try:
         return await fetch_username(settings)
     except TelegramError as exc:

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from scipy import stats
 
 from bot.db.queries.outcomes import outcome_answers, outcome_checkins, outcome_episodes
 from bot.domain.painkillers import any_opioid
@@ -313,6 +312,8 @@ def kaplan_meier(reliefs: Sequence[Relief | None]) -> KaplanMeier:
     points: dict[int, tuple[float | None, int]] = {}
     if not durations:
         return KaplanMeier(0, 0, never, no_baseline, {m: (None, 0) for m in KM_MONTHS})
+    from scipy import stats  # a 1 s import: only where it is used, not in every CLI command
+
     estimate = stats.ecdf(stats.CensoredData(uncensored=events, right=censored)).sf
     for month in KM_MONTHS:
         at = month * DAYS_PER_MONTH

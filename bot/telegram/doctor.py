@@ -35,7 +35,7 @@ from bot.errors import ConfigError, ProtocolError
 from bot.protocols import ProtocolRegistry
 from bot.telegram.app import settings_requests
 from bot.telegram.chat_rights import cannot_post
-from bot.telegram.runtime import load_registry
+from bot.wiring import load_registry
 
 #: Follow-ups whose check-ins are still ahead: their time zone must exist on this machine.
 LIVE = (EpisodeStatus.INVITED, EpisodeStatus.ACTIVE, EpisodeStatus.PAUSED)
