@@ -9,6 +9,8 @@ test races a second driver of the dispatcher.
 from __future__ import annotations
 
 import asyncio
+import sys
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +31,10 @@ PARIS = ZoneInfo("Europe/Paris")
 STAFF_CHAT = -1001000000001
 ONCALL_CHAT = -1001000000002
 NURSE = 5001
+#: A stop normally takes well under a second here: past this many seconds the harness writes
+#: every task's and thread's stack to stderr (shown with the test's failure). A stop once
+#: waited SQLite's whole 30 s busy timeout in CI, and nothing said who held the lock.
+SLOW_STOP = 8.0
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,11 @@ class BotHarness:
     async def stop_bot(self) -> None:
         """Stop the bot (the fake server keeps running)."""
         if self.runtime is not None:
-            await self.runtime.stop()
+            stopping = asyncio.ensure_future(self.runtime.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=SLOW_STOP)
+            if not done:
+                write_stacks(f"the bot's stop has taken more than {SLOW_STOP:g} s")
+            await stopping
             self.runtime = None
 
     async def __aexit__(
@@ -263,3 +273,15 @@ def owe(session: Any, **fields: Any) -> OwedMessage:
     row = owed.owed_row(**fields)
     session.add(row)
     return row
+
+
+def write_stacks(why: str) -> None:
+    """Every asyncio task's and thread's stack, on stderr: what a stuck test waits for."""
+    out = sys.stderr
+    print(f"=== {why}: tasks and threads", file=out)
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}", file=out)
+        task.print_stack(limit=25, file=out)
+    for thread_id, frame in sys._current_frames().items():
+        print(f"--- thread {thread_id}", file=out)
+        traceback.print_stack(frame, limit=25, file=out)
