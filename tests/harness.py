@@ -149,6 +149,7 @@ class BotHarness:
         )
         if self.intake_slots is not None:
             self.runtime.intake_slots = self.intake_slots
+        self.runtime.freeze_heap = False  # a full collection per start, for hundreds of starts
         await self.runtime.start(
             safety_tick=timedelta(seconds=3600), wake_dispatcher=self.wake_dispatcher
         )

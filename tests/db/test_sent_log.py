@@ -60,7 +60,7 @@ async def test_a_batch_being_written_at_shutdown_is_finished_and_frees_the_datab
     log = SentLog()
     try:
         log.note(sessions, row_id=rows[0].id, chat_id=7, message_id=11, at=NOW)
-        while not inside.is_set():
+        while not inside.is_set():  # noqa: ASYNC110 - set from the driver's thread
             await asyncio.sleep(0.005)
         log.note(sessions, row_id=rows[1].id, chat_id=7, message_id=12, at=NOW)
         await log.close()
