@@ -17,6 +17,7 @@ from bot.i18n import available_languages
 from bot.protocols import ProtocolRegistry, default_schedules_dir
 from bot.services.context import UnitSettings
 
+#: The fake server's bot: the sandbox's enrolment links open it (bot.sandbox.fake_api).
 SANDBOX_BOT_USERNAME = "cryo_followup_bot"
 
 

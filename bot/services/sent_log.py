@@ -120,9 +120,9 @@ class SentLog:
     async def close(self) -> None:
         """At shutdown: stop the background writer, then write what is still noted.
 
-        A batch the writer is writing is finished, never cancelled half-way: a transaction
-        cancelled inside the database driver is the one place a shutdown could leave SQLite's
-        write lock behind it (and the final write waiting the whole busy timeout)."""
+        A batch the writer is writing is finished, never cancelled half-way inside the
+        database driver: rolled back there, it would be written again, and a driver call
+        cancelled mid-way is the least predictable thing a shutdown can leave behind."""
         self._closing = True
         task, self._task = self._task, None
         if task is not None:

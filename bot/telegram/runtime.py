@@ -44,7 +44,6 @@ from bot.wiring import SANDBOX_BOT_USERNAME, load_registry, unit_settings
 log = structlog.get_logger(__name__)
 
 
-#: The fake server's bot: the sandbox's enrolment links open it (bot.sandbox.fake_api).
 @dataclass
 class BotRuntime:
     """A fully wired bot; ``await start()`` then ``await stop()``."""

@@ -3,8 +3,9 @@ bot stops is finished, not cancelled half-way (rolled back and written again).
 
 Seen once in CI: at a stop, the final write of the sent log waited SQLite's whole busy timeout
 and failed ("sent_log_unwritten"), and after the restart the patient got the same four
-messages again. Cancelling a transaction inside the database driver was the one place the
-shutdown could leave a write behind it; it no longer does."""
+messages again. The writer was then cancelled inside the database driver at every stop; it
+no longer is. Whether that cancel caused the wait is not proven: a slow stop in a test now
+writes every task's and thread's stack (tests/harness.py)."""
 
 from __future__ import annotations
 
