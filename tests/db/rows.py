@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Alert, Answer, CheckIn, Episode, Patient, ProtocolVersion
+from bot.db.models import Alert, Answer, CheckIn, Episode, OwedMessage, Patient, ProtocolVersion
 from bot.domain.states import AlertDelivery, AlertStatus, CheckInStatus, EpisodeStatus
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -138,3 +138,17 @@ def alert(
     )
     session.add(row)
     return row
+
+
+def owed(chat: int, text: str, *, urgent: bool = False) -> OwedMessage:
+    """An owed text message to ``chat``, claimed by process ``p1`` and not sent yet."""
+    return OwedMessage(
+        chat_id=chat,
+        episode_id=None,
+        payload={"text": text, "buttons": []},
+        urgent=urgent,
+        created_at=NOW,
+        claimed_by="p1",
+        claimed_at=NOW,
+        attempts=0,
+    )

@@ -3,28 +3,12 @@ row gets the id of its own values, in the order given (a chat's messages go in i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import OwedMessage
 from bot.db.queries.owed import insert_owed
-
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-def _row(chat: int, text: str, *, urgent: bool = False) -> OwedMessage:
-    return OwedMessage(
-        chat_id=chat,
-        episode_id=None,
-        payload={"text": text, "buttons": []},
-        urgent=urgent,
-        created_at=NOW,
-        claimed_by="p1",
-        claimed_at=NOW,
-        attempts=0,
-    )
+from tests.db.rows import owed
 
 
 async def test_rows_written_together_keep_their_order_and_their_own_ids(
@@ -37,11 +21,11 @@ async def test_rows_written_together_keep_their_order_and_their_own_ids(
             inserts.append(statement)
 
     async with sessions.begin() as session:
-        await insert_owed(session, [_row(7, "earlier")])
+        await insert_owed(session, [owed(7, "earlier")])
     engine = sessions.kw["bind"].sync_engine
     event.listen(engine, "before_cursor_execute", count)
     try:
-        rows = [_row(7, f"message {i}", urgent=i == 0) for i in range(40)]
+        rows = [owed(7, f"message {i}", urgent=i == 0) for i in range(40)]
         async with sessions.begin() as session:
             await insert_owed(session, rows)
     finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import UTC, datetime
 
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,27 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import OwedMessage
 from bot.db.queries.owed import insert_owed
 from bot.services.sent_log import SentLog
-
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-def _row(chat: int, text: str) -> OwedMessage:
-    return OwedMessage(
-        chat_id=chat,
-        episode_id=None,
-        payload={"text": text, "buttons": []},
-        urgent=False,
-        created_at=NOW,
-        claimed_by="p1",
-        claimed_at=NOW,
-        attempts=0,
-    )
+from tests.db.rows import NOW, owed
 
 
 async def test_a_batch_being_written_at_shutdown_is_finished_and_frees_the_database(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    rows = [_row(7, "first"), _row(7, "second")]
+    rows = [owed(7, "first"), owed(7, "second")]
     async with sessions.begin() as session:
         await insert_owed(session, rows)
     inside = threading.Event()
