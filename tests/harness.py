@@ -41,6 +41,8 @@ SLOW_STOP = 8.0
 class TestDatabase:
     """Where a test's data lives."""
 
+    __test__ = False  # a fixture's value, not a test class (pytest collects Test* names)
+
     url: str
     schema: str | None
 

@@ -83,6 +83,9 @@ class ConfirmingPoller:
         self._forgetter: asyncio.Task[None] | None = None
         self._fetched_up_to = -1
         self._stopping = False
+        #: The forget loop is inside its DELETE (a stop waits for it instead of cancelling it).
+        self._forgetting = False
+        self._forget_stopping = False
         #: When the last 409 came (monotonic), while a conflict is remembered.
         self._conflict_at: float | None = None
         self._conflict_reason: str | None = None
@@ -129,16 +132,24 @@ class ConfirmingPoller:
         forgetter, self._forgetter = self._forgetter, None
         if forgetter is None:
             return
-        forgetter.cancel()
+        # A DELETE under way is finished, not cancelled inside the database driver (where it
+        # would be rolled back); the loop is cancelled only while it sleeps.
+        self._forget_stopping = True
+        if not self._forgetting:
+            forgetter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await forgetter
         if forget:  # what is done now need not be handled again by the next process
             await self._forget_done()
 
     async def _forget_loop(self) -> None:
-        while True:
+        while not self._forget_stopping:
             await asyncio.sleep(FORGET_EVERY)
-            await self._forget_done()
+            self._forgetting = True
+            try:
+                await self._forget_done()
+            finally:
+                self._forgetting = False
 
     async def _forget_done(self) -> None:
         assert self._inbox is not None
@@ -150,6 +161,9 @@ class ConfirmingPoller:
         except Exception as exc:  # the database is away: tried again later, nothing lost
             self._intake.give_back_forgettable(done)
             log.warning("inbox_forget_failed", error=type(exc).__name__, updates=len(done))
+        except asyncio.CancelledError:  # not removed: the next try (or the stop's) removes them
+            self._intake.give_back_forgettable(done)
+            raise
 
     async def _restore(self) -> None:
         """Hand the intake what a previous process kept and did not handle (oldest first)."""
