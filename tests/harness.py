@@ -9,7 +9,9 @@ test races a second driver of the dispatcher.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +19,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import event, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import ManualClock
 from bot.config import Settings
@@ -288,3 +293,50 @@ def write_stacks(why: str) -> None:
     for thread_id, frame in sys._current_frames().items():
         print(f"--- thread {thread_id}", file=out)
         traceback.print_stack(frame, limit=25, file=out)
+
+
+class AnotherSQLiteWriter:
+    """A second connection to a SQLite file that takes the write lock just as the bot's first
+    statement starting with ``prefix`` goes to the driver: that statement then really waits
+    inside the driver until :meth:`release`. Records the rollbacks of that statement's
+    connection (a task cancelled while it waited is rolled back)."""
+
+    def __init__(self, engine: AsyncEngine, database_url: str, prefix: str) -> None:
+        path = make_url(database_url).database
+        assert path is not None, "a SQLite file"
+        self._engine = engine.sync_engine
+        self._prefix = prefix.upper()
+        self._other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._caught = threading.Event()
+        self._connection: object | None = None
+        self.rolled_back: list[object] = []
+
+    def __enter__(self) -> AnotherSQLiteWriter:
+        event.listen(self._engine, "before_cursor_execute", self._lock_first)
+        event.listen(self._engine, "rollback", self._rollback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._lock_first)
+        event.remove(self._engine, "rollback", self._rollback)
+        self._other.close()
+
+    async def caught(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until the statement waits for the lock."""
+        async with asyncio.timeout(timeout):
+            while not self._caught.is_set():  # noqa: ASYNC110 - set by the driver's event
+                await asyncio.sleep(0.005)
+
+    def release(self) -> None:
+        """The other writer is done: the statement goes through."""
+        self._other.execute("ROLLBACK")
+
+    def _lock_first(self, connection: object, _cursor: object, statement: str, *_: object) -> None:
+        if self._connection is None and statement.lstrip().upper().startswith(self._prefix):
+            self._connection = connection
+            self._other.execute("BEGIN IMMEDIATE")
+            self._caught.set()
+
+    def _rollback(self, connection: object) -> None:
+        if connection is self._connection:
+            self.rolled_back.append(connection)

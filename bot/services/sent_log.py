@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import OwedMessage
 from bot.db.priority import urgent_work
+from bot.services.stopping import BetweenSteps
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +46,8 @@ class SentLog:
     _per_chat: Counter[int] = field(default_factory=Counter)
     _task: asyncio.Task[None] | None = None
     _sessions: async_sessionmaker[AsyncSession] | None = None
-    #: True while the background writer is inside :meth:`flush` (shutdown waits for it).
-    _flushing: bool = False
-    _closing: bool = False
+    #: The background writer's loop: a stop waits for a batch under way (stopping.py).
+    _writer: BetweenSteps = field(default_factory=BetweenSteps)
 
     def note(
         self,
@@ -63,7 +63,7 @@ class SentLog:
             self._per_chat[chat_id] += 1
         self._pending[row_id] = _Sent(chat_id, message_id, at)
         self._sessions = sessions
-        if not self._closing and (self._task is None or self._task.done()):
+        if not self._writer.stopping and (self._task is None or self._task.done()):
             with urgent_work(False):  # a background write, whoever's send started it
                 self._task = asyncio.create_task(self._write_soon(), name="sent-log")
 
@@ -77,18 +77,16 @@ class SentLog:
 
     async def _write_soon(self) -> None:
         delay = DELAY
-        while self._pending and not self._closing:
+        while self._pending and not self._writer.stopping:
             await asyncio.sleep(delay)
-            self._flushing = True
-            try:
-                await self.flush()
-            except Exception as exc:  # the database is away: keep them, try again
-                log.warning("sent_log_retry", **_describe(exc), pending=len(self._pending))
-                delay = min(max(delay, 0.5) * 2, RETRY_MAX)
-            else:
-                delay = DELAY
-            finally:
-                self._flushing = False
+            with self._writer.step():
+                try:
+                    await self.flush()
+                except Exception as exc:  # the database is away: keep them, try again
+                    log.warning("sent_log_retry", **_describe(exc), pending=len(self._pending))
+                    delay = min(max(delay, 0.5) * 2, RETRY_MAX)
+                else:
+                    delay = DELAY
 
     async def flush(self) -> None:
         """Write every noted send now (in one transaction)."""
@@ -121,14 +119,9 @@ class SentLog:
         """At shutdown: stop the background writer, then write what is still noted.
 
         A batch the writer is writing is finished, never cancelled half-way inside the
-        database driver: rolled back there, it would be written again, and a driver call
-        cancelled mid-way is the least predictable thing a shutdown can leave behind."""
-        self._closing = True
+        database driver (rolled back there, it would be written again)."""
         task, self._task = self._task, None
-        if task is not None:
-            if not self._flushing:
-                task.cancel()  # asleep between batches: nothing is half-done
-            await asyncio.gather(task, return_exceptions=True)
+        await self._writer.stop(task)
         try:
             await self.flush()
         except Exception as exc:

@@ -47,6 +47,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.metrics import POLLING_RESTARTS
 from bot.services.inbox import Inbox
+from bot.services.stopping import BetweenSteps
 from bot.telegram.intake import UpdateIntake
 
 log = structlog.get_logger(__name__)
@@ -83,9 +84,8 @@ class ConfirmingPoller:
         self._forgetter: asyncio.Task[None] | None = None
         self._fetched_up_to = -1
         self._stopping = False
-        #: The forget loop is inside its DELETE (a stop waits for it instead of cancelling it).
-        self._forgetting = False
-        self._forget_stopping = False
+        #: The inbox clean-up's loop: a stop waits for a DELETE under way (stopping.py).
+        self._forget_steps = BetweenSteps()
         #: When the last 409 came (monotonic), while a conflict is remembered.
         self._conflict_at: float | None = None
         self._conflict_reason: str | None = None
@@ -132,24 +132,15 @@ class ConfirmingPoller:
         forgetter, self._forgetter = self._forgetter, None
         if forgetter is None:
             return
-        # A DELETE under way is finished, not cancelled inside the database driver (where it
-        # would be rolled back); the loop is cancelled only while it sleeps.
-        self._forget_stopping = True
-        if not self._forgetting:
-            forgetter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await forgetter
+        await self._forget_steps.stop(forgetter)
         if forget:  # what is done now need not be handled again by the next process
             await self._forget_done()
 
     async def _forget_loop(self) -> None:
-        while not self._forget_stopping:
+        while not self._forget_steps.stopping:
             await asyncio.sleep(FORGET_EVERY)
-            self._forgetting = True
-            try:
+            with self._forget_steps.step():
                 await self._forget_done()
-            finally:
-                self._forgetting = False
 
     async def _forget_done(self) -> None:
         assert self._inbox is not None

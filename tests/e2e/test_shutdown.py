@@ -10,15 +10,13 @@ were dropped, so a handled update stayed in the inbox and the next process handl
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
 
 import pytest
-from sqlalchemy import event, func, make_url, select
+from sqlalchemy import func, select
 
 from bot.db.models import InboxUpdate
 from bot.db.session import create_engine
-from tests.harness import BotHarness, eventually
+from tests.harness import AnotherSQLiteWriter, BotHarness, eventually
 
 
 async def _inbox_rows(harness: BotHarness) -> int:
@@ -43,39 +41,16 @@ async def test_a_stop_while_the_inbox_clean_up_waits_for_the_database_finishes_i
 
     await eventually(inbox_empty)
     assert harness.runtime is not None
-    engine = harness.runtime.engine.sync_engine
-    path = make_url(harness.database.url).database
-    assert path is not None
-    other_writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    waiting = threading.Event()
-    deleting: list[object] = []
-    rolled_back: list[object] = []
-
-    def lock_first(connection: object, _cursor: object, statement: str, *_: object) -> None:
-        if statement.lstrip().upper().startswith("DELETE FROM INBOX_UPDATES") and not deleting:
-            deleting.append(connection)
-            other_writer.execute("BEGIN IMMEDIATE")  # the DELETE now waits in the driver
-            waiting.set()
-
-    def rollback(connection: object) -> None:
-        if connection in deleting:
-            rolled_back.append(connection)
-
-    event.listen(engine, "before_cursor_execute", lock_first)
-    event.listen(engine, "rollback", rollback)
-    try:
+    writer = AnotherSQLiteWriter(
+        harness.runtime.engine, harness.database.url, "DELETE FROM inbox_updates"
+    )
+    with writer as other:
         patient.say("merci")  # handled, then removed from the inbox by the clean-up
-        async with asyncio.timeout(10):
-            while not waiting.is_set():  # noqa: ASYNC110 - set by the driver's event
-                await asyncio.sleep(0.005)
+        await other.caught()
         stopping = asyncio.ensure_future(harness.stop_bot())
         await asyncio.sleep(1.0)  # the stop reaches the clean-up while its DELETE waits
-        other_writer.execute("ROLLBACK")  # the other writer is done: the DELETE goes through
+        other.release()
         await stopping
-    finally:
-        event.remove(engine, "before_cursor_execute", lock_first)
-        event.remove(engine, "rollback", rollback)
-        other_writer.close()
 
-    assert rolled_back == []  # the DELETE under way was committed, not cancelled
+    assert other.rolled_back == []  # the DELETE under way was committed, not cancelled
     assert await _inbox_rows(harness) == 0  # the next process has nothing to handle again
