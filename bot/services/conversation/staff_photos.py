@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bot.db.models import Alert, CheckIn
 from bot.db.queries.alerts import unresolved_by_rule
+from bot.db.queries.owed import insert_owed
 from bot.domain.protocol import Severity
 from bot.i18n import t
 from bot.services import chat_health, claims, owed
@@ -59,8 +60,7 @@ async def share_photo(
         to_staff=True,
         reply_to_alert=alert.id if alert is not None else None,
     )
-    turn.session.add(row)
-    await turn.session.flush()
+    await insert_owed(turn.session, [row])
     turn.outbox.staff_owed_ids.append(row.id)
 
 
