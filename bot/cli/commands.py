@@ -128,7 +128,7 @@ async def offline_context(
         store = ProtocolStore(registry)
         async with sessions.begin() as session:
             await store.register_all(session, clock)
-        yield ServiceContext(
+        ctx = ServiceContext(
             sessions=sessions,
             messenger=OfflineMessenger(),
             clock=clock,
@@ -137,6 +137,10 @@ async def offline_context(
             protocols=store,
             process_id="cli",
         )
+        try:
+            yield ctx
+        finally:
+            await ctx.close()
     finally:
         await engine.dispose()
 

@@ -160,3 +160,11 @@ class ServiceContext:
     turn_gate: PriorityGate = field(default_factory=lambda: PriorityGate(TURNS_AT_ONCE))
     #: Owed messages Telegram took, written as sent in batches.
     sent_log: SentLog = field(default_factory=SentLog)
+
+    async def close(self) -> None:
+        """Before the engine is disposed: what Telegram took is written as sent.
+
+        Left to the sent log's timer, those sends were either lost with the process (sent again
+        after a restart) or written by a task that ``asyncio.run`` cancels inside the database
+        driver, which can leave a SQLite transaction open and the write lock taken."""
+        await self.sent_log.close()

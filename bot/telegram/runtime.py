@@ -254,7 +254,7 @@ class BotRuntime:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
-        await self.ctx.sent_log.close()  # what Telegram took is written as sent
+        await self.ctx.close()
         await self.engine.dispose()
         if self.freeze_heap:
             gc.unfreeze()  # what start() froze may be freed again

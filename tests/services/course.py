@@ -102,7 +102,10 @@ async def services(database: TestDatabase, start: datetime) -> AsyncIterator[Ser
             ),
             protocols=store,
         )
-        yield Services(ctx, clock, messenger)
+        try:
+            yield Services(ctx, clock, messenger)
+        finally:
+            await ctx.close()
     finally:
         await engine.dispose()
 

@@ -16,7 +16,7 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import delete, func, insert, select
 
 from bot.cli import parse_local_date
-from bot.db.models import Answer, CheckIn
+from bot.db.models import Answer, CheckIn, OwedMessage
 from bot.errors import UsageError
 from bot.services import export
 from tests.harness import TestDatabase as Database
@@ -223,6 +223,44 @@ async def test_csv_export_of_100k_answers_streams_in_flat_memory(database: Datab
     # Gathering 100,000 rows would take well over 50 MB; streaming stays near the 10k figure.
     assert full_peak < 3 * small_peak + 2_000_000, (small_peak, full_peak)
     assert full_peak < 20_000_000, full_peak
+
+
+def test_the_sends_of_a_closed_context_are_written_and_the_database_is_free(
+    tmp_path: Path,
+) -> None:
+    """Seen in CI: the CLI's export, run right after a course was played in the test process,
+    failed with "database is locked". The course's last sends were still in the sent log when
+    its context ended; the log's writer then ran, or was cancelled by ``asyncio.run``, after the
+    engine was disposed, and could leave a SQLite transaction open."""
+    import asyncio
+    import sqlite3
+
+    path = tmp_path / "cryo-followup.db"
+    noted: list[int] = []
+
+    async def course() -> None:
+        database = Database(url=f"sqlite+aiosqlite:///{path}", schema=None)
+        async with services(database, START) as svc:
+            await play_course(svc, until="d7")
+            async with svc.ctx.sessions() as session:
+                unwritten = await session.scalars(
+                    select(OwedMessage.id).where(OwedMessage.sent_at.is_(None))
+                )
+                noted.extend(row for row in unwritten if svc.ctx.sent_log.is_sent(row))
+
+    asyncio.run(course())
+    assert noted  # the course ended with sends Telegram took and the log had not yet written
+    other = sqlite3.connect(path, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # no transaction of the ended process holds the lock
+        other.rollback()
+        marks = ",".join("?" * len(noted))
+        unsent = other.execute(
+            f"SELECT id FROM owed_messages WHERE sent_at IS NULL AND id IN ({marks})", noted
+        ).fetchall()
+    finally:
+        other.close()
+    assert unsent == []
 
 
 def test_cli_writes_csv_and_fhir_files(tmp_path: Path) -> None:
