@@ -37,3 +37,7 @@ STAFF_CHAT_REACHABLE = Gauge(
     "1 while the bot can post in the team chat (staff, oncall); 0 once Telegram refused it for good",
     ["chat"],
 )
+SQLITE_WRITE_GATE_BYPASSED = Counter(
+    "cryo_sqlite_write_gate_bypassed_total",
+    "SQLite writers that waited too long for the write gate and went on without it",
+)

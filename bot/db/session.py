@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from bot.db.write_gate import gate_writes
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Arbitrary constant key of the advisory lock taken while migrating.
 MIGRATION_LOCK_KEY = 7_401_226_551
@@ -54,6 +56,7 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        gate_writes(engine.sync_engine)  # one writer at a time, urgent first (write_gate.py)
     return engine
 
 

@@ -10,7 +10,7 @@ staff card is edited instead of posting a new one (no alert fatigue).
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -21,6 +21,7 @@ from bot.db.queries.alerts import (
     alerts_by_ids,
     claim_due_reescalations,
     claim_pending_deliveries,
+    release_deliveries,
     unresolved_by_rule,
 )
 from bot.domain.protocol import LocalizedText, Protocol, Severity
@@ -153,6 +154,80 @@ async def _card_parts(
     return protocol, episode, patient
 
 
+@dataclass(frozen=True)
+class CardJob:
+    """A staff card claimed for delivery: post it, or edit the one ``posted``."""
+
+    alert_id: int
+    delivery: str
+    posted: SentRef | None
+    card: OutgoingMessage
+
+
+def _card_job(
+    ctx: ServiceContext,
+    alert: Alert,
+    protocol: Protocol,
+    episode: Episode,
+    patient: Patient,
+    *,
+    now: datetime,
+) -> CardJob:
+    card = staff_card(protocol, alert, episode, patient, now=now, language=ctx.unit.staff_language)
+    # Where the card was posted: the staff chat, or on-call while the bot had lost it.
+    posted = None
+    chat_id = alert.staff_chat_id or ctx.unit.staff_chat_id
+    if alert.staff_message_id is not None and chat_id is not None:
+        posted = SentRef(chat_id, alert.staff_message_id)
+    return CardJob(alert.id, alert.delivery, posted, card)
+
+
+async def claim_cards(
+    session: AsyncSession,
+    ctx: ServiceContext,
+    alerts: list[Alert],
+    *,
+    protocol: Protocol,
+    episode: Episode,
+    patient: Patient,
+    now: datetime,
+) -> list[CardJob]:
+    """Claim, in the transaction that raised or changed them, the cards of ``alerts`` that are
+    due, and build them: sent right after the commit, with no claim of their own to write.
+
+    On SQLite a claim written after the commit waited for the one write lock behind the
+    ordinary replies of a burst (hundreds of milliseconds before the card went). The claim is
+    the one :func:`deliver_pending` writes (the next delivery moved :data:`CLAIM_FOR` ahead),
+    so a process that dies before posting leaves the card to the next tick after that."""
+    due = [
+        alert
+        for alert in alerts
+        if (alert.delivery == AlertDelivery.PENDING or alert.needs_edit)
+        and (alert.next_delivery_at is None or alert.next_delivery_at <= now)
+    ]
+    if ctx.unit.staff_chat_id is None or not due:
+        return []
+    await session.flush()  # a new alert gets its id (the card's buttons carry it)
+    held = claims.hold_until(ctx.clock, CLAIM_FOR)
+    jobs = []
+    for alert in due:
+        alert.next_delivery_at = held
+        alert.needs_edit = False
+        jobs.append(_card_job(ctx, alert, protocol, episode, patient, now=now))
+    return jobs
+
+
+async def release_cards(ctx: ServiceContext, alert_ids: list[int]) -> None:
+    """Give back the claims of cards that were not posted (the handling failed before): due
+    now, so the next tick posts them. Best effort: the claim lapses after :data:`CLAIM_FOR`."""
+    try:
+        async with ctx.sessions.begin() as session:
+            await release_deliveries(session, ids=alert_ids, now=ctx.clock.now())
+    except Exception as exc:
+        log.warning("alert_claim_not_released", error=type(exc).__name__, alerts=len(alert_ids))
+    ctx.on_schedule_changed()
+
+
 async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
     """Post or edit staff cards that are due; returns how many were delivered.
 
@@ -169,38 +244,36 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
         jobs = []
         for alert in await alerts_by_ids(session, ids=ids):
             protocol, episode, patient = await _card_parts(session, ctx, alert)
-            card = staff_card(
-                protocol, alert, episode, patient, now=now, language=ctx.unit.staff_language
-            )
-            # Where the card was posted: the staff chat, or on-call while the bot had lost it.
-            posted = None
-            if alert.staff_message_id is not None:
-                chat_id = alert.staff_chat_id or ctx.unit.staff_chat_id
-                posted = SentRef(chat_id, alert.staff_message_id)
-            jobs.append((alert.id, alert.delivery, posted, card))
+            jobs.append(_card_job(ctx, alert, protocol, episode, patient, now=now))
+    return await deliver_cards(ctx, jobs)
+
+
+async def deliver_cards(ctx: ServiceContext, jobs: list[CardJob]) -> int:
+    """Post or edit the claimed cards; a failure schedules the card's retry. Returns how many
+    were delivered."""
     delivered = 0
-    for alert_id, delivery, posted, card in jobs:
+    for job in jobs:
         try:
-            if delivery == AlertDelivery.SENT and posted is not None:
-                await chat_health.edit(ctx, posted, card)
+            if job.delivery == AlertDelivery.SENT and job.posted is not None:
+                await chat_health.edit(ctx, job.posted, job.card)
                 ref = None
             else:
-                ref = await chat_health.post(ctx, card)
+                ref = await chat_health.post(ctx, job.card)
         except DeliveryError as exc:
             ALERT_DELIVERY_FAILURES.labels(reason=type(exc).__name__).inc()
             log.warning(
                 "alert_delivery_failed",
-                alert_id=alert_id,
+                alert_id=job.alert_id,
                 error=type(exc).__name__,
                 retry_after=exc.retry_after,
             )
-            await _schedule_retry(ctx, alert_id, exc, edit=delivery == AlertDelivery.SENT)
+            await _schedule_retry(ctx, job.alert_id, exc, edit=job.delivery == AlertDelivery.SENT)
             continue
         delivered += 1
         async with ctx.sessions.begin() as session:
-            delivered_alert = await session.get(Alert, alert_id)
-            assert delivered_alert is not None
-            alert = delivered_alert
+            alert = await session.get(Alert, job.alert_id)
+            if alert is None:  # erased meanwhile (the patient's data deleted)
+                continue
             if ref is not None:
                 alert.delivery = AlertDelivery.SENT
                 alert.staff_chat_id = ref.chat_id
@@ -216,7 +289,7 @@ async def deliver_pending(ctx: ServiceContext, *, limit: int = 50) -> int:
                 )
             alert.delivery_attempts += 1
             alert.next_delivery_at = None
-        log.info("alert_delivered", alert_id=alert_id)
+        log.info("alert_delivered", alert_id=job.alert_id)
     return delivered
 
 

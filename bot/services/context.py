@@ -27,6 +27,10 @@ log = structlog.get_logger(__name__)
 #: Patient updates inside their transaction at once: fewer than the PostgreSQL pool's
 #: connections, so an urgent turn (let in first) never waits for one behind the crowd.
 TURNS_AT_ONCE = 8
+#: On SQLite, which writes one transaction at a time: more turns inside only wait at its
+#: write gate holding connections. In a 1,000-reply burst, 2 instead of 8 cut the staff
+#: card's p99 from 1.0-1.3 s to ~0.9 s at the same answers per second.
+SQLITE_TURNS_AT_ONCE = 2
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from telegram.error import Conflict, InvalidToken, RetryAfter, TimedOut
 from telegram.ext import Application
 from telegram.warnings import PTBUserWarning
 
+from bot.db.priority import urgent_work
 from bot.metrics import POLLING_RESTARTS
 from bot.services.inbox import Inbox
 from bot.services.stopping import BetweenSteps
@@ -267,9 +268,18 @@ class ConfirmingPoller:
             if isinstance(update_id, int) and update_id > self._fetched_up_to:
                 self._fetched_up_to = update_id
                 fresh.append(raw)
-            self._intake.submit(raw)
-        if fresh and self._inbox is not None:
-            await self._keep(fresh)
+        # The batch goes to the database first, and to the intake while it is being stored:
+        # the next getUpdates waits for the slower of the two, not for both one after the
+        # other (on SQLite the INSERT also takes the write lock before this batch's turns).
+        keeping = (
+            asyncio.ensure_future(self._keep(fresh)) if fresh and self._inbox is not None else None
+        )
+        try:
+            for raw in updates:
+                self._intake.submit(raw)
+        finally:
+            if keeping is not None:
+                await keeping  # marks the batch kept, after every update of it is submitted
         if not fresh and self._intake.unkept_in_flight:
             await self._intake.wait_progress(PROGRESS_WAIT)
 
@@ -278,7 +288,10 @@ class ConfirmingPoller:
         until handled (the database is away: handling waits for it too)."""
         assert self._inbox is not None
         try:
-            await self._inbox.keep(fresh)
+            # First to the database: every later urgent update waits for this batch to be
+            # confirmed before getUpdates can return it (bot.db.priority).
+            with urgent_work():
+                await self._inbox.keep(fresh)
         except Exception as exc:
             log.warning("inbox_keep_failed", error=type(exc).__name__, updates=len(fresh))
             return

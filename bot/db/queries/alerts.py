@@ -56,6 +56,20 @@ async def claim_pending_deliveries(
     return [row[0] for row in claimed]
 
 
+async def release_deliveries(session: AsyncSession, *, ids: list[int], now: datetime) -> None:
+    """Make the claimed cards of ``ids`` due at ``now`` again (their delivery never started):
+    a card to post, or the edit of one posted."""
+    await session.execute(
+        update(Alert)
+        .where(Alert.id.in_(ids))
+        .values(
+            next_delivery_at=now,
+            needs_edit=or_(Alert.needs_edit, Alert.delivery == AlertDelivery.SENT),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def claim_due_reescalations(
     session: AsyncSession, *, now: datetime, next_at: datetime
 ) -> list[int]:

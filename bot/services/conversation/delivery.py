@@ -94,12 +94,16 @@ async def owe_queued(
 
 async def deliver(ctx: ServiceContext, outbox: Outbox) -> None:
     """The update's transaction has committed: run what needed it, then send what was queued."""
-    for step in outbox.after_commit:
-        await step()
-    if any(_owable(m) for m in outbox.messages):  # queued after the commit (a linked chat)
-        async with ctx.sessions.begin() as session:
-            await owe_queued(session, ctx, outbox, episode_id=None)
-    await flush(ctx, outbox)
+    try:
+        for step in outbox.after_commit:
+            await step()
+        if any(_owable(m) for m in outbox.messages):  # queued after the commit (a linked chat)
+            async with ctx.sessions.begin() as session:
+                await owe_queued(session, ctx, outbox, episode_id=None)
+        await flush(ctx, outbox)
+    finally:
+        if outbox.cards:  # a failure before they went: the next tick posts them, not in 2 min
+            await alerts.release_cards(ctx, [job.alert_id for job in outbox.cards])
 
 
 def _on_blocked(ctx: ServiceContext) -> owed.OnBlocked:
@@ -140,8 +144,8 @@ async def flush(ctx: ServiceContext, outbox: Outbox) -> None:
             break
         except DeliveryError as exc:
             log.warning("patient_message_failed", error=type(exc).__name__)
-    if outbox.alerts:
-        await alerts.deliver_pending(ctx)
+    cards, outbox.cards = outbox.cards, []
+    await alerts.deliver_cards(ctx, cards)
     # The card first, then the photo (a reply to it) or the voice note it asks staff to hear.
     await owed.send_claimed(ctx, outbox.staff_owed_ids, on_blocked=_on_blocked(ctx))
     if outbox.forward_message_id is not None and ctx.unit.staff_chat_id is not None:

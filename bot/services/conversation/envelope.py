@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.queries import answers, episodes, updates
 from bot.i18n import t
+from bot.services import alerts
 from bot.services.context import ServiceContext
 from bot.services.conversation.consent import start, start_unknown_chat
 from bot.services.conversation.delivery import deliver, owe_queued, send_still_owed
@@ -80,6 +81,15 @@ async def run(
                 now=now,
             )
             await route(turn)
+            outbox.cards = await alerts.claim_cards(
+                session,
+                ctx,
+                outbox.alerts,
+                protocol=protocol,
+                episode=episode,
+                patient=patient,
+                now=now,
+            )
             _record(session, update_id, now)
             await owe_queued(session, ctx, outbox, episode_id=episode.id)
     outbox.unsent_before = start.unsent

@@ -18,6 +18,7 @@ from bot.db.models import Alert, CheckIn, Episode, OwedMessage, Patient
 from bot.domain.protocol import Indication, Protocol, Question, Severity
 from bot.domain.schedule import day_number
 from bot.services import audit
+from bot.services.alerts import CardJob
 from bot.services.context import ServiceContext
 from bot.services.ports import Button, OutgoingMessage
 
@@ -48,6 +49,9 @@ class Outbox:
     advice: tuple[int, Severity] | None = None
     #: The alert this update opened: later findings of the same update join it (one card).
     opened_alert: Alert | None = None
+    #: The staff cards of ``alerts``, claimed in the update's transaction and posted right
+    #: after the patient's messages (:func:`~bot.services.alerts.claim_cards`).
+    cards: list[CardJob] = field(default_factory=list)
     #: Those rows themselves (what the fast path sends without reading them again).
     owed_rows: list[OwedMessage] = field(default_factory=list)
     #: Messages owed to the chat and unsent when the update began (None: not read): when all
