@@ -9,16 +9,10 @@ sends, the staff card) then passes ahead of ordinary work wherever work waits:
   holder is inside. The conversation takes one before its transaction, so at most
   ``capacity`` ordinary turns hold connections, an urgent one never queues behind thousands of
   them in the pool, and while it runs the event loop is not crowded with new ordinary turns.
-
-Tried twice and left out: SQLite's one writer taken in such a gate instead of SQLite's busy
-handler, which sleeps up to 100 ms between tries. Taken at a session's first flush, it cut
-the staff card's p99 in a 1,000-reply burst from ~2.3 s to ~0.8 s, but a flush may write
-nothing, and one shutdown under load waited 30 s for it. Taken at a connection's first
-INSERT, UPDATE or DELETE and given back at its commit, rollback or return to the pool, one
-full test run under load hung an SQLite urgent-lane test for minutes (cause not pinned down:
-a write SQLite locks for but the gate does not see would make a writer holding the gate wait
-in SQLite's busy handler for one waiting at the gate). PostgreSQL, the production database,
-has row locks and no such wait.
+- SQLite's one writer is such a gate too (:mod:`bot.db.write_gate`), taken at a
+  transaction's first write instead of SQLite's busy handler, which sleeps up to 100 ms
+  between tries. It is advisory (a writer waits for it at most 2 s): two earlier hard
+  versions turned hidden waits into a 30 s stop and a test hung for minutes.
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ class WriteGate:
 
     def __init__(self, wait: float = ADVISORY_WAIT) -> None:
         self._gate = PriorityGate(1)
-        self._wait = wait
+        #: Seconds a writer waits for the gate before going on without it.
+        self.wait = wait
 
     @property
     def waiting(self) -> int:
@@ -119,10 +120,10 @@ class WriteGate:
             return
         urgent = is_urgent()
         try:
-            await_(asyncio.wait_for(self._gate.acquire(), self._wait))
+            await_(asyncio.wait_for(self._gate.acquire(), self.wait))
         except TimeoutError:
             SQLITE_WRITE_GATE_BYPASSED.inc()
-            log.warning("sqlite_write_gate_bypassed", waited_s=self._wait, urgent=urgent)
+            log.warning("sqlite_write_gate_bypassed", waited_s=self.wait, urgent=urgent)
             return
         info[_HOLDS] = urgent
 
