@@ -112,6 +112,8 @@ class BotRuntime:
         asked = messenger.asked if isinstance(messenger, TelegramMessenger) else AskedQuestions()
         # Every protocol version a patient may follow: their red flags and urgent thresholds.
         rules = UrgencyRules.of(ctx.protocols.registry.all())
+        # Compiles the red-flag patterns now: at the first batch of replies it cost ~40 ms.
+        rules.text_is_urgent("-")
         return UpdateIntake(
             self.application,
             dead_letter=set_aside,
