@@ -22,11 +22,27 @@ from bot.db.models import Alert
 from bot.services import alerts, conversation
 from bot.services.ports import OutgoingMessage, SentRef
 from tests.harness import TestDatabase
-from tests.services.course import PARIS, STAFF_CHAT, RecordingMessenger, play_course, services
+from tests.services.course import (
+    PARIS,
+    STAFF_CHAT,
+    RecordingMessenger,
+    Services,
+    play_course,
+    services,
+)
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=PARIS)
 CHAT = 7001
 HOLD = 3.0
+#: A calf swollen, red and painful: a possible clot, an urgent red flag.
+FR = "Mon mollet est gonflé, rouge et très douloureux depuis ce matin"
+EN = "My calf is swollen, red and very painful since this morning"
+
+
+async def _calf_pain(svc: Services, text: str, *, update_id: int) -> None:
+    await conversation.handle_text(
+        svc.ctx, chat_id=CHAT, text=text, update_id=update_id, message_id=update_id % 1000
+    )
 
 
 @dataclass
@@ -65,13 +81,7 @@ async def test_the_card_is_posted_while_another_writer_holds_the_lock(
         messenger = LockAfterAdvice(path=path)
         svc.ctx.messenger = messenger
         try:
-            await conversation.handle_text(
-                svc.ctx,
-                chat_id=CHAT,
-                text="Mon mollet est gonflé, rouge et très douloureux depuis ce matin",
-                update_id=900_001,
-                message_id=77,
-            )
+            await _calf_pain(svc, FR, update_id=900_001)
         finally:
             messenger.release()
         async with svc.ctx.sessions() as session:
@@ -90,13 +100,7 @@ async def test_a_card_claimed_in_the_turn_is_not_posted_again_by_the_tick(
     async with services(database, START) as svc:
         await play_course(svc, chat_id=CHAT, until="d1")
         before = len(svc.messenger.sent.get(STAFF_CHAT, []))
-        await conversation.handle_text(
-            svc.ctx,
-            chat_id=CHAT,
-            text="My calf is swollen, red and very painful since this morning",
-            update_id=900_002,
-            message_id=78,
-        )
+        await _calf_pain(svc, EN, update_id=900_002)
         cards = svc.messenger.sent.get(STAFF_CHAT, [])[before:]
         assert await alerts.deliver_pending(svc.ctx) == 0  # the dispatcher's tick, just after
     assert len(cards) == 1 and "P-100" in (cards[0].text or "")
@@ -121,13 +125,7 @@ async def test_a_card_whose_handling_failed_before_it_went_is_left_to_the_next_t
         working = svc.messenger
         svc.ctx.messenger = BreaksOnPatientSend()
         with pytest.raises(RuntimeError):
-            await conversation.handle_text(
-                svc.ctx,
-                chat_id=CHAT,
-                text="Mon mollet est gonflé, rouge et très douloureux depuis ce matin",
-                update_id=900_003,
-                message_id=79,
-            )
+            await _calf_pain(svc, FR, update_id=900_003)
         svc.ctx.messenger = working
         before = len(working.sent.get(STAFF_CHAT, []))
         assert await alerts.deliver_pending(svc.ctx) == 1  # the next tick, at once
