@@ -2,12 +2,13 @@
 
 SQLite lets one transaction write at a time. Another writer gets "busy", and its thread sleeps
 (1, 2, 5 … 100 ms) before trying again, so under load the lock goes to whoever wakes at the
-right moment: in a 1,000-reply burst the polling inbox's INSERT waited 30 ms to 2.6 s, and a
-red flag's card waited behind it. Here a connection takes its engine's :class:`WriteGate` at
-its transaction's first writing statement and gives it back when that transaction commits or
-rolls back, or when the connection goes back to the pool however it ends. Writers queue in the
-event loop, urgent work (:mod:`bot.db.priority`) first, and the lock is never idle while one
-waits. Reads never take it (WAL). PostgreSQL, with row locks, has no gate.
+right moment: in a 1,000-reply burst a red flag's first write waited 130-730 ms for the lock,
+and the polling inbox's INSERT once 2.6 s (every later urgent update waits for it). Here a
+connection takes its engine's :class:`WriteGate` at its transaction's first writing statement
+and gives it back when that transaction commits or rolls back, or when the connection goes back
+to the pool however it ends. Writers queue in the event loop, urgent work
+(:mod:`bot.db.priority`) first, and the lock is never idle while one waits. Reads never take
+it (WAL). PostgreSQL, with row locks, has no gate.
 
 **Advisory, so it cannot deadlock.** Two earlier versions made the gate a hard lock, and under
 load one shutdown waited 30 s and one test hung for minutes. A hard gate turns any hidden wait

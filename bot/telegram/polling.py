@@ -268,9 +268,9 @@ class ConfirmingPoller:
             if isinstance(update_id, int) and update_id > self._fetched_up_to:
                 self._fetched_up_to = update_id
                 fresh.append(raw)
-        # The batch goes to the database first, and to the intake while it is being stored:
-        # the next getUpdates waits for the slower of the two, not for both one after the
-        # other (on SQLite the INSERT also takes the write lock before this batch's turns).
+        # The batch's INSERT is scheduled before its lanes, so it reaches the database ahead of
+        # their turns (and, as urgent work, ahead of any ordinary writer): the next getUpdates,
+        # which may hold an urgent update, waits for this batch to be stored.
         keeping = (
             asyncio.ensure_future(self._keep(fresh)) if fresh and self._inbox is not None else None
         )
