@@ -33,6 +33,17 @@ class UsageError(BotError):
     """A command-line argument is wrong; the message says which and what is expected."""
 
 
+class Refusal(UsageError):
+    """A refusal a staff member may read in the team's language, not only on the command line:
+    ``message`` is an English msgid with ``{placeholders}``, ``values`` fill them (``str()`` of
+    the error is the English line the CLI prints; the staff dialog translates it)."""
+
+    def __init__(self, message: str, /, **values: object) -> None:
+        self.message = message
+        self.values = values
+        super().__init__(message.format(**values) if values else message)
+
+
 class EnrolmentError(BotError):
     """A deep-link token cannot be used; ``reason`` is one of unknown, used, expired, linked."""
 

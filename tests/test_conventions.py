@@ -29,7 +29,7 @@ def test_every_setting_is_documented_in_env_example() -> None:
 def _source_messages() -> set[str | tuple[str, str]]:
     """Singular msgids, and (singular, plural) pairs for ``tn`` (gettext keys plurals by the
     singular, so the plural form is looked up with ngettext)."""
-    keywords = {"t": (2,), "tn": (2, 3)}
+    keywords = {"t": (2,), "tn": (2, 3), "Refusal": (1,), "LabelTakenError": (1,)}
     messages: set[str | tuple[str, str]] = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(ROOT / "bot"), keywords=keywords, comment_tags=()

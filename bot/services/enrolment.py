@@ -30,7 +30,7 @@ from bot.db.queries.patients import (
 from bot.domain.protocol import Indication, KneeSide, Protocol
 from bot.domain.schedule import plan_checkins
 from bot.domain.states import CONSENT, CheckInStatus, EpisodeStatus
-from bot.errors import EnrolmentError, UsageError
+from bot.errors import EnrolmentError, Refusal, UsageError
 from bot.services import audit
 from bot.services.context import ServiceContext
 
@@ -44,7 +44,7 @@ PROCEDURE_AT_MOST_DAYS_AGO = timedelta(days=30)
 PROCEDURE_AT_MOST_AHEAD = timedelta(days=180)
 
 
-class LabelTakenError(UsageError):
+class LabelTakenError(Refusal):
     """The label is already enrolled; enrolling it again needs an explicit new episode."""
 
 
@@ -90,16 +90,18 @@ def check_enrolment(
 ) -> None:
     """Every check that needs no database, so a front end can refuse before changing anything."""
     if not LABEL_PATTERN.match(label):
-        raise UsageError(
+        raise Refusal(
             "the label must be 1-64 letters, digits, '.', '_' or '-' (the unit's own id, no names)"
         )
     if language not in protocol.languages:
-        raise UsageError(
-            f"the language {language!r} is not in protocol {protocol.id}: use "
-            f"{', '.join(protocol.languages)}"
+        raise Refusal(
+            "the language {language} is not in protocol {protocol}: use {languages}",
+            language=repr(language),
+            protocol=protocol.id,
+            languages=", ".join(protocol.languages),
         )
     if baseline_pain is not None and not 0 <= baseline_pain <= 10:
-        raise UsageError("baseline pain must be a whole number from 0 to 10")
+        raise Refusal("baseline pain must be a whole number from 0 to 10")
     if procedure_at.tzinfo is None:
         raise UsageError("the procedure time needs a time zone")
     try:
@@ -110,14 +112,18 @@ def check_enrolment(
         ) from None
     day = f"{procedure_at:%Y-%m-%d}"
     if procedure_at < now - PROCEDURE_AT_MOST_DAYS_AGO:
-        raise UsageError(
-            f"the procedure date {day} is more than {PROCEDURE_AT_MOST_DAYS_AGO.days} days ago: "
-            "check the year (a follow-up starts at the procedure)"
+        raise Refusal(
+            "the procedure date {day} is more than {days} days ago: "
+            "check the year (a follow-up starts at the procedure)",
+            day=day,
+            days=PROCEDURE_AT_MOST_DAYS_AGO.days,
         )
     if procedure_at > now + PROCEDURE_AT_MOST_AHEAD:
-        raise UsageError(
-            f"the procedure date {day} is more than {PROCEDURE_AT_MOST_AHEAD.days} days ahead: "
-            "check the date (enrol closer to the procedure)"
+        raise Refusal(
+            "the procedure date {day} is more than {days} days ahead: "
+            "check the date (enrol closer to the procedure)",
+            day=day,
+            days=PROCEDURE_AT_MOST_AHEAD.days,
         )
 
 
@@ -154,7 +160,9 @@ async def enrol(
         now=now,
     )
     if not ctx.protocols.registry.is_enabled(protocol.id):
-        raise UsageError(f"protocol {protocol.id} is not enabled (ENABLED_PROTOCOLS)")
+        raise Refusal(
+            "protocol {protocol} is not enabled (ENABLED_PROTOCOLS)", protocol=protocol.id
+        )
     token = secrets.token_urlsafe(32)
     async with ctx.sessions.begin() as session:
         protocol_row = await ctx.protocols.row_for(session, protocol, ctx.clock)
@@ -162,24 +170,27 @@ async def enrol(
         live: Episode | None = None
         if patient is None:
             if new_episode:
-                raise UsageError(
-                    f"no patient has the label {label!r} yet, so there is no episode to add: "
-                    "check the label, or enrol without a new episode"
+                raise Refusal(
+                    "no patient has the label {label} yet, so there is no episode to add: "
+                    "check the label, or enrol without a new episode",
+                    label=repr(label),
                 )
             patient = Patient(label=label, created_at=now)
             session.add(patient)
             await session.flush()
         else:
             if patient.erased_at is not None:
-                raise UsageError(f"patient {label} was erased; use a new label")
+                raise Refusal("patient {label} was erased; use a new label", label=label)
             live = await live_episode(session, patient_id=patient.id)
             if live is not None and live.status != EpisodeStatus.INVITED:
-                raise UsageError(
-                    f"patient {label} already has a follow-up in progress (status "
-                    f"{live.status}); stop it first"
+                raise Refusal(
+                    "patient {label} already has a follow-up in progress (status {status}); "
+                    "stop it first",
+                    label=label,
+                    status=live.status,
                 )
             if not new_episode:
-                raise LabelTakenError(await _enrolled_already(session, patient, live))
+                raise await _enrolled_already(session, patient, live)
         replaced_link = live is not None
         if live is None:
             live = Episode(
@@ -228,12 +239,16 @@ async def enrol(
     )
 
 
-async def _enrolled_already(session: AsyncSession, patient: Patient, live: Episode | None) -> str:
+async def _enrolled_already(
+    session: AsyncSession, patient: Patient, live: Episode | None
+) -> LabelTakenError:
     """Why enrolling this label again needs a decision: what the label already stands for."""
     if live is not None:
-        return (
-            f"patient {patient.label} is already enrolled on {live.created_at:%Y-%m-%d} and "
-            "has not opened the link yet; a new link replaces that one"
+        return LabelTakenError(
+            "patient {label} is already enrolled on {day} and has not opened the link yet; "
+            "a new link replaces that one",
+            label=patient.label,
+            day=f"{live.created_at:%Y-%m-%d}",
         )
     last = await session.scalar(
         select(Episode.status)
@@ -241,9 +256,11 @@ async def _enrolled_already(session: AsyncSession, patient: Patient, live: Episo
         .order_by(Episode.id.desc())
         .limit(1)
     )
-    return (
-        f"patient {patient.label} is already enrolled (last follow-up {last or 'none'}, "
-        f"since {patient.created_at:%Y-%m-%d})"
+    return LabelTakenError(
+        "patient {label} is already enrolled (last follow-up {status}, since {day})",
+        label=patient.label,
+        status=last or "none",
+        day=f"{patient.created_at:%Y-%m-%d}",
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from babel import Locale
 
 from bot.domain.protocol import Indication, KneeSide, Protocol
-from bot.errors import UsageError
+from bot.errors import Refusal, UsageError
 from bot.i18n import format_local, t
 from bot.protocols import DEFAULT_PROTOCOL_ID
 from bot.services import enrolment, staff_dialogs
@@ -291,7 +291,8 @@ async def _enrol(
             actor=f"staff:{user_id}",
         )
     except UsageError as exc:
-        return say(t(lang, "Not done: {reason}", reason=str(exc))).messages
+        reason = t(lang, exc.message, **exc.values) if isinstance(exc, Refusal) else str(exc)
+        return say(t(lang, "Not done: {reason}", reason=reason)).messages
     expiry = format_local(invitation.expires_at, lang, ctx.unit.time_zone, "short")
     link = t(
         lang,

@@ -383,3 +383,24 @@ async def test_the_staff_group_gets_its_own_command_menu(harness: BotHarness) ->
     assert all(
         item["description"] != english for item, (_, english) in zip(menu, MENU, strict=True)
     )
+
+
+async def test_a_refused_enrolment_says_why_in_the_teams_language(harness: BotHarness) -> None:
+    """The reason came from the enrolment service in English ("patient P-070 is already
+    enrolled …") inside a French dialog; it is translated like the rest of the dialog."""
+    await harness.enrol("P-070")
+    private = NURSE
+    await command(harness, "/enroll", chat=private, needle="Nouveau patient")
+    await command(harness, "P-070", chat=private, needle="date et heure du geste")
+    side = await command(harness, "01/12/2026 14:00", chat=private, needle="quel genou")
+    await press(harness, side, "gauche")
+    step = await next_in(harness, private, side, "indication")
+    await press(harness, step, "arthrose")
+    step = await next_in(harness, private, step, "P-070 (")
+    if "protocole" in (step.text or ""):
+        await press(harness, step, "Suivi après cryoneurolyse du genou")
+        step = await next_in(harness, private, step, "langue du patient")
+    await press(harness, step, "Français")
+    refused = await next_in(harness, private, step, "Non effectué")
+    assert "le patient P-070 est déjà inclus" in (refused.text or "")
+    assert "already" not in (refused.text or "")
