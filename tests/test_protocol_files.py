@@ -207,7 +207,24 @@ def _negative_earliest_day(raw: Raw) -> str:
     return "red_flags.R3.earliest_day: Input should be greater than or equal to 0"
 
 
+def _advice_without_the_team_sentence(raw: Raw) -> str:
+    """A unit rewording "L'équipe a été alertée": the bot could no longer take it out when no
+    team chat can take the alert, and the patient would be told the team knows."""
+    text = raw["safety_advice"]["urgent"]["fr"]
+    raw["safety_advice"]["urgent"]["fr"] = text.replace(
+        "L'équipe a été alertée et va vous contacter.", "L'équipe est prévenue."
+    )
+    return (
+        "safety_advice.urgent.fr: keep one of these sentences word for word: "
+        '"L\'équipe a été alertée et va vous contacter." / "L\'équipe a été alertée." / '
+        '"Une infirmière vous contactera le prochain jour ouvré." (the bot takes it out and '
+        "asks the patient to call when no team chat can take the alert; the words are in "
+        "fr/LC_MESSAGES/messages.po)"
+    )
+
+
 MISTAKES: dict[str, Callable[[Raw], str]] = {
+    "advice without the team sentence": _advice_without_the_team_sentence,
     "unknown key": _unknown_key,
     "unknown key in a rule": _unknown_key_in_a_rule,
     "missing translation": _missing_translation,

@@ -41,6 +41,7 @@ from bot.db.queries.chat_health import (
 )
 from bot.i18n import t
 from bot.metrics import STAFF_CHAT_REACHABLE
+from bot.protocols import TEAM_TOLD
 from bot.services.context import ServiceContext
 from bot.services.ports import ChatLost, ChatNotFound, DeliveryError, OutgoingMessage, SentRef
 
@@ -374,19 +375,10 @@ async def health(ctx: ServiceContext) -> dict[str, str]:
     return checks
 
 
-#: Sentences of the protocols' safety advice that say the team was told; they are said only
-#: when an alert really has a chat to go to (tests/services/test_honest_advice.py checks that
-#: every shipped advice uses one of them, so a reworded protocol cannot slip past).
-TEAM_TOLD: Final = (
-    "The team has been alerted and will contact you.",
-    "The team has been alerted.",
-    "A nurse will contact you on the next working day.",
-)
-
-
 def honest_advice(advice: str, *, language: str, team_reachable: bool, unit_phone: str) -> str:
     """The safety advice as sent: unchanged when the alert reaches a team chat; otherwise
-    without the sentence saying the team was alerted, and asking the patient to call."""
+    without the sentence saying the team was alerted (:data:`~bot.protocols.TEAM_TOLD`, which
+    every advice keeps: checked at load), and asking the patient to call."""
     if team_reachable:
         return advice
     text = advice
