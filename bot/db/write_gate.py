@@ -36,7 +36,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, ExecutionContext
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_
 from sqlalchemy.util.concurrency import in_greenlet
@@ -113,12 +113,16 @@ class WriteGate:
         _cursor: Any,
         statement: str,
         _parameters: Any,
-        _context: Any,
+        context: ExecutionContext | None,
         _executemany: bool,
     ) -> None:
         info = conn.info
         if _HOLDS in info or not writes(statement) or not in_greenlet():
             return
+        if context is not None and context.execution_options.get("isolation_level") == (
+            "AUTOCOMMIT"
+        ):
+            return  # each statement its own transaction, with no end to give the gate back at
         urgent = is_urgent()
         try:
             await_(asyncio.wait_for(self._gate.acquire(), self.wait))

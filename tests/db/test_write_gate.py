@@ -143,3 +143,21 @@ async def test_postgresql_has_no_write_gate() -> None:
         assert write_gate_of(engine.sync_engine) is None
     finally:
         await engine.dispose()
+
+
+async def test_an_autocommit_statement_takes_no_gate(tmp_path: Path) -> None:
+    """Each statement is its own transaction there: no commit would give the gate back."""
+    engine = await _engine(tmp_path)
+    try:
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(
+                ProcessedUpdate.__table__.insert().values(
+                    update_id=5, processed_at=datetime.now(UTC)
+                )
+            )
+            assert _gate(engine).waiting == 0
+            async with asyncio.timeout(1):  # another writer is not kept waiting
+                await _writer(make_sessionmaker(engine), 6, [])
+    finally:
+        await engine.dispose()
