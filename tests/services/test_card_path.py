@@ -56,9 +56,12 @@ class LockAfterAdvice(RecordingMessenger):
 
     async def send(self, chat_id: int, message: OutgoingMessage) -> SentRef:
         if chat_id == CHAT and self._other is None:
-            # timeout: the sent log may be writing an earlier send just now
-            self._other = sqlite3.connect(self.path, isolation_level=None, timeout=5)
-            self._other.execute("BEGIN IMMEDIATE")
+            self._other = sqlite3.connect(
+                self.path, isolation_level=None, timeout=5, check_same_thread=False
+            )
+            # In a thread: the sent log may be writing an earlier send just now, and its
+            # transaction ends only if the event loop is free to run it.
+            await asyncio.to_thread(self._other.execute, "BEGIN IMMEDIATE")
             asyncio.get_running_loop().call_later(HOLD, self.release)
         if chat_id == STAFF_CHAT:
             self.held_at_card.append(self._other is not None and self._other.in_transaction)
