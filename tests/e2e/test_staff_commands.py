@@ -271,6 +271,23 @@ async def test_msg_reaches_the_patient_and_is_recorded(harness: BotHarness) -> N
     await eventually(recorded)
 
 
+async def _left_knee_osteoarthritis_in_french(
+    harness: BotHarness, chat: int, label: str
+) -> SentMessage:
+    """The guided enrolment's steps after the label: procedure today 14:00, left knee,
+    osteoarthritis, the knee protocol when asked, French; the last step answered."""
+    side = await command(harness, "01/12/2026 14:00", chat=chat, needle="quel genou")
+    await press(harness, side, "gauche")
+    step = await next_in(harness, chat, side, "indication")
+    await press(harness, step, "arthrose")
+    step = await next_in(harness, chat, step, f"{label} (")
+    if "protocole" in (step.text or ""):
+        await press(harness, step, "Suivi après cryoneurolyse du genou")
+        step = await next_in(harness, chat, step, "langue du patient")
+    await press(harness, step, "Français")
+    return step
+
+
 async def test_guided_enrolment_survives_a_restart(harness: BotHarness) -> None:
     private = NURSE
     first = await command(harness, "/enroll", chat=private, needle="Nouveau patient")
@@ -284,15 +301,7 @@ async def test_guided_enrolment_survives_a_restart(harness: BotHarness) -> None:
 
     retry = await command(harness, "32/13/2026 25:00", chat=private, needle="Je n'ai pas pu lire")
     assert retry.message_id > when.message_id
-    side = await command(harness, "01/12/2026 14:00", chat=private, needle="quel genou")
-    await press(harness, side, "gauche")
-    step = await next_in(harness, private, side, "indication")
-    await press(harness, step, "arthrose")
-    step = await next_in(harness, private, step, "P-050 (")
-    if "protocole" in (step.text or ""):
-        await press(harness, step, "Suivi après cryoneurolyse du genou")
-        step = await next_in(harness, private, step, "langue du patient")
-    await press(harness, step, "Français")
+    step = await _left_knee_osteoarthritis_in_french(harness, private, "P-050")
     link = await next_in(harness, private, step, "P-050 inscrit")
     url = (link.text or "").splitlines()[-1]
     assert url.startswith("https://t.me/cryo_followup_bot?start=")
@@ -392,15 +401,7 @@ async def test_a_refused_enrolment_says_why_in_the_teams_language(harness: BotHa
     private = NURSE
     await command(harness, "/enroll", chat=private, needle="Nouveau patient")
     await command(harness, "P-070", chat=private, needle="date et heure du geste")
-    side = await command(harness, "01/12/2026 14:00", chat=private, needle="quel genou")
-    await press(harness, side, "gauche")
-    step = await next_in(harness, private, side, "indication")
-    await press(harness, step, "arthrose")
-    step = await next_in(harness, private, step, "P-070 (")
-    if "protocole" in (step.text or ""):
-        await press(harness, step, "Suivi après cryoneurolyse du genou")
-        step = await next_in(harness, private, step, "langue du patient")
-    await press(harness, step, "Français")
+    step = await _left_knee_osteoarthritis_in_french(harness, private, "P-070")
     refused = await next_in(harness, private, step, "Non effectué")
     assert "le patient P-070 est déjà inclus" in (refused.text or "")
     assert "already" not in (refused.text or "")
