@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Final
 
 import yaml
 from pydantic import ValidationError
@@ -17,48 +16,11 @@ try:  # libyaml's parser (PyYAML's wheels have it): pure Python took 0.1-0.3 s p
 except ImportError:  # pragma: no cover - a PyYAML built without libyaml
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
-from bot.domain.protocol import LocalizedText, Protocol, check_protocol, format_location
-from bot.domain.wording import check_wording
+from bot.domain.protocol import Protocol, check_protocol, format_location
+from bot.domain.wording import check_team_told, check_wording
 from bot.errors import ConfigError, ProtocolError
-from bot.i18n import t
 
 DEFAULT_PROTOCOL_ID = "knee-cryoneurolysis"
-#: The sentences of a safety advice that tell the patient the team was alerted (English msgids,
-#: translated in each language's catalog). When no team chat can take the alert, the bot takes
-#: the sentence out and asks the patient to call (``chat_health.honest_advice``); so every
-#: advice must keep one of them word for word (:func:`check_team_told`), or a unit's rewording
-#: would leave a patient told "the team has been alerted" when it was not.
-TEAM_TOLD: Final = (
-    "The team has been alerted and will contact you.",
-    "The team has been alerted.",
-    "A nurse will contact you on the next working day.",
-)
-
-
-def team_told(language: str) -> tuple[str, ...]:
-    """:data:`TEAM_TOLD` in ``language`` (its catalog's words; English without a catalog)."""
-    return tuple(dict.fromkeys(t(language, sentence) for sentence in TEAM_TOLD))
-
-
-def check_team_told(protocol: Protocol) -> list[tuple[str, str]]:
-    """Every safety advice that would not lose its "the team has been alerted" sentence when
-    no team chat can take the alert, as (path, message)."""
-    problems: list[tuple[str, str]] = []
-    for severity in ("emergency", "urgent", "review"):
-        advice: LocalizedText = getattr(protocol.safety_advice, severity)
-        for language, text in advice.root.items():
-            sentences = team_told(language)
-            if not any(sentence in text for sentence in sentences):
-                quoted = " / ".join(f'"{sentence}"' for sentence in sentences)
-                problems.append(
-                    (
-                        format_location(("safety_advice", severity, language)),
-                        f"keep one of these sentences word for word: {quoted} (the bot takes "
-                        "it out and asks the patient to call when no team chat can take the "
-                        f"alert; the words are in {language}/LC_MESSAGES/messages.po)",
-                    )
-                )
-    return problems
 
 
 def default_schedules_dir() -> Path:

@@ -5,6 +5,10 @@ the patient answers the words, not the grammar, and the bot saves a "no" (docs/c
 ``protocol check`` refuses such a question in any language of the file. The words that make a
 question negative, or readable both ways ("continue-t-il ?"), are data: the
 ``negative_question`` section of ``bot/locales/<lang>/parsing.yaml``.
+
+And safety advice that stays true: each keeps, word for word, a sentence saying the team was
+alerted (:data:`TEAM_TOLD`, in each language's catalog), which the bot takes out when no team
+chat can take the alert.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import cache
+from typing import Final
 
 from bot.domain.parsing.normalise import to_ascii
 from bot.domain.parsing.vocabulary import LanguageWords, load_language, parsing_languages
 from bot.domain.protocol import LocalizedText, Protocol, format_location
+from bot.i18n import t
 from bot.languages import SHIPPED_DIR, extra_dirs
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -97,6 +103,44 @@ def check_wording(protocol: Protocol) -> list[tuple[str, str]]:
                         where,
                         f"{name} ({language}) {why}: a patient answers the words, not the "
                         "grammar; ask it so that yes means the problem is present",
+                    )
+                )
+    return problems
+
+
+#: The sentences of a safety advice that tell the patient the team was alerted (English msgids,
+#: translated in each language's catalog). When no team chat can take the alert, the bot takes
+#: the sentence out and asks the patient to call (``chat_health.honest_advice``); so every
+#: advice must keep one of them word for word (:func:`check_team_told`), or a unit's rewording
+#: would leave a patient told "the team has been alerted" when it was not.
+TEAM_TOLD: Final = (
+    "The team has been alerted and will contact you.",
+    "The team has been alerted.",
+    "A nurse will contact you on the next working day.",
+)
+
+
+def team_told(language: str) -> tuple[str, ...]:
+    """:data:`TEAM_TOLD` in ``language`` (its catalog's words; English without a catalog)."""
+    return tuple(dict.fromkeys(t(language, sentence) for sentence in TEAM_TOLD))
+
+
+def check_team_told(protocol: Protocol) -> list[tuple[str, str]]:
+    """Every safety advice that would not lose its "the team has been alerted" sentence when
+    no team chat can take the alert, as (path, message)."""
+    problems: list[tuple[str, str]] = []
+    for severity in ("emergency", "urgent", "review"):
+        advice: LocalizedText = getattr(protocol.safety_advice, severity)
+        for language, text in advice.root.items():
+            sentences = team_told(language)
+            if not any(sentence in text for sentence in sentences):
+                quoted = " / ".join(f'"{sentence}"' for sentence in sentences)
+                problems.append(
+                    (
+                        format_location(("safety_advice", severity, language)),
+                        f"keep one of these sentences word for word: {quoted} (the bot takes "
+                        "it out and asks the patient to call when no team chat can take the "
+                        f"alert; the words are in {language}/LC_MESSAGES/messages.po)",
                     )
                 )
     return problems

@@ -39,9 +39,9 @@ from bot.db.queries.chat_health import (
     mark_lost,
     mark_reachable,
 )
+from bot.domain.wording import team_told
 from bot.i18n import t
 from bot.metrics import STAFF_CHAT_REACHABLE
-from bot.protocols import TEAM_TOLD
 from bot.services.context import ServiceContext
 from bot.services.ports import ChatLost, ChatNotFound, DeliveryError, OutgoingMessage, SentRef
 
@@ -377,13 +377,13 @@ async def health(ctx: ServiceContext) -> dict[str, str]:
 
 def honest_advice(advice: str, *, language: str, team_reachable: bool, unit_phone: str) -> str:
     """The safety advice as sent: unchanged when the alert reaches a team chat; otherwise
-    without the sentence saying the team was alerted (:data:`~bot.protocols.TEAM_TOLD`, which
+    without the sentence saying the team was alerted (:data:`~bot.domain.wording.TEAM_TOLD`, which
     every advice keeps: checked at load), and asking the patient to call."""
     if team_reachable:
         return advice
     text = advice
-    for sentence in TEAM_TOLD:
-        text = text.replace(t(language, sentence), "")
+    for sentence in team_told(language):
+        text = text.replace(sentence, "")
     text = re.sub(r"\s{2,}", " ", text).strip()
     return (
         text

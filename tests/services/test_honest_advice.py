@@ -1,7 +1,7 @@
 """The safety advice says "the team has been alerted" only when an alert can reach a team chat.
 
 The sentence is the protocol's (clinical wording), recognised through the catalog: every shipped
-advice must contain one of :data:`bot.protocols.TEAM_TOLD` in each language, or a
+advice must contain one of :data:`bot.domain.wording.TEAM_TOLD` in each language, or a
 reworded protocol would tell patients the team knows when it cannot."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.protocol import Protocol, Severity
+from bot.domain.wording import TEAM_TOLD
 from bot.i18n import t
-from bot.protocols import TEAM_TOLD, ProtocolRegistry, default_schedules_dir
+from bot.protocols import ProtocolRegistry, default_schedules_dir
 from bot.services.chat_health import honest_advice
 
 PROTOCOLS = ProtocolRegistry.from_dir(default_schedules_dir()).all()
